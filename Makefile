@@ -1,0 +1,97 @@
+# Provium — one C11 program with its VMM inside, plus the guest agent.
+# `make` builds build/provium and build/provium-agent; `make test` runs every tier
+# this host can run and ends with one line "N passed, N failed, N skipped".
+
+CC      ?= gcc
+BUILD   ?= build
+PKGS    := lua5.4 msgpack jansson libnl-3.0 libnl-route-3.0 libpcap libnftables
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. -MMD -MP \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+# Sources: every .c in these directories is part of the program. runner/main.c holds
+# main(); everything else goes into build/libprovium.a so tests can link it.
+# agent/proto*.c is the wire codec shared by the host and the agent.
+LIB_SRCS   := $(wildcard vmm/*.c devices/*.c lua/*.c) \
+              $(filter-out runner/main.c,$(wildcard runner/*.c)) \
+              $(wildcard agent/proto*.c)
+AGENT_SRCS := $(wildcard agent/*.c)
+LUA_EMBED  := $(wildcard lua/*.lua)
+
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(LUA_EMBED:%.lua=$(BUILD)/obj/%.lua.o)
+AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/agent-obj/%.o)
+
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+
+.PHONY: all deps test check-asan asan-build bench kernel test-slow test-linux clean guest unit
+all: $(BUILD)/provium $(BUILD)/provium-agent guest
+
+deps:
+	@./tests/deps.sh
+
+$(BUILD)/libprovium.a: $(LIB_OBJS)
+	@mkdir -p $(@D)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/provium: $(BUILD)/obj/runner/main.o $(BUILD)/libprovium.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The agent is static so it runs in the initramfs with nothing else present.
+$(BUILD)/provium-agent: $(AGENT_OBJS)
+	$(CC) $(CFLAGS) -static -o $@ $^ -l:libmsgpackc.a -lpthread
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/agent-obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Lua sources under lua/ are embedded into the binary as symbols
+# _binary_lua_<name>_lua_start/_end.
+$(BUILD)/obj/%.lua.o: %.lua
+	@mkdir -p $(@D)
+	ld -r -b binary -z noexecstack -o $@ $<
+
+# ---- unit tests (cmocka) ----
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libprovium.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libprovium.a $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+
+include tests/guest/guest.mk
+
+# ---- test tiers ----
+test: all unit asan-build
+	@./tests/run-tiers.sh $(BUILD) unit asan guest lua linux $(if $(SLOW),slow)
+
+test-slow: all unit
+	@./tests/run-tiers.sh $(BUILD) slow
+
+test-linux: all
+	@./tests/run-tiers.sh $(BUILD) linux
+
+# Unit tests again, built with ASan+UBSan into their own tree.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+asan-build:
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g $(ASAN_FLAGS)" \
+	  LDFLAGS="$(ASAN_FLAGS)" unit
+
+check-asan: asan-build
+	@./tests/run-tiers.sh $(BUILD) asan
+
+bench: all
+	@./tests/bench/run.sh $(BUILD)
+
+kernel:
+	@./kernels/build.sh
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)

@@ -1,0 +1,124 @@
+/* vmm.h — the VMM's public face: make a VM from a config, add devices, run it,
+ * watch it, stop it, free it. Everything here returns 0 / -errno with pv_errmsg()
+ * set (vmm/util.h); nothing here exits the process.
+ *
+ * Order of use:
+ *   vm_create(cfg)          KVM VM, guest RAM, irqchip, PIT, the platform devices
+ *                           (8250 UART at 0x3f8/IRQ4, exit port 0xf4, i8042 reset)
+ *   <device>_create(vm,..)  optional: virtio devices (devices/), which take an MMIO
+ *                           window and an IRQ with vm_alloc_mmio()/vm_alloc_irq() and
+ *                           add their "virtio_mmio.device=" entry with vm_cmdline_add()
+ *   vm_start(vm)            loads kernel/initrd/cmdline, sets up vCPUs, starts the
+ *                           vCPU threads and the event-loop thread
+ *   vm_wait(vm, ...)        until the guest exits (exit port, reset, triple fault,
+ *                           shutdown) or vm_stop() is called
+ *   vm_destroy(vm)          joins threads, frees every fd, mapping and device
+ */
+#ifndef PROVIUM_VMM_H
+#define PROVIUM_VMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vm;
+struct bus;
+struct evloop;
+struct kvm_cpuid_entry2;
+
+struct vm_config {
+	const char *name;          /* used in messages; default "vm" */
+	const char *kernel;        /* ELF vmlinux or bzImage (boot protocol >= 2.10) */
+	const char *initrd;        /* optional */
+	const char *cmdline;       /* optional; device entries are appended */
+	unsigned memory_mib;       /* default 128 */
+	unsigned cpus;             /* default 1 */
+	/* Called (from the vCPU or event-loop thread) with everything the guest
+	 * writes on its consoles, after it is stored in the console ring. */
+	void (*console_out)(void *opaque, const char *buf, size_t len);
+	void *console_opaque;
+	/* Optional CPUID mask hook, called once per vCPU on the entries from
+	 * KVM_GET_SUPPORTED_CPUID before KVM_SET_CPUID2. */
+	void (*cpuid_hook)(void *opaque, struct kvm_cpuid_entry2 *entries, unsigned n);
+	void *cpuid_opaque;
+};
+
+enum vm_exit_reason {
+	VM_EXIT_NONE = 0,     /* still running */
+	VM_EXIT_PORT,         /* guest wrote to the exit port 0xf4; code = value */
+	VM_EXIT_RESET,        /* i8042 reset (0xfe to 0x64) or a reboot request */
+	VM_EXIT_TRIPLE_FAULT, /* KVM_EXIT_SHUTDOWN */
+	VM_EXIT_HALT,         /* every vCPU halted with interrupts off */
+	VM_EXIT_STOPPED,      /* the host called vm_stop() */
+	VM_EXIT_ERROR,        /* internal error or an exit KVM could not handle */
+};
+
+struct vm_exit {
+	enum vm_exit_reason reason;
+	int code;            /* VM_EXIT_PORT: the value written */
+	char detail[256];    /* a person-readable explanation */
+};
+
+const char *vm_exit_reason_name(enum vm_exit_reason r);
+
+int vm_create(const struct vm_config *cfg, struct vm **out);
+int vm_start(struct vm *vm);
+/* Waits up to timeout_ms (-1 = forever). Returns 0 once the VM has exited (and
+ * fills *ex), -ETIMEDOUT if it is still running. */
+int vm_wait(struct vm *vm, int timeout_ms, struct vm_exit *ex);
+/* Asks the VM to stop (kicks every vCPU out of KVM_RUN); safe from any thread. */
+void vm_stop(struct vm *vm);
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+const char *vm_name(const struct vm *vm);
+
+/* Console: host input to the guest (serial RX; later also hvc0), and the ring of
+ * everything the guest printed (at least 1 MiB). vm_console_log copies the newest
+ * min(len, stored) bytes into buf and returns how many. */
+int vm_console_input(struct vm *vm, const void *data, size_t len);
+size_t vm_console_log(struct vm *vm, char *buf, size_t len);
+/* Devices that print (serial, virtio-console) append here. */
+void vm_console_output(struct vm *vm, const char *data, size_t len);
+/* Devices that take console input register a sink; input goes to all of them. */
+void vm_console_set_input(struct vm *vm, int slot,
+			  void (*fn)(void *opaque, const void *data, size_t len), void *opaque);
+
+/* ---- for devices (devices/) ---- */
+
+/* Guest RAM: translate a guest-physical range into a host pointer; NULL when any
+ * part of [gpa, gpa+len) lies outside guest RAM (devices must check). */
+void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len);
+uint64_t vm_mem_size(const struct vm *vm);
+void *vm_mem_base(const struct vm *vm);
+
+struct bus *vm_pio_bus(struct vm *vm);
+struct bus *vm_mmio_bus(struct vm *vm);
+struct evloop *vm_evloop(struct vm *vm);
+
+/* Allocates a 4 KiB-aligned MMIO window above RAM, and a free GSI (5..23). */
+uint64_t vm_alloc_mmio(struct vm *vm, uint64_t size);
+int vm_alloc_irq(struct vm *vm);
+/* Appends " text" to the kernel command line (before vm_start). */
+int vm_cmdline_add(struct vm *vm, const char *text);
+
+/* Interrupts: level for the in-kernel irqchip (KVM_IRQ_LINE), or an eventfd wired
+ * with KVM_IRQFD (edge; returns -ENOTSUP when KVM lacks it). */
+int vm_irq_line(struct vm *vm, int gsi, int level);
+int vm_irqfd(struct vm *vm, int gsi, int eventfd, bool assign);
+/* KVM_IOEVENTFD on an MMIO address (optionally matching a 4-byte value). */
+int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, int eventfd,
+		 bool match_value, uint64_t value, bool assign);
+
+/* Registers a device so vm_destroy() frees it (after the threads are joined). */
+void vm_add_cleanup(struct vm *vm, void (*fn)(void *opaque), void *opaque);
+
+/* Requests the VM to end with a reason (used by the exit port, i8042, errors). */
+void vm_request_exit(struct vm *vm, enum vm_exit_reason r, int code, const char *detail);
+
+/* KVM fds, for snapshot code and tests. */
+int vm_kvm_fd(const struct vm *vm);
+int vm_fd(const struct vm *vm);
+
+#endif
