@@ -29,10 +29,13 @@ int pv_error_prefix(int err, const char *fmt, ...)
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
 	memcpy(old, errbuf, sizeof(old));
-	if (old[0])
-		snprintf(errbuf, sizeof(errbuf), "%s: %s", prefix, old);
-	else
-		snprintf(errbuf, sizeof(errbuf), "%s: %s", prefix, strerror(err > 0 ? err : -err));
+	const char *rest = old[0] ? old : strerror(err > 0 ? err : -err);
+	size_t pl = strnlen(prefix, sizeof(errbuf) - 3);
+	memcpy(errbuf, prefix, pl);
+	memcpy(errbuf + pl, ": ", 2);
+	size_t rl = strnlen(rest, sizeof(errbuf) - pl - 3);
+	memcpy(errbuf + pl + 2, rest, rl);
+	errbuf[pl + 2 + rl] = 0;
 	return err > 0 ? -err : (err < 0 ? err : -EIO);
 }
 

@@ -1,0 +1,68 @@
+/* main.c — the `provium` command line: dispatch to one runner/cmd_<name>.c per
+ * subcommand. This is the only place that exits the process. */
+#include "runner/commands.h"
+
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static char self_dir[PATH_MAX];
+
+const char *pv_self_dir(void)
+{
+	if (!self_dir[0]) {
+		ssize_t n = readlink("/proc/self/exe", self_dir, sizeof(self_dir) - 1);
+		if (n < 0)
+			n = 0;
+		self_dir[n] = 0;
+		char *slash = strrchr(self_dir, '/');
+		if (slash)
+			*slash = 0;
+	}
+	return self_dir;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *help;
+} cmds[] = {
+	{"run", cmd_run, "run test files"},
+	{"list", cmd_list, "list files and tests, run nothing"},
+	{"doctor", cmd_doctor, "check this host and say how to fix what is missing"},
+	{"kernel", cmd_kernel, "build|path: the guest kernel and initramfs"},
+	{"snapshots", cmd_snapshots, "ls|rm NAME|prune: the snapshot cache"},
+	{"events", cmd_events, "pretty-print a recorded event stream"},
+	{"version", cmd_version, "version, PROTOCOL_VERSION, backends"},
+	{"boot", cmd_boot, "boot one VM with its console on this terminal"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: provium <command> [args]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].help);
+	fprintf(f, "\n`provium <command> --help` for a command's flags.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version"))
+		return cmd_version(1, argv + 1);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "provium: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
