@@ -55,7 +55,7 @@ struct worker_args {
 	int jobs;
 };
 
-/* Runs in the forked child; returns the exit status for _exit(). Implemented in lua/. */
+/* Runs in the forked child; returns the exit status for _exit(). Implemented in lua/runfile.c. */
 int worker_main(const struct worker_args *a);
 
 #endif

@@ -1,4 +1,4 @@
-/* worker.c — runs one test file in a forked worker (runner/worker.h). Placeholder. */
+/* runfile.c — runs one test file in a forked worker (runner/worker.h). Placeholder. */
 #include "runner/worker.h"
 
 int worker_main(const struct worker_args *a)
