@@ -26,7 +26,7 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
 .PHONY: all deps test check-asan asan-build bench kernel test-slow test-linux clean guest unit
-all: $(BUILD)/provium $(BUILD)/provium-agent guest
+all: $(BUILD)/provium $(BUILD)/provium-agent guest $(EXTRA_ALL)
 
 deps:
 	@./tests/deps.sh
@@ -65,6 +65,7 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libprovium.a
 unit: $(UNIT_BINS)
 
 include tests/guest/guest.mk
+-include kernels/kernels.mk
 
 # ---- test tiers ----
 test: all unit asan-build
