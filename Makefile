@@ -25,6 +25,11 @@ AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/agent-obj/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
+.DEFAULT_GOAL := all
+# Sub-makefiles may add targets to EXTRA_ALL (built by `make`).
+include tests/guest/guest.mk
+-include kernels/kernels.mk
+
 .PHONY: all deps test check-asan asan-build bench kernel test-slow test-linux clean guest unit
 all: $(BUILD)/provium $(BUILD)/provium-agent guest $(EXTRA_ALL)
 
@@ -64,8 +69,6 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libprovium.a
 
 unit: $(UNIT_BINS)
 
-include tests/guest/guest.mk
--include kernels/kernels.mk
 
 # ---- test tiers ----
 test: all unit asan-build
