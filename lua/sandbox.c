@@ -1,0 +1,587 @@
+/* sandbox.c — the sandbox backend (see sandbox.h): clone into new namespaces, build a
+ * private root from the rootfs directory with overlayfs, exec /init (or the agent) as
+ * PID 1, and keep its console in a ring buffer. */
+#include "lua/sandbox.h"
+#include "vmm/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct sandbox {
+	char *name;
+	char *rootfs;
+	pid_t pid;
+	bool reaped;
+	int status;
+	int agent_fd;         /* host end of the socketpair */
+	int con_in;           /* write end: the init's stdin */
+	int con_out;          /* read end: the init's stdout+stderr */
+	pthread_t reader;
+	bool reader_started;
+	atomic_bool stop;
+	pthread_mutex_t lock; /* guards ring, total, eof */
+	char *ring;
+	uint64_t total;       /* bytes ever written to the ring */
+	bool eof;
+};
+
+/* ---- rootfs lookup ---- */
+
+static bool is_dir(const char *p)
+{
+	struct stat st;
+	return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *sandbox_default_rootfs(void)
+{
+	static char buf[PATH_MAX];
+	const char *env = getenv("PROVIUM_ROOTFS");
+	if (env && *env)
+		return env;
+	char exe[PATH_MAX - 32];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		char *slash = strrchr(exe, '/');
+		if (slash)
+			*slash = 0;
+		/* build/provium -> build/rootfs; build/tests/unit/x -> build/rootfs */
+		static const char *rel[] = {"rootfs", "../../rootfs", "../rootfs"};
+		for (size_t i = 0; i < PV_ARRAY_SIZE(rel); i++) {
+			snprintf(buf, sizeof(buf), "%s/%s", exe, rel[i]);
+			if (is_dir(buf))
+				return buf;
+		}
+	}
+	env = getenv("PROVIUM_BUILD");
+	if (env && *env) {
+		snprintf(buf, sizeof(buf), "%s/rootfs", env);
+		if (is_dir(buf))
+			return buf;
+	}
+	return NULL;
+}
+
+/* ---- the child: runs as PID 1 of the new namespaces ---- */
+
+/* Reports "step: error" on the error pipe and exits; the parent turns it into pv_error. */
+static void __attribute__((noreturn)) child_fail(int errfd, const char *step)
+{
+	char msg[512];
+	int e = errno;
+	int n = snprintf(msg, sizeof(msg), "%s: %s", step, strerror(e));
+	if (n > 0 && write(errfd, msg, (size_t)PV_MIN(n, (int)sizeof(msg) - 1)) < 0)
+		_exit(126);
+	_exit(127);
+}
+
+static int mkdirs(const char *root, const char *const *dirs)
+{
+	char p[PATH_MAX];
+	for (; *dirs; dirs++) {
+		snprintf(p, sizeof(p), "%s/%s", root, *dirs);
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -1;
+	}
+	return 0;
+}
+
+/* Device nodes: mknod as root; bind the host's node when mknod is not allowed. */
+static int make_devs(const char *dev)
+{
+	static const struct {
+		const char *name;
+		unsigned maj, min;
+	} nodes[] = {
+		{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
+		{"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+	};
+	char p[256], host[64];
+	for (size_t i = 0; i < PV_ARRAY_SIZE(nodes); i++) {
+		snprintf(p, sizeof(p), "%s/%s", dev, nodes[i].name);
+		if (mknod(p, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) == 0) {
+			chmod(p, 0666);
+			continue;
+		}
+		int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+		if (fd < 0)
+			return -1;
+		close(fd);
+		snprintf(host, sizeof(host), "/dev/%s", nodes[i].name);
+		if (mount(host, p, NULL, MS_BIND, NULL) < 0)
+			return -1;
+	}
+	static const char *links[][2] = {
+		{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
+		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+		{"pts/ptmx", "ptmx"},
+	};
+	for (size_t i = 0; i < PV_ARRAY_SIZE(links); i++) {
+		snprintf(p, sizeof(p), "%s/%s", dev, links[i][1]);
+		if (symlink(links[i][0], p) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void lo_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	struct ifreq ifr = {0};
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+		ioctl(s, SIOCSIFFLAGS, &ifr);
+	}
+	close(s);
+}
+
+struct child_args {
+	const struct sandbox_config *cfg;
+	const char *rootfs;
+	int agent_fd, con_in, con_out, errfd;
+};
+
+static void __attribute__((noreturn)) child_main(struct child_args *a)
+{
+	int errfd = fcntl(a->errfd, F_DUPFD_CLOEXEC, 100);
+	if (errfd < 0)
+		_exit(127);
+	/* stdin/stdout/stderr = console; fd 3 = the agent's socket; nothing else leaks */
+	if (dup2(a->con_in, 0) < 0 || dup2(a->con_out, 1) < 0 || dup2(a->con_out, 2) < 0)
+		child_fail(errfd, "dup2 console");
+	if (a->agent_fd == 3) {
+		if (fcntl(3, F_SETFD, 0) < 0)
+			child_fail(errfd, "agent fd");
+	} else if (dup2(a->agent_fd, 3) < 0) {
+		child_fail(errfd, "dup2 agent fd");
+	}
+	if (syscall(SYS_close_range, 4, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		child_fail(errfd, "close_range");
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	setsid();
+
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		child_fail(errfd, "make / private");
+	int lowfd = open(a->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (lowfd < 0)
+		child_fail(errfd, "open rootfs");
+	/* Scratch tmpfs (upper + work + mount point) on /tmp, visible only in this
+	 * namespace; the rootfs is reached through its fd even if it lives under /tmp. */
+	if (mount("provium-sandbox", "/tmp", "tmpfs", 0, "mode=0755") < 0)
+		child_fail(errfd, "mount scratch tmpfs");
+	static const char *scratch[] = {"u", "w", "m", NULL};
+	if (mkdirs("/tmp", scratch) < 0)
+		child_fail(errfd, "mkdir scratch");
+	char opts[256];
+	snprintf(opts, sizeof(opts), "lowerdir=/proc/self/fd/%d,upperdir=/tmp/u,workdir=/tmp/w",
+		 lowfd);
+	if (mount("overlay", "/tmp/m", "overlay", 0, opts) < 0)
+		child_fail(errfd, "mount overlay on rootfs");
+	close(lowfd);
+	const char *m = "/tmp/m";
+	static const char *dirs[] = {"proc", "sys", "dev", "tmp", "run", "root", "etc", NULL};
+	if (mkdirs(m, dirs) < 0)
+		child_fail(errfd, "mkdir in root");
+	char p[64];
+	snprintf(p, sizeof(p), "%s/proc", m);
+	if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		child_fail(errfd, "mount /proc");
+	snprintf(p, sizeof(p), "%s/sys", m);
+	if (mount("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		child_fail(errfd, "mount /sys");
+	snprintf(p, sizeof(p), "%s/dev", m);
+	if (mount("dev", p, "tmpfs", MS_NOSUID, "mode=0755,size=1m") < 0)
+		child_fail(errfd, "mount /dev");
+	static const char *devdirs[] = {"dev/pts", "dev/shm", NULL};
+	if (mkdirs(m, devdirs) < 0 || make_devs(p) < 0)
+		child_fail(errfd, "populate /dev");
+	snprintf(p, sizeof(p), "%s/dev/pts", m);
+	if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620") < 0)
+		child_fail(errfd, "mount /dev/pts");
+	snprintf(p, sizeof(p), "%s/dev/shm", m);
+	if (mount("shm", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+		child_fail(errfd, "mount /dev/shm");
+	snprintf(p, sizeof(p), "%s/tmp", m);
+	if (mount("tmp", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+		child_fail(errfd, "mount /tmp");
+	snprintf(p, sizeof(p), "%s/run", m);
+	if (mount("run", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+		child_fail(errfd, "mount /run");
+
+	if (chdir(m) < 0)
+		child_fail(errfd, "chdir new root");
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		child_fail(errfd, "pivot_root");
+	if (umount2(".", MNT_DETACH) < 0)
+		child_fail(errfd, "detach old root");
+	if (chdir("/") < 0)
+		child_fail(errfd, "chdir /");
+
+	const char *name = a->cfg->name ? a->cfg->name : "sandbox";
+	if (sethostname(name, strlen(name)) < 0)
+		child_fail(errfd, "sethostname");
+	lo_up();
+
+	char *envp[64];
+	size_t ne = 0;
+	char hostenv[128];
+	snprintf(hostenv, sizeof(hostenv), "HOSTNAME=%s", name);
+	envp[ne++] = "PROVIUM_SANDBOX=1";
+	envp[ne++] = "PROVIUM_AGENT_FD=3";
+	envp[ne++] = "PROVIUM_AGENT_SOCK=" SANDBOX_AGENT_SOCK;
+	envp[ne++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	envp[ne++] = "HOME=/root";
+	envp[ne++] = "TERM=dumb";
+	envp[ne++] = hostenv;
+	for (const char *const *e = a->cfg->env; e && *e && ne < PV_ARRAY_SIZE(envp) - 1; e++)
+		envp[ne++] = (char *)*e;
+	envp[ne] = NULL;
+
+	if (!a->cfg->no_init && access("/init", X_OK) == 0) {
+		char *argv[] = {"/init", NULL};
+		execve("/init", argv, envp);
+		child_fail(errfd, "exec /init");
+	}
+	char *argv[] = {"provium-agent", "--fd", "3", "--unix", SANDBOX_AGENT_SOCK, NULL};
+	execve("/bin/provium-agent", argv, envp);
+	child_fail(errfd, "exec /bin/provium-agent (the rootfs has no /init)");
+}
+
+/* ---- console reader thread ---- */
+
+static void ring_put(struct sandbox *sb, const char *buf, size_t n)
+{
+	pthread_mutex_lock(&sb->lock);
+	if (n > SANDBOX_CONSOLE_SIZE) {
+		sb->total += n - SANDBOX_CONSOLE_SIZE;
+		buf += n - SANDBOX_CONSOLE_SIZE;
+		n = SANDBOX_CONSOLE_SIZE;
+	}
+	size_t off = sb->total % SANDBOX_CONSOLE_SIZE;
+	size_t first = PV_MIN(n, SANDBOX_CONSOLE_SIZE - off);
+	memcpy(sb->ring + off, buf, first);
+	memcpy(sb->ring, buf + first, n - first);
+	sb->total += n;
+	pthread_mutex_unlock(&sb->lock);
+}
+
+static void *console_reader(void *arg)
+{
+	struct sandbox *sb = arg;
+	char buf[16384];
+	while (!atomic_load(&sb->stop)) {
+		struct pollfd pfd = {.fd = sb->con_out, .events = POLLIN};
+		int r = poll(&pfd, 1, 100);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r <= 0)
+			continue;
+		ssize_t n = read(sb->con_out, buf, sizeof(buf));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break;
+		ring_put(sb, buf, (size_t)n);
+	}
+	pthread_mutex_lock(&sb->lock);
+	sb->eof = true;
+	pthread_mutex_unlock(&sb->lock);
+	return NULL;
+}
+
+/* ---- start / stop ---- */
+
+int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out)
+{
+	const char *name = cfg->name ? cfg->name : "sandbox";
+	const char *rootfs = cfg->rootfs ? cfg->rootfs : sandbox_default_rootfs();
+	if (!rootfs)
+		return pv_error(ENOENT, "sandbox %s: no rootfs: build/rootfs does not exist "
+				"(run `make`) and $PROVIUM_ROOTFS is not set", name);
+	if (!is_dir(rootfs))
+		return pv_error(ENOENT, "sandbox %s: rootfs %s is not a directory", name, rootfs);
+
+	struct sandbox *sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return pv_error(ENOMEM, "sandbox %s: out of memory", name);
+	sb->agent_fd = sb->con_in = sb->con_out = -1;
+	sb->pid = -1;
+	pthread_mutex_init(&sb->lock, NULL);
+	sb->name = strdup(name);
+	sb->rootfs = strdup(rootfs);
+	sb->ring = malloc(SANDBOX_CONSOLE_SIZE);
+	int sv[2] = {-1, -1}, in[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1};
+	int ret;
+	if (!sb->name || !sb->rootfs || !sb->ring) {
+		ret = pv_error(ENOMEM, "sandbox %s: out of memory", name);
+		goto fail;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
+	    pipe2(in, O_CLOEXEC) < 0 || pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		ret = pv_error(errno, "sandbox %s: socketpair/pipe: %s", name, strerror(errno));
+		goto fail;
+	}
+	struct child_args ca = {.cfg = cfg, .rootfs = rootfs, .agent_fd = sv[1],
+				.con_in = in[0], .con_out = outp[1], .errfd = errp[1]};
+	/* A fork-like clone (no new stack): the child sets up and execs right away. */
+	long pid = syscall(SYS_clone, (unsigned long)(SIGCHLD | CLONE_NEWNS | CLONE_NEWPID |
+				  CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC),
+			   NULL, NULL, NULL, NULL);
+	if (pid < 0) {
+		ret = pv_error(errno, "sandbox %s: clone with new namespaces: %s%s", name,
+			       strerror(errno), errno == EPERM ? " (needs root or CAP_SYS_ADMIN)" : "");
+		goto fail;
+	}
+	if (pid == 0)
+		child_main(&ca);
+	sb->pid = (pid_t)pid;
+	close(sv[1]);
+	close(in[0]);
+	close(outp[1]);
+	close(errp[1]);
+	sv[1] = in[0] = outp[1] = errp[1] = -1;
+	sb->agent_fd = sv[0];
+	sb->con_in = in[1];
+	sb->con_out = outp[0];
+
+	/* The error pipe closes on exec (success) or carries the failed step. */
+	char msg[512];
+	size_t got = 0;
+	for (;;) {
+		ssize_t n = read(errp[0], msg + got, sizeof(msg) - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (got == sizeof(msg) - 1)
+			break;
+	}
+	msg[got] = 0;
+	close(errp[0]);
+	errp[0] = -1;
+	if (got) {
+		ret = pv_error(EIO, "sandbox %s: setup failed: %s", name, msg);
+		goto fail;
+	}
+	fcntl(sb->agent_fd, F_SETFL, fcntl(sb->agent_fd, F_GETFL) | O_NONBLOCK);
+	fcntl(sb->con_in, F_SETFL, fcntl(sb->con_in, F_GETFL) | O_NONBLOCK);
+	if ((ret = -pthread_create(&sb->reader, NULL, console_reader, sb)) < 0) {
+		pv_error(-ret, "sandbox %s: console thread: %s", name, strerror(-ret));
+		goto fail;
+	}
+	sb->reader_started = true;
+	*out = sb;
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (sv[i] >= 0) close(sv[i]);
+		if (in[i] >= 0) close(in[i]);
+		if (outp[i] >= 0) close(outp[i]);
+		if (errp[i] >= 0) close(errp[i]);
+	}
+	if (sb->agent_fd == sv[0])
+		sb->agent_fd = -1;
+	if (sb->con_in == in[1])
+		sb->con_in = -1;
+	if (sb->con_out == outp[0])
+		sb->con_out = -1;
+	sandbox_free(sb);
+	return ret;
+}
+
+bool sandbox_exited(struct sandbox *sb, int *status)
+{
+	if (!sb->reaped && sb->pid > 0) {
+		int st;
+		pid_t r = waitpid(sb->pid, &st, WNOHANG);
+		if (r == sb->pid || (r < 0 && errno == ECHILD)) {
+			sb->reaped = true;
+			sb->status = r == sb->pid ? st : 0;
+		}
+	}
+	if (sb->reaped && status)
+		*status = sb->status;
+	return sb->reaped;
+}
+
+void sandbox_kill(struct sandbox *sb)
+{
+	if (!sb)
+		return;
+	if (sb->pid > 0 && !sb->reaped) {
+		kill(sb->pid, SIGCONT);
+		kill(sb->pid, SIGKILL);
+		int st;
+		pid_t r;
+		do
+			r = waitpid(sb->pid, &st, 0);
+		while (r < 0 && errno == EINTR);
+		sb->reaped = true;
+		sb->status = r == sb->pid ? st : 0;
+	}
+	if (sb->agent_fd >= 0) {
+		close(sb->agent_fd);
+		sb->agent_fd = -1;
+	}
+	if (sb->con_in >= 0) {
+		close(sb->con_in);
+		sb->con_in = -1;
+	}
+	if (sb->reader_started) {
+		/* PID 1 reaped: every holder of the console pipe is gone, the reader sees EOF. */
+		atomic_store(&sb->stop, true);
+		pthread_join(sb->reader, NULL);
+		sb->reader_started = false;
+	}
+	if (sb->con_out >= 0) {
+		close(sb->con_out);
+		sb->con_out = -1;
+	}
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+	if (!sb)
+		return;
+	sandbox_kill(sb);
+	pthread_mutex_destroy(&sb->lock);
+	free(sb->ring);
+	free(sb->name);
+	free(sb->rootfs);
+	free(sb);
+}
+
+int sandbox_agent_fd(const struct sandbox *sb) { return sb->agent_fd; }
+pid_t sandbox_pid(const struct sandbox *sb) { return sb->pid; }
+const char *sandbox_rootfs(const struct sandbox *sb) { return sb->rootfs; }
+
+int sandbox_connect(struct sandbox *sb)
+{
+	if (sb->reaped || sb->pid <= 0)
+		return pv_error(ESRCH, "sandbox %s: not running", sb->name);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/%d/root%s", (int)sb->pid,
+		 SANDBOX_AGENT_SOCK);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return pv_error(errno, "sandbox %s: socket: %s", sb->name, strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		close(fd);
+		return pv_error(e, "sandbox %s: connect to the agent at %s: %s", sb->name,
+				sa.sun_path, strerror(e));
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	return fd;
+}
+
+/* ---- pause / resume: signal every process whose pid namespace is the sandbox's ---- */
+
+static int signal_ns(struct sandbox *sb, int sig)
+{
+	if (sb->reaped || sb->pid <= 0)
+		return pv_error(ESRCH, "sandbox %s: not running", sb->name);
+	char p[64];
+	struct stat ns;
+	snprintf(p, sizeof(p), "/proc/%d/ns/pid", (int)sb->pid);
+	if (stat(p, &ns) < 0)
+		return pv_error(errno, "sandbox %s: %s: %s", sb->name, p, strerror(errno));
+	/* Two passes: a process forked while the first pass ran gets the second. */
+	for (int pass = 0; pass < 2; pass++) {
+		DIR *d = opendir("/proc");
+		if (!d)
+			return pv_error(errno, "sandbox %s: /proc: %s", sb->name, strerror(errno));
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			char *end;
+			long pid = strtol(de->d_name, &end, 10);
+			if (*end || pid <= 0)
+				continue;
+			struct stat st;
+			snprintf(p, sizeof(p), "/proc/%ld/ns/pid", pid);
+			if (stat(p, &st) == 0 && st.st_ino == ns.st_ino && st.st_dev == ns.st_dev)
+				kill((pid_t)pid, sig);
+		}
+		closedir(d);
+	}
+	return 0;
+}
+
+int sandbox_pause(struct sandbox *sb) { return signal_ns(sb, SIGSTOP); }
+int sandbox_resume(struct sandbox *sb) { return signal_ns(sb, SIGCONT); }
+
+/* ---- console ---- */
+
+uint64_t sandbox_console_pos(struct sandbox *sb)
+{
+	pthread_mutex_lock(&sb->lock);
+	uint64_t t = sb->total;
+	pthread_mutex_unlock(&sb->lock);
+	return t;
+}
+
+size_t sandbox_console_read(struct sandbox *sb, uint64_t *pos, char *buf, size_t n)
+{
+	pthread_mutex_lock(&sb->lock);
+	uint64_t start = sb->total > SANDBOX_CONSOLE_SIZE ? sb->total - SANDBOX_CONSOLE_SIZE : 0;
+	if (*pos < start)
+		*pos = start;
+	if (*pos > sb->total)
+		*pos = sb->total;
+	size_t avail = (size_t)(sb->total - *pos);
+	size_t cnt = PV_MIN(avail, n);
+	size_t off = *pos % SANDBOX_CONSOLE_SIZE;
+	size_t first = PV_MIN(cnt, SANDBOX_CONSOLE_SIZE - off);
+	memcpy(buf, sb->ring + off, first);
+	memcpy(buf + first, sb->ring, cnt - first);
+	*pos += cnt;
+	pthread_mutex_unlock(&sb->lock);
+	return cnt;
+}
+
+bool sandbox_console_eof(struct sandbox *sb)
+{
+	pthread_mutex_lock(&sb->lock);
+	bool e = sb->eof;
+	pthread_mutex_unlock(&sb->lock);
+	return e;
+}
+
+ssize_t sandbox_console_write(struct sandbox *sb, const void *data, size_t len)
+{
+	if (sb->con_in < 0)
+		return pv_error(EPIPE, "sandbox %s: console closed", sb->name);
+	ssize_t n = write(sb->con_in, data, len);
+	if (n < 0) {
+		if (errno == EAGAIN)
+			return 0;
+		return pv_error(errno, "sandbox %s: console write: %s", sb->name, strerror(errno));
+	}
+	return n;
+}

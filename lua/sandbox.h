@@ -1,0 +1,75 @@
+/* sandbox.h — the sandbox backend: a "VM" that is the agent running on the host inside
+ * fresh mount/pid/net/uts/ipc namespaces, with a private writable root (overlayfs on a
+ * tmpfs upper over build/rootfs), connected to the host over a socketpair.
+ *
+ * The sandbox's PID 1 is the rootfs's /init (started with PROVIUM_SANDBOX=1 and
+ * PROVIUM_AGENT_FD=3), or /bin/provium-agent --fd 3 --listen /run/provium-agent.sock when
+ * the rootfs has no /init. Its stdout/stderr are the console (kept in a ring buffer by a
+ * reader thread), its stdin is console input. Killing PID 1 kills the whole pid
+ * namespace; the mounts live only in the sandbox's mount namespace, so nothing is left on
+ * the host. PR_SET_PDEATHSIG ties the sandbox to the thread that started it.
+ *
+ * Extra agent connections (Workers) go through the unix socket the agent listens on
+ * inside the sandbox: the host reaches it as /proc/<pid>/root/run/provium-agent.sock. */
+#ifndef PROVIUM_SANDBOX_H
+#define PROVIUM_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SANDBOX_CONSOLE_SIZE (1u << 20) /* console ring buffer: 1 MiB */
+#define SANDBOX_AGENT_SOCK "/run/provium-agent.sock"
+
+struct sandbox_config {
+	const char *name;            /* hostname inside; shown in errors */
+	const char *rootfs;          /* directory; NULL = sandbox_default_rootfs() */
+	const char *const *env;      /* extra "K=V" for /init (NULL-terminated), may be NULL */
+	bool no_init;                /* exec the agent directly even if /init exists */
+};
+
+struct sandbox;
+
+/* Starts a sandbox. Returns when PID 1 has been exec'd (setup errors are reported
+ * with the step that failed), not when the agent is ready: read the hello on
+ * sandbox_agent_fd(). Returns 0 or -errno with pv_error() set. */
+int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out);
+
+/* Hard stop: SIGKILL to PID 1 (which takes the namespace with it), reap, stop the
+ * console thread. Idempotent. The console log stays readable. */
+void sandbox_kill(struct sandbox *sb);
+/* sandbox_kill + free everything. NULL is fine. */
+void sandbox_free(struct sandbox *sb);
+
+int sandbox_agent_fd(const struct sandbox *sb);   /* host end of the socketpair; -1 after kill */
+pid_t sandbox_pid(const struct sandbox *sb);      /* PID 1 of the sandbox, host view */
+const char *sandbox_rootfs(const struct sandbox *sb);
+/* Non-blocking reap. Returns true once PID 1 has exited; *status (may be NULL) gets its
+ * wait status. */
+bool sandbox_exited(struct sandbox *sb, int *status);
+
+/* Opens a new connection to the agent's unix socket inside the sandbox (Workers).
+ * Returns a connected, non-blocking, close-on-exec fd or -errno with pv_error() set. */
+int sandbox_connect(struct sandbox *sb);
+
+/* pause/resume: SIGSTOP/SIGCONT every process of the sandbox's pid namespace. */
+int sandbox_pause(struct sandbox *sb);
+int sandbox_resume(struct sandbox *sb);
+
+/* Console. Positions count every byte ever printed; the ring keeps the last
+ * SANDBOX_CONSOLE_SIZE bytes. */
+uint64_t sandbox_console_pos(struct sandbox *sb);
+/* Copies up to n bytes printed since *pos into buf and advances *pos (jumping forward if
+ * the ring dropped older bytes). Returns the byte count (0: nothing new). */
+size_t sandbox_console_read(struct sandbox *sb, uint64_t *pos, char *buf, size_t n);
+/* true when the console reached EOF (PID 1 and everything holding it exited). */
+bool sandbox_console_eof(struct sandbox *sb);
+/* Writes console input (the init's stdin). Returns bytes written or -errno. */
+ssize_t sandbox_console_write(struct sandbox *sb, const void *data, size_t len);
+
+/* The rootfs used when none is configured: $PROVIUM_ROOTFS, else rootfs/ next to the
+ * running binary (build/rootfs), else $PROVIUM_BUILD/rootfs. NULL if none exists. */
+const char *sandbox_default_rootfs(void);
+
+#endif
