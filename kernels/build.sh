@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# build.sh — builds the provium guest kernel and initramfs into the cache
+# (`make kernel`, `provium kernel build`). See docs/kernels.md.
+#
+#   kernels/build.sh [--pvm] [--no-initramfs]   build what is missing, print the paths
+#   kernels/build.sh --initramfs                only the initramfs
+#   kernels/build.sh --paths [--pvm]            print the paths if everything is built
+#                                               and current; exit 1 (saying which
+#                                               command to run) otherwise; builds nothing
+#
+# The kernel is Debian's linux-source-6.1 + `make tinyconfig` + kernels/config
+# (+ kernels/config-pvm and kernels/pvm-no-int3-selftest.patch for --pvm), cached in
+#   $CACHE/kernel/<hash>/{vmlinux,bzImage,config,build.log}
+# where <hash> covers the fragments, the patch and the source package version, so a
+# second run is a no-op. The initramfs (kernels/rootfs.sh + kernels/mkinitramfs.sh)
+# is cached in $CACHE/initramfs/<hash>.cpio keyed by its inputs (init, busybox, the
+# agent, the scripts). $CACHE/kernel/current[-pvm] and $CACHE/initramfs/current.cpio
+# point at the latest build; runner/kernel.c reads them.
+# CACHE = $PROVIUM_CACHE_DIR, else $XDG_CACHE_HOME/provium, else ~/.cache/provium.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+kdir=$root/kernels
+variant=default
+mode=build
+initramfs=1
+while [ $# -gt 0 ]; do
+  case $1 in
+    --pvm) variant=pvm ;;
+    --paths) mode=paths ;;
+    --initramfs) mode=initramfs ;;
+    --no-initramfs) initramfs=0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+cache=${PROVIUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/provium}
+src_tar=${PROVIUM_LINUX_SOURCE:-/usr/src/linux-source-6.1.tar.xz}
+jobs=${PROVIUM_KERNEL_JOBS:-$(nproc)}
+agent=${PROVIUM_AGENT:-$root/build/provium-agent}
+busybox=${PROVIUM_BUSYBOX:-/bin/busybox}
+build_cmd="make kernel"
+[ $variant = pvm ] && build_cmd="kernels/build.sh --pvm"
+
+say() { printf '[kernel] %s\n' "$*" >&2; }
+die() { printf '[kernel] error: %s\n' "$*" >&2; exit 1; }
+sha() { sha256sum | cut -c1-16; }
+
+# ---- hashes: what a cached output depends on ----
+fragments=("$kdir/config")
+patches=()
+if [ $variant = pvm ]; then
+  fragments+=("$kdir/config-pvm")
+  patches+=("$kdir/pvm-no-int3-selftest.patch")
+fi
+srcver() {
+  local v
+  v=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || true)
+  [ -n "$v" ] || v=$(stat -c '%s-%Y' "$src_tar" 2>/dev/null) || die "no kernel source: $src_tar is missing (apt-get install linux-source-6.1, or make deps)"
+  echo "$v"
+}
+kernel_hash() {
+  { echo "provium-kernel 1 $variant $(srcver)"; cat "${fragments[@]}" "${patches[@]}"; } | sha
+}
+initramfs_inputs=("$kdir/init" "$kdir/rootfs.sh" "$kdir/mkinitramfs.sh")
+initramfs_hash() {
+  { echo "provium-initramfs 1"; cat "${initramfs_inputs[@]}" "$busybox" "$agent"; } | sha
+}
+
+khash=$(kernel_hash)
+kout=$cache/kernel/$khash
+current=$cache/kernel/current; [ $variant = pvm ] && current=$cache/kernel/current-pvm
+
+print_paths() {
+  echo "vmlinux   $kout/vmlinux"
+  echo "bzImage   $kout/bzImage"
+  echo "config    $kout/config"
+  [ $initramfs = 1 ] && echo "initramfs $cache/initramfs/$(initramfs_hash).cpio"
+  return 0
+}
+
+if [ $mode = paths ]; then
+  [ -f "$kout/vmlinux" ] || { echo "guest kernel ($variant) not built: run \`$build_cmd\`" >&2; exit 1; }
+  if [ $initramfs = 1 ]; then
+    [ -x "$agent" ] || { echo "agent not built ($agent): run \`make\`" >&2; exit 1; }
+    [ -f "$cache/initramfs/$(initramfs_hash).cpio" ] || {
+      echo "initramfs not built or out of date: run \`kernels/build.sh --initramfs\` (or \`$build_cmd\`)" >&2; exit 1; }
+  fi
+  # Everything is current: point the cache's "current" links at it (runner/kernel.c
+  # reads those), e.g. after switching between checkouts that share the cache.
+  ln -sfn "$khash" "$current" 2>/dev/null || true
+  [ $initramfs = 1 ] && { ln -sfn "$(initramfs_hash).cpio" "$cache/initramfs/current.cpio" 2>/dev/null || true; }
+  print_paths
+  exit 0
+fi
+
+mkdir -p "$cache/kernel" "$cache/initramfs" "$cache/src" "$cache/obj"
+# One build at a time per cache (engineers and CI jobs share ~/.cache).
+exec 9>"$cache/.build.lock"
+if ! flock -n 9; then
+  say "another build holds $cache/.build.lock; waiting"
+  flock 9
+fi
+
+# ---- initramfs ----
+build_initramfs() {
+  if [ ! -x "$agent" ]; then
+    say "agent not built; running make build/provium-agent"
+    make -C "$root" --no-print-directory build/provium-agent >&2 || die "building the agent failed"
+  fi
+  [ -x "$busybox" ] || die "no busybox at $busybox (apt-get install busybox-static)"
+  local ihash out tmp
+  ihash=$(initramfs_hash)
+  out=$cache/initramfs/$ihash.cpio
+  if [ -f "$out" ]; then
+    say "initramfs cached: $out"
+  else
+    say "initramfs: packing busybox + agent + /init"
+    tmp=$(mktemp -d "$cache/initramfs/.tmp.XXXXXX")
+    PROVIUM_AGENT=$agent PROVIUM_BUSYBOX=$busybox "$kdir/rootfs.sh" "$tmp/rootfs" >&2
+    "$kdir/mkinitramfs.sh" "$tmp/rootfs" "$tmp/initramfs.cpio" >&2
+    mv "$tmp/initramfs.cpio" "$out"
+    rm -rf "$tmp"
+    say "initramfs: $out ($(stat -c %s "$out") bytes)"
+  fi
+  ln -sfn "$ihash.cpio" "$cache/initramfs/current.cpio"
+}
+
+if [ $mode = initramfs ]; then
+  build_initramfs
+  echo "initramfs $cache/initramfs/$(initramfs_hash).cpio"
+  exit 0
+fi
+
+# ---- kernel ----
+# unpack_source DIR: Debian's tarball, unpacked once into the cache.
+unpack_source() {
+  local dir=$1 tmp
+  [ -f "$dir/Makefile" ] && return 0
+  [ -r "$src_tar" ] || die "no kernel source: $src_tar is missing (apt-get install linux-source-6.1, or make deps)"
+  say "unpacking $src_tar into $dir (once; about a minute)"
+  tmp=$(mktemp -d "$cache/src/.tmp.XXXXXX")
+  tar -xf "$src_tar" -C "$tmp"
+  mv "$tmp"/linux-source-* "$dir"
+  rm -rf "$tmp"
+}
+
+# pvm_source DIR: a hard-linked copy of the plain source with the PVM patch applied;
+# the patched file is copied first so the plain tree is never modified.
+pvm_source() {
+  local plain=$1 dir=$2 tmp f
+  [ -f "$dir/.provium-patched" ] && return 0
+  say "preparing the PVM source copy in $dir"
+  rm -rf "$dir"
+  tmp=$dir.tmp; rm -rf "$tmp"
+  cp -al "$plain" "$tmp"
+  for p in "${patches[@]}"; do
+    for f in $(sed -n 's#^+++ b/\([^[:space:]]*\).*#\1#p' "$p"); do
+      cp --remove-destination "$plain/$f" "$tmp/$f"
+    done
+    patch -p1 -d "$tmp" --no-backup-if-mismatch -s < "$p" || die "applying $p failed"
+  done
+  touch "$tmp/.provium-patched"
+  mv "$tmp" "$dir"
+}
+
+# progress PID LOG EXPECTED: one status line while make runs (in place on a terminal,
+# every 20 s otherwise), counting compiled files against the last build's count.
+progress() {
+  local pid=$1 log=$2 expect=$3 start n pct last=0 now
+  start=$(date +%s)
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 2
+    n=$(grep -cE '^  (CC|AS|LD|AR|GEN|HOSTCC|OBJCOPY)' "$log" 2>/dev/null || true)
+    now=$(date +%s)
+    pct=$(( expect > 0 ? (n * 100 / expect > 99 ? 99 : n * 100 / expect) : 0 ))
+    if [ -t 2 ]; then
+      printf '\r[kernel] compiling: %d steps, ~%d%%, %ds ' "$n" "$pct" $((now - start)) >&2
+    elif [ $((now - last)) -ge 20 ]; then
+      printf '[kernel] compiling: %d steps, ~%d%%, %ds\n' "$n" "$pct" $((now - start)) >&2
+      last=$now
+    fi
+  done
+  [ -t 2 ] && printf '\n' >&2
+  return 0
+}
+
+build_kernel() {
+  local ver src obj log tmp rc
+  ver=$(srcver)
+  src=$cache/src/linux-$ver
+  unpack_source "$src"
+  if [ $variant = pvm ]; then
+    pvm_source "$src" "$src-pvm"
+    src=$src-pvm
+  fi
+  obj=$cache/obj/$variant
+  mkdir -p "$obj"
+  tmp=$cache/kernel/.tmp.$khash
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  log=$tmp/build.log
+  local kmake=(make -C "$src" O="$obj" ARCH=x86_64 -j"$jobs")
+
+  say "configuring: tinyconfig + ${fragments[*]##*/} ($variant, source $ver)"
+  if ! { "${kmake[@]}" tinyconfig &&
+         cat "${fragments[@]}" >> "$obj/.config" &&
+         "${kmake[@]}" olddefconfig; } >"$log" 2>&1; then
+    tail -30 "$log" >&2; die "configuring failed; full log: $log"
+  fi
+  if ! "$kdir/check-config.sh" "$obj/.config" "${fragments[@]}" > "$tmp/check.txt" 2>&1; then
+    cat "$tmp/check.txt" >&2
+    die "the resolved .config lacks required options (a dependency is missing from kernels/config)"
+  fi
+  say "$(tail -1 "$tmp/check.txt")"
+
+  say "compiling vmlinux + bzImage with -j$jobs (about 3.5 minutes on 2 cores; log: $log)"
+  local expect=0
+  [ -f "$obj/.provium-steps" ] && expect=$(cat "$obj/.provium-steps")
+  [ "$expect" -gt 0 ] 2>/dev/null || expect=1150
+  "${kmake[@]}" vmlinux bzImage >>"$log" 2>&1 &
+  local mpid=$!
+  progress $mpid "$log" "$expect"
+  rc=0; wait $mpid || rc=$?
+  if [ $rc -ne 0 ]; then
+    echo "----- last lines of $log -----" >&2
+    tail -40 "$log" >&2
+    die "kernel build failed (exit $rc); full log: $log"
+  fi
+  grep -cE '^  (CC|AS|LD|AR|GEN|HOSTCC|OBJCOPY)' "$log" > "$obj/.provium-steps" || true
+  cp "$obj/vmlinux" "$tmp/vmlinux"
+  cp "$obj/arch/x86/boot/bzImage" "$tmp/bzImage"
+  cp "$obj/.config" "$tmp/config"
+  cp "$obj/System.map" "$tmp/System.map"
+  rm -rf "$kout"
+  mv "$tmp" "$kout"
+}
+
+start=$(date +%s)
+if [ -f "$kout/vmlinux" ]; then
+  say "kernel cached ($variant): $kout"
+else
+  build_kernel
+  say "kernel built in $(( $(date +%s) - start ))s: $kout"
+fi
+ln -sfn "$khash" "$current"
+[ $initramfs = 1 ] && build_initramfs
+print_paths

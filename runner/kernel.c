@@ -1,0 +1,213 @@
+/* kernel.c — finds the guest kernel and initramfs in the cache and runs
+ * kernels/build.sh when they are missing (runner/kernel.h, docs/kernels.md). */
+#include "runner/kernel.h"
+
+#include "vmm/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int copy_path(char *out, size_t len, const char *what, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int copy_path(char *out, size_t len, const char *what, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(out, len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len)
+		return pv_error(ENAMETOOLONG, "%s: path too long", what);
+	return 0;
+}
+
+int kernel_cache_dir(char *out, size_t len)
+{
+	const char *dir = getenv("PROVIUM_CACHE_DIR");
+	if (dir && *dir)
+		return copy_path(out, len, "PROVIUM_CACHE_DIR", "%s", dir);
+	dir = getenv("XDG_CACHE_HOME");
+	if (dir && *dir)
+		return copy_path(out, len, "XDG_CACHE_HOME", "%s/provium", dir);
+	dir = getenv("HOME");
+	if (!dir || !*dir)
+		return pv_error(ENOENT, "no cache directory: set PROVIUM_CACHE_DIR (HOME is unset)");
+	return copy_path(out, len, "HOME", "%s/.cache/provium", dir);
+}
+
+static bool is_file(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* resolve LINK (a file under the cache) to its real path in OUT. */
+static int resolve(const char *link, char *out, size_t len, const char *missing_msg)
+{
+	char real[PATH_MAX];
+	if (!realpath(link, real) || !is_file(real))
+		return pv_error(ENOENT, "%s", missing_msg);
+	return copy_path(out, len, link, "%s", real);
+}
+
+int kernel_cached_paths(bool pvm, char *vmlinux, char *bzimage, char *initrd, size_t len)
+{
+	char cache[PATH_MAX], link[PATH_MAX + 64];
+	int rc = kernel_cache_dir(cache, sizeof(cache));
+	if (rc < 0)
+		return rc;
+	const char *cur = pvm ? "current-pvm" : "current";
+	char msg[PATH_MAX + 200];
+	snprintf(msg, sizeof(msg), "guest kernel%s not built (nothing in %s/kernel/%s): run `%s`",
+		 pvm ? " (PVM variant)" : "", cache, cur,
+		 pvm ? KERNEL_BUILD_CMD " --pvm" : KERNEL_BUILD_CMD);
+	if (vmlinux) {
+		snprintf(link, sizeof(link), "%s/kernel/%s/vmlinux", cache, cur);
+		if ((rc = resolve(link, vmlinux, len, msg)) < 0)
+			return rc;
+	}
+	if (bzimage) {
+		snprintf(link, sizeof(link), "%s/kernel/%s/bzImage", cache, cur);
+		if ((rc = resolve(link, bzimage, len, msg)) < 0)
+			return rc;
+	}
+	if (initrd) {
+		snprintf(msg, sizeof(msg), "initramfs not built (nothing at %s/initramfs/current.cpio): run `%s`",
+			 cache, KERNEL_BUILD_CMD);
+		snprintf(link, sizeof(link), "%s/initramfs/current.cpio", cache);
+		if ((rc = resolve(link, initrd, len, msg)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int kernel_paths(char *vmlinux, char *initrd, size_t len)
+{
+	const char *k = getenv("PROVIUM_KERNEL"), *i = getenv("PROVIUM_INITRD");
+	int rc;
+	if (k && *k) {
+		if (!is_file(k))
+			return pv_error(ENOENT, "PROVIUM_KERNEL=%s: no such file", k);
+		if ((rc = copy_path(vmlinux, len, "PROVIUM_KERNEL", "%s", k)) < 0)
+			return rc;
+	} else if ((rc = kernel_cached_paths(false, vmlinux, NULL, NULL, len)) < 0) {
+		return rc;
+	}
+	if (i && *i) {
+		if (!is_file(i))
+			return pv_error(ENOENT, "PROVIUM_INITRD=%s: no such file", i);
+		return copy_path(initrd, len, "PROVIUM_INITRD", "%s", i);
+	}
+	return kernel_cached_paths(false, NULL, NULL, initrd, len);
+}
+
+int kernel_build_script(char *out, size_t len)
+{
+	const char *src = getenv("PROVIUM_SOURCE_DIR");
+	char dir[PATH_MAX], cand[PATH_MAX + 32];
+	if (src && *src) {
+		snprintf(cand, sizeof(cand), "%s/kernels/build.sh", src);
+		if (access(cand, X_OK) != 0)
+			return pv_error(ENOENT, "PROVIUM_SOURCE_DIR=%s has no kernels/build.sh", src);
+		return copy_path(out, len, "build script", "%s", cand);
+	}
+	ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+	if (n <= 0)
+		return pv_error(errno ? errno : ENOENT, "cannot read /proc/self/exe");
+	dir[n] = 0;
+	/* build/provium, build/tests/unit/test_x: the checkout is 1 to 3 levels up. */
+	for (int up = 0; up < 4; up++) {
+		char *slash = strrchr(dir, '/');
+		if (!slash || slash == dir)
+			break;
+		*slash = 0;
+		snprintf(cand, sizeof(cand), "%s/kernels/build.sh", dir);
+		if (access(cand, X_OK) == 0)
+			return copy_path(out, len, "build script", "%s", cand);
+	}
+	return pv_error(ENOENT, "not running from a provium checkout (no kernels/build.sh near %s)", dir);
+}
+
+/* run_script SCRIPT ARG...: stdout goes to stderr (or /dev/null when quiet) so the
+ * progress is visible without mixing into a command's own stdout. */
+static int run_script(bool quiet, char *const argv[])
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int status, rc;
+
+	posix_spawn_file_actions_init(&fa);
+	if (quiet) {
+		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	} else {
+		posix_spawn_file_actions_adddup2(&fa, 2, 1);
+	}
+	rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0)
+		return pv_error(rc, "cannot run %s: %s", argv[0], strerror(rc));
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return pv_error(errno, "waiting for %s: %s", argv[0], strerror(errno));
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFEXITED(status))
+		return pv_error(EIO, "%s exited with status %d", argv[0], WEXITSTATUS(status));
+	return pv_error(EINTR, "%s killed by signal %d", argv[0], WTERMSIG(status));
+}
+
+int kernel_build(bool pvm)
+{
+	char script[PATH_MAX];
+	int rc = kernel_build_script(script, sizeof(script));
+	if (rc < 0)
+		return pv_error_prefix(-rc, "cannot build the guest kernel");
+	char *argv[] = {script, pvm ? "--pvm" : NULL, NULL};
+	rc = run_script(false, argv);
+	if (rc < 0)
+		return pv_error_prefix(-rc, "guest kernel build failed (the log's tail is above)");
+	return 0;
+}
+
+int kernel_ensure(bool build_if_missing)
+{
+	char script[PATH_MAX], k[PATH_MAX], i[PATH_MAX];
+	const char *env = getenv("PROVIUM_KERNEL");
+
+	if (env && *env)
+		return kernel_paths(k, i, sizeof(k));
+	if (kernel_build_script(script, sizeof(script)) < 0) {
+		/* An installed binary: use whatever the cache holds. */
+		int rc = kernel_paths(k, i, sizeof(k));
+		if (rc < 0)
+			return pv_error_prefix(-rc, "no guest kernel (build one from a provium checkout "
+						    "with `make kernel`, or set PROVIUM_KERNEL and PROVIUM_INITRD)");
+		return 0;
+	}
+	char *check[] = {script, "--paths", NULL};
+	pv_error_clear();
+	if (run_script(true, check) == 0 && kernel_paths(k, i, sizeof(k)) == 0)
+		return 0;
+	if (!build_if_missing)
+		return pv_error(ENOENT, "guest kernel or initramfs not built or out of date: run `%s`",
+				KERNEL_BUILD_CMD);
+	pv_log("the guest kernel or initramfs is missing or out of date; building it now "
+	       "(`%s`, about 4 minutes the first time)", KERNEL_BUILD_CMD);
+	int rc = kernel_build(false);
+	if (rc < 0)
+		return rc;
+	return kernel_paths(k, i, sizeof(k));
+}
