@@ -117,6 +117,13 @@ void vm_add_cleanup(struct vm *vm, void (*fn)(void *opaque), void *opaque);
 /* Requests the VM to end with a reason (used by the exit port, i8042, errors). */
 void vm_request_exit(struct vm *vm, enum vm_exit_reason r, int code, const char *detail);
 
+/* Tests and benchmarks: start vCPU 0 at `rip` in code the caller wrote into guest
+ * RAM, in real mode or in 64-bit mode (flat GDT at 0x500, identity page tables for
+ * the first 4 GiB at 0x9000-0xefff, rsp 0x8000); no kernel is loaded. */
+int vm_start_raw(struct vm *vm, uint64_t rip, bool long_mode);
+/* pv_now_ns() of the first vCPU exit (0 before any): "first guest instruction". */
+uint64_t vm_first_exit_ns(const struct vm *vm);
+
 /* KVM fds, for snapshot code and tests. */
 int vm_kvm_fd(const struct vm *vm);
 int vm_fd(const struct vm *vm);

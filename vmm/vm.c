@@ -1,0 +1,615 @@
+/* vm.c — a VM's life: vm_create (KVM VM, memfd guest RAM, TSS/identity map,
+ * in-kernel irqchip and PIT, buses, event loop, console, platform devices, vCPUs),
+ * vm_start (boot loader + MP table + 64-bit entry, then the threads), vm_wait /
+ * vm_stop / vm_pause / vm_resume, vm_destroy (joins every thread, frees every fd
+ * and mapping), and the helpers devices use (memory, buses, MMIO windows, IRQs,
+ * irqfd/ioeventfd, cleanups, the console ring and its input sinks).
+ * docs/vmm.md describes the whole structure. */
+#include "vmm/vm_internal.h"
+#include "vmm/boot.h"
+#include "vmm/bus.h"
+#include "vmm/evloop.h"
+#include "vmm/util.h"
+#include "devices/platform.h"
+#include "devices/serial.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *vm_exit_reason_name(enum vm_exit_reason r)
+{
+	switch (r) {
+	case VM_EXIT_NONE: return "running";
+	case VM_EXIT_PORT: return "exit-port";
+	case VM_EXIT_RESET: return "reset";
+	case VM_EXIT_TRIPLE_FAULT: return "triple-fault";
+	case VM_EXIT_HALT: return "halt";
+	case VM_EXIT_STOPPED: return "stopped";
+	case VM_EXIT_ERROR: return "error";
+	}
+	return "?";
+}
+
+static const struct {
+	long cap;
+	const char *name;
+} required_caps[] = {
+	{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+	{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+	{KVM_CAP_PIT2, "KVM_CAP_PIT2"},
+	{KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
+	{KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR"},
+	{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+	{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+};
+
+/* Opens /dev/kvm and checks the API version; messages say what to do. */
+static int open_kvm(const char *name, int *out)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		if (e == ENOENT || e == ENXIO || e == ENODEV)
+			return pv_error(e, "vm %s: /dev/kvm does not exist: load the KVM module "
+					"(modprobe kvm_intel or kvm_amd) or run on a host with "
+					"virtualization enabled; `provium doctor` checks this", name);
+		if (e == EACCES || e == EPERM)
+			return pv_error(e, "vm %s: /dev/kvm: permission denied: add your user "
+					"to the 'kvm' group (then log in again) or run as root",
+					name);
+		return pv_error(e, "vm %s: /dev/kvm: %s", name, strerror(e));
+	}
+	int v = ioctl(fd, KVM_GET_API_VERSION, 0);
+	if (v != KVM_API_VERSION) {
+		close(fd);
+		return pv_error(ENOTSUP, "vm %s: /dev/kvm speaks API version %d, provium needs "
+				"%d", name, v, KVM_API_VERSION);
+	}
+	*out = fd;
+	return 0;
+}
+
+static int setup_memory(struct vm *vm)
+{
+	vm->mem_fd = memfd_create("provium-ram", MFD_CLOEXEC);
+	if (vm->mem_fd < 0)
+		return pv_error(errno, "memfd_create: %s", strerror(errno));
+	if (ftruncate(vm->mem_fd, vm->mem_size) < 0)
+		return pv_error(errno, "guest RAM of %" PRIu64 " MiB: %s", vm->mem_size >> 20,
+				strerror(errno));
+	vm->mem = mmap(NULL, vm->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+		       vm->mem_fd, 0);
+	if (vm->mem == MAP_FAILED) {
+		vm->mem = NULL;
+		return pv_error(errno, "mmap of guest RAM: %s", strerror(errno));
+	}
+	/* No transparent hugepages: snapshots save this mapping page by page. */
+	madvise(vm->mem, vm->mem_size, MADV_NOHUGEPAGE);
+	struct kvm_userspace_memory_region r = {
+		.slot = 0,
+		.guest_phys_addr = 0,
+		.memory_size = vm->mem_size,
+		.userspace_addr = (uintptr_t)vm->mem,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+		return pv_error(errno, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+	return 0;
+}
+
+static int setup_kvm(struct vm *vm)
+{
+	int err = open_kvm(vm->name, &vm->kvm_fd);
+	if (err)
+		return err;
+	for (size_t i = 0; i < PV_ARRAY_SIZE(required_caps); i++)
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, required_caps[i].cap) <= 0)
+			return pv_error(ENOTSUP, "this host's KVM lacks %s, which provium needs",
+					required_caps[i].name);
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		vm->vm_fd = -1;
+		return pv_error(errno, "KVM_CREATE_VM: %s", strerror(errno));
+	}
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_size <= 0)
+		return pv_error(errno, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+	if ((err = setup_memory(vm)))
+		return err;
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)VM_TSS_ADDR) < 0)
+		return pv_error(errno, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+	uint64_t idmap = VM_IDMAP_ADDR;
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+		return pv_error(errno, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return pv_error(errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return pv_error(errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+	return 0;
+}
+
+int vm_create(const struct vm_config *cfg, struct vm **out)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	int err;
+	if (!vm)
+		return pv_error(ENOMEM, "vm: out of memory");
+	vm->kvm_fd = vm->vm_fd = vm->mem_fd = -1;
+	for (unsigned i = 0; i < VM_MAX_CPUS; i++)
+		vm->vcpus[i].fd = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	pthread_mutex_init(&vm->con_lock, NULL);
+	vm->cfg = *cfg;
+	snprintf(vm->name, sizeof(vm->name), "%s", cfg->name ? cfg->name : "vm");
+	vm->cfg.name = vm->name;
+	vm->kernel = cfg->kernel ? strdup(cfg->kernel) : NULL;
+	vm->initrd = cfg->initrd ? strdup(cfg->initrd) : NULL;
+	vm->cmdline = strdup(cfg->cmdline ? cfg->cmdline : "");
+	vm->con_ring = malloc(VM_CONSOLE_RING);
+	if ((cfg->kernel && !vm->kernel) || (cfg->initrd && !vm->initrd) || !vm->cmdline ||
+	    !vm->con_ring) {
+		err = pv_error(ENOMEM, "out of memory");
+		goto fail;
+	}
+	vm->cfg.kernel = vm->kernel;
+	vm->cfg.initrd = vm->initrd;
+	vm->cfg.cmdline = NULL; /* vm->cmdline is the live one */
+
+	unsigned mib = cfg->memory_mib ? cfg->memory_mib : 128;
+	vm->ncpus = cfg->cpus ? cfg->cpus : 1;
+	if (mib < 4 || (uint64_t)mib << 20 > VM_MMIO_BASE - (256ull << 20)) {
+		err = pv_error(EINVAL, "memory %u MiB: must be between 4 and %llu MiB", mib,
+			       (VM_MMIO_BASE >> 20) - 256);
+		goto fail;
+	}
+	if (vm->ncpus > VM_MAX_CPUS) {
+		err = pv_error(EINVAL, "cpus %u: at most %d", vm->ncpus, VM_MAX_CPUS);
+		goto fail;
+	}
+	vm->mem_size = (uint64_t)mib << 20;
+	vm->next_mmio = VM_MMIO_BASE;
+	vm->irqs_used = 0x1f; /* 0 timer, 1 keyboard, 2 cascade, 3 COM2, 4 COM1 */
+
+	if ((err = setup_kvm(vm)))
+		goto fail;
+	vm->pio = bus_create("pio");
+	vm->mmio = bus_create("mmio");
+	if (!vm->pio || !vm->mmio) {
+		err = pv_error(ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((err = evloop_create(&vm->loop)))
+		goto fail;
+	if ((err = serial_create(vm, 0x3f8, 4, NULL)))
+		goto fail;
+	if ((err = platform_create(vm)))
+		goto fail;
+	/* vCPUs last, after the irqchip and devices exist. */
+	if ((err = cpuid_init(vm)))
+		goto fail;
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if ((err = vcpu_create(vm, i)))
+			goto fail;
+	*out = vm;
+	return 0;
+fail:
+	pv_error_prefix(err, "vm %s", vm->name);
+	vm_destroy(vm);
+	return err;
+}
+
+static void *loop_thread(void *arg)
+{
+	struct vm *vm = arg;
+	pthread_setname_np(pthread_self(), "evloop");
+	int err = evloop_run(vm->loop);
+	if (err)
+		pv_log("vm %s: event loop: %s", vm->name, pv_errmsg());
+	return NULL;
+}
+
+/* Starts the event loop and vCPU threads once registers are set. */
+static int start_threads(struct vm *vm)
+{
+	int err = pthread_create(&vm->loop_thread, NULL, loop_thread, vm);
+	if (err)
+		return pv_error(err, "vm %s: pthread_create: %s", vm->name, strerror(err));
+	vm->loop_started = true;
+	pthread_mutex_lock(&vm->lock);
+	vm->started = true;
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		pthread_mutex_lock(&vm->lock);
+		vm->running++;
+		pthread_mutex_unlock(&vm->lock);
+		if ((err = vcpu_start_thread(&vm->vcpus[i]))) {
+			vm_vcpu_finished(vm);
+			pv_error_prefix(err, "vm %s", vm->name);
+			vm_request_exit(vm, VM_EXIT_ERROR, 0, pv_errmsg());
+			return err;
+		}
+	}
+	return 0;
+}
+
+int vm_start(struct vm *vm)
+{
+	if (vm->started)
+		return pv_error(EBUSY, "vm %s: already started", vm->name);
+	if (!vm->kernel)
+		return pv_error(EINVAL, "vm %s: no kernel given", vm->name);
+	struct boot_params_in in = {
+		.kernel = vm->kernel, .initrd = vm->initrd, .cmdline = vm->cmdline,
+	};
+	struct boot_info bi;
+	int err = boot_load(vm->mem, vm->mem_size, &in, &bi);
+	if (err < 0)
+		return pv_error_prefix(err, "vm %s", vm->name);
+	err = mptable_write(vm->mem, vm->mem_size, VM_MPTABLE_GPA, vm->ncpus);
+	if (err < 0)
+		return pv_error_prefix(err, "vm %s: MP table", vm->name);
+	/* Only the boot vCPU gets registers: the others wait for INIT/SIPI. */
+	if ((err = vcpu_setup_long_mode(&vm->vcpus[0], &bi)))
+		return pv_error_prefix(err, "vm %s", vm->name);
+	return start_threads(vm);
+}
+
+/* Test entry: the caller has written code into guest RAM. Long mode gets a flat
+ * GDT at 0x500 and identity page tables for the first 4 GiB at 0x9000-0xefff. */
+int vm_start_raw(struct vm *vm, uint64_t rip, bool long_mode)
+{
+	int err;
+	if (vm->started)
+		return pv_error(EBUSY, "vm %s: already started", vm->name);
+	if (long_mode) {
+		uint8_t *m = vm->mem;
+		uint64_t gdt[4] = {0, 0, 0x00af9a000000ffffull, 0x00cf92000000ffffull};
+		memcpy(m + 0x500, gdt, sizeof(gdt));
+		uint64_t *pml4 = (uint64_t *)(m + 0x9000), *pdpt = (uint64_t *)(m + 0xa000),
+			 *pd = (uint64_t *)(m + 0xb000);
+		memset(pml4, 0, 6 * 4096);
+		pml4[0] = 0xa000 | 3;
+		for (uint64_t i = 0; i < 4; i++)
+			pdpt[i] = (0xb000 + i * 4096) | 3;
+		for (uint64_t i = 0; i < 4 * 512; i++)
+			pd[i] = (i << 21) | 0x83; /* present, writable, 2 MiB */
+		struct boot_info bi = {
+			.entry = rip, .pml4 = 0x9000, .gdt_base = 0x500,
+			.gdt_limit = sizeof(gdt) - 1, .cs = 0x10, .ds = 0x18, .stack = 0x8000,
+		};
+		err = vcpu_setup_long_mode(&vm->vcpus[0], &bi);
+	} else {
+		err = vcpu_setup_real_mode(&vm->vcpus[0], rip);
+	}
+	if (err)
+		return pv_error_prefix(err, "vm %s", vm->name);
+	return start_threads(vm);
+}
+
+void vm_vcpu_finished(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->running--;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_request_exit(struct vm *vm, enum vm_exit_reason r, int code, const char *detail)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->exit.reason == VM_EXIT_NONE) {
+		vm->exit.reason = r;
+		vm->exit.code = code;
+		snprintf(vm->exit.detail, sizeof(vm->exit.detail), "%s", detail ? detail : "");
+	}
+	atomic_store(&vm->stopping, true);
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+}
+
+void vm_stop(struct vm *vm)
+{
+	vm_request_exit(vm, VM_EXIT_STOPPED, 0, "stopped by the host");
+}
+
+int vm_wait(struct vm *vm, int timeout_ms, struct vm_exit *ex)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	if (timeout_ms > 0) {
+		dl.tv_sec += timeout_ms / 1000;
+		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+		if (dl.tv_nsec >= 1000000000) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000;
+		}
+	}
+	int ret = 0;
+	pthread_mutex_lock(&vm->lock);
+	/* Exited = a reason is set and no vCPU thread is still inside KVM_RUN. */
+	while (vm->exit.reason == VM_EXIT_NONE || vm->running > 0) {
+		if (timeout_ms == 0) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		} else if (pthread_cond_timedwait(&vm->cond, &vm->lock, &dl) == ETIMEDOUT) {
+			if (vm->exit.reason == VM_EXIT_NONE || vm->running > 0)
+				ret = -ETIMEDOUT;
+			break;
+		}
+	}
+	if (ret == 0 && ex)
+		*ex = vm->exit;
+	pthread_mutex_unlock(&vm->lock);
+	if (ret)
+		pv_error(ETIMEDOUT, "vm %s: still running after %d ms", vm->name, timeout_ms);
+	return ret;
+}
+
+int vm_pause(struct vm *vm)
+{
+	atomic_store(&vm->pausing, true);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	pthread_mutex_lock(&vm->lock);
+	while (vm->started && vm->parked < vm->running && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	atomic_store(&vm->pausing, false);
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	if (vm->started) {
+		atomic_store(&vm->stopping, true);
+		pthread_mutex_lock(&vm->lock);
+		pthread_cond_broadcast(&vm->cond);
+		pthread_mutex_unlock(&vm->lock);
+		for (unsigned i = 0; i < vm->ncpus; i++)
+			vcpu_kick(&vm->vcpus[i]);
+		for (unsigned i = 0; i < vm->ncpus; i++)
+			if (vm->vcpus[i].thread_started)
+				pthread_join(vm->vcpus[i].thread, NULL);
+	}
+	if (vm->loop_started) {
+		evloop_stop(vm->loop);
+		pthread_join(vm->loop_thread, NULL);
+	}
+	/* Devices go first (newest first): they may still use the VM's fds. */
+	while (vm->cleanups) {
+		struct vm_cleanup *c = vm->cleanups;
+		vm->cleanups = c->next;
+		c->fn(c->opaque);
+		free(c);
+	}
+	for (unsigned i = 0; i < VM_MAX_CPUS; i++)
+		if (vm->vcpus[i].vm)
+			vcpu_close(&vm->vcpus[i]);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->mem)
+		munmap(vm->mem, vm->mem_size);
+	if (vm->mem_fd >= 0)
+		close(vm->mem_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	bus_destroy(vm->pio);
+	bus_destroy(vm->mmio);
+	evloop_destroy(vm->loop);
+	free(vm->cpuid);
+	free(vm->kernel);
+	free(vm->initrd);
+	free(vm->cmdline);
+	free(vm->con_ring);
+	pthread_mutex_destroy(&vm->lock);
+	pthread_cond_destroy(&vm->cond);
+	pthread_mutex_destroy(&vm->con_lock);
+	free(vm);
+}
+
+const char *vm_name(const struct vm *vm) { return vm->name; }
+
+/* ---- console ---- */
+
+int vm_console_input(struct vm *vm, const void *data, size_t len)
+{
+	int n = 0;
+	pthread_mutex_lock(&vm->con_lock);
+	for (int i = 0; i < VM_CONSOLE_SINKS; i++)
+		if (vm->sinks[i].fn) {
+			vm->sinks[i].fn(vm->sinks[i].opaque, data, len);
+			n++;
+		}
+	pthread_mutex_unlock(&vm->con_lock);
+	if (!n)
+		return pv_error(ENODEV, "vm %s: no console takes input", vm->name);
+	return 0;
+}
+
+void vm_console_set_input(struct vm *vm, int slot,
+			  void (*fn)(void *opaque, const void *data, size_t len), void *opaque)
+{
+	if (slot < 0 || slot >= VM_CONSOLE_SINKS)
+		return;
+	pthread_mutex_lock(&vm->con_lock);
+	vm->sinks[slot].fn = fn;
+	vm->sinks[slot].opaque = opaque;
+	pthread_mutex_unlock(&vm->con_lock);
+}
+
+void vm_console_output(struct vm *vm, const char *data, size_t len)
+{
+	pthread_mutex_lock(&vm->con_lock);
+	const char *p = data;
+	size_t n = len;
+	if (n > VM_CONSOLE_RING) {
+		p += n - VM_CONSOLE_RING;
+		vm->con_total += n - VM_CONSOLE_RING;
+		n = VM_CONSOLE_RING;
+	}
+	size_t pos = vm->con_total % VM_CONSOLE_RING, first = PV_MIN(n, VM_CONSOLE_RING - pos);
+	memcpy(vm->con_ring + pos, p, first);
+	memcpy(vm->con_ring, p + first, n - first);
+	vm->con_total += n;
+	pthread_mutex_unlock(&vm->con_lock);
+	/* Outside the lock: the callback may send input back (echo tests). */
+	if (vm->cfg.console_out)
+		vm->cfg.console_out(vm->cfg.console_opaque, data, len);
+}
+
+size_t vm_console_log(struct vm *vm, char *buf, size_t len)
+{
+	pthread_mutex_lock(&vm->con_lock);
+	uint64_t stored = PV_MIN(vm->con_total, (uint64_t)VM_CONSOLE_RING);
+	size_t n = PV_MIN((uint64_t)len, stored);
+	uint64_t start = vm->con_total - n;
+	for (size_t done = 0; done < n;) {
+		size_t pos = (start + done) % VM_CONSOLE_RING;
+		size_t chunk = PV_MIN(n - done, VM_CONSOLE_RING - pos);
+		memcpy(buf + done, vm->con_ring + pos, chunk);
+		done += chunk;
+	}
+	pthread_mutex_unlock(&vm->con_lock);
+	return n;
+}
+
+/* ---- for devices ---- */
+
+void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	if (gpa > vm->mem_size || len > vm->mem_size - gpa)
+		return NULL;
+	return (uint8_t *)vm->mem + gpa;
+}
+
+uint64_t vm_mem_size(const struct vm *vm) { return vm->mem_size; }
+void *vm_mem_base(const struct vm *vm) { return vm->mem; }
+struct bus *vm_pio_bus(struct vm *vm) { return vm->pio; }
+struct bus *vm_mmio_bus(struct vm *vm) { return vm->mmio; }
+struct evloop *vm_evloop(struct vm *vm) { return vm->loop; }
+int vm_kvm_fd(const struct vm *vm) { return vm->kvm_fd; }
+int vm_fd(const struct vm *vm) { return vm->vm_fd; }
+
+uint64_t vm_alloc_mmio(struct vm *vm, uint64_t size)
+{
+	size = PV_ALIGN_UP(size ? size : 1, 4096);
+	pthread_mutex_lock(&vm->lock);
+	uint64_t base = vm->next_mmio;
+	if (base + size > VM_MMIO_END) {
+		base = 0;
+		pv_error(ENOSPC, "vm %s: no MMIO space left for 0x%" PRIx64 " bytes", vm->name,
+			 size);
+	} else {
+		vm->next_mmio += size;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return base;
+}
+
+int vm_alloc_irq(struct vm *vm)
+{
+	int ret = pv_error(ENOSPC, "vm %s: no free interrupt line (GSI 5..23)", vm->name);
+	pthread_mutex_lock(&vm->lock);
+	for (int gsi = 5; gsi <= 23; gsi++)
+		if (!(vm->irqs_used & (1u << gsi))) {
+			vm->irqs_used |= 1u << gsi;
+			ret = gsi;
+			break;
+		}
+	pthread_mutex_unlock(&vm->lock);
+	if (ret >= 0)
+		pv_error_clear();
+	return ret;
+}
+
+int vm_cmdline_add(struct vm *vm, const char *text)
+{
+	if (vm->started)
+		return pv_error(EBUSY, "vm %s: command line is fixed once started", vm->name);
+	size_t a = strlen(vm->cmdline), b = strlen(text);
+	char *n = realloc(vm->cmdline, a + b + 2);
+	if (!n)
+		return pv_error(ENOMEM, "vm %s: out of memory", vm->name);
+	if (a)
+		n[a++] = ' ';
+	memcpy(n + a, text, b + 1);
+	vm->cmdline = n;
+	return 0;
+}
+
+int vm_irq_line(struct vm *vm, int gsi, int level)
+{
+	struct kvm_irq_level il = {.irq = gsi, .level = level};
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &il) < 0)
+		return pv_error(errno, "vm %s: KVM_IRQ_LINE %d: %s", vm->name, gsi, strerror(errno));
+	return 0;
+}
+
+int vm_irqfd(struct vm *vm, int gsi, int eventfd, bool assign)
+{
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD) <= 0)
+		return pv_error(ENOTSUP, "vm %s: this host's KVM has no KVM_IRQFD", vm->name);
+	struct kvm_irqfd f = {
+		.fd = eventfd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
+	};
+	if (ioctl(vm->vm_fd, KVM_IRQFD, &f) < 0)
+		return pv_error(errno, "vm %s: KVM_IRQFD gsi %d: %s", vm->name, gsi, strerror(errno));
+	return 0;
+}
+
+int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, int eventfd,
+		 bool match_value, uint64_t value, bool assign)
+{
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD) <= 0)
+		return pv_error(ENOTSUP, "vm %s: this host's KVM has no KVM_IOEVENTFD", vm->name);
+	struct kvm_ioeventfd f = {
+		.datamatch = value, .addr = addr, .len = len, .fd = eventfd,
+		.flags = (match_value ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0) |
+			 (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+	if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &f) < 0)
+		return pv_error(errno, "vm %s: KVM_IOEVENTFD at 0x%" PRIx64 ": %s", vm->name, addr,
+				strerror(errno));
+	return 0;
+}
+
+void vm_add_cleanup(struct vm *vm, void (*fn)(void *opaque), void *opaque)
+{
+	struct vm_cleanup *c = malloc(sizeof(*c));
+	if (!c) {
+		/* Cannot record it: free now rather than leak at destroy. */
+		pv_log("vm %s: out of memory registering a cleanup", vm->name);
+		return;
+	}
+	*c = (struct vm_cleanup){fn, opaque, vm->cleanups};
+	vm->cleanups = c;
+}
+
+uint64_t vm_first_exit_ns(const struct vm *vm)
+{
+	return __atomic_load_n(&vm->first_exit_ns, __ATOMIC_SEQ_CST);
+}

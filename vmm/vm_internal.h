@@ -1,0 +1,102 @@
+/* vm_internal.h — struct vm and struct vcpu, shared by vm.c, vcpu.c, cpuid.c and
+ * msr.c only. Everything outside vmm/ goes through vmm/vmm.h. */
+#ifndef PROVIUM_VM_INTERNAL_H
+#define PROVIUM_VM_INTERNAL_H
+
+#include "vmm/vmm.h"
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+struct boot_info;
+
+#define VM_MAX_CPUS 64
+#define VM_CONSOLE_RING (1u << 20)     /* 1 MiB of console history */
+#define VM_CONSOLE_SINKS 4
+#define VM_MMIO_BASE 0xd0000000ull     /* virtio windows go here, above RAM */
+#define VM_MMIO_END 0xfec00000ull      /* IOAPIC */
+#define VM_TSS_ADDR 0xfffbd000ull
+#define VM_IDMAP_ADDR 0xfffbc000ull
+#define VM_MPTABLE_GPA 0x9fc00ull
+
+struct vcpu {
+	struct vm *vm;
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+	bool paused;   /* parked in vcpu_park(); protected by vm->lock */
+};
+
+struct vm_cleanup {
+	void (*fn)(void *opaque);
+	void *opaque;
+	struct vm_cleanup *next;
+};
+
+struct vm {
+	char name[64];
+	struct vm_config cfg;      /* strings below are our own copies */
+	char *kernel, *initrd, *cmdline;
+	int kvm_fd, vm_fd, mem_fd;
+	void *mem;
+	uint64_t mem_size;
+	int run_size;
+
+	struct bus *pio, *mmio;
+	struct evloop *loop;
+	pthread_t loop_thread;
+	bool loop_started;
+
+	struct vcpu vcpus[VM_MAX_CPUS];
+	unsigned ncpus;
+	struct kvm_cpuid2 *cpuid;  /* KVM_GET_SUPPORTED_CPUID, fetched once */
+
+	uint64_t next_mmio;
+	uint32_t irqs_used;
+
+	/* Console ring: total bytes ever written; the ring holds the newest. */
+	pthread_mutex_t con_lock;
+	char *con_ring;
+	uint64_t con_total;
+	struct {
+		void (*fn)(void *opaque, const void *data, size_t len);
+		void *opaque;
+	} sinks[VM_CONSOLE_SINKS];
+
+	/* Run state, protected by lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool started;
+	atomic_bool stopping;      /* vCPUs must leave KVM_RUN and end */
+	atomic_bool pausing;       /* vCPUs must park until resumed */
+	unsigned running;          /* vCPU threads not yet finished */
+	unsigned parked;
+	struct vm_exit exit;
+	uint64_t first_exit_ns;    /* pv_now_ns() of the first vCPU exit (bench) */
+
+	struct vm_cleanup *cleanups;
+};
+
+/* vcpu.c */
+int vcpu_create(struct vm *vm, unsigned index);
+void vcpu_close(struct vcpu *c);
+int vcpu_setup_long_mode(struct vcpu *c, const struct boot_info *bi);
+int vcpu_setup_real_mode(struct vcpu *c, uint64_t rip);
+int vcpu_start_thread(struct vcpu *c);
+void vcpu_kick(struct vcpu *c);
+
+/* cpuid.c */
+int cpuid_init(struct vm *vm);
+int cpuid_setup_vcpu(struct vm *vm, struct vcpu *c);
+
+/* msr.c */
+int msr_setup_vcpu(struct vm *vm, struct vcpu *c);
+
+/* vm.c: called by a vCPU thread when it ends. */
+void vm_vcpu_finished(struct vm *vm);
+
+#endif
