@@ -18,7 +18,9 @@
 # point at the latest build; runner/kernel.c reads them.
 # CACHE = $PROVIUM_CACHE_DIR, else $XDG_CACHE_HOME/provium, else ~/.cache/provium.
 set -euo pipefail
-
+# Everything runs inside main(), parsed whole before it starts, so editing this file
+# during a 4-minute build cannot break the running build.
+main() {
 root=$(cd "$(dirname "$0")/.." && pwd)
 kdir=$root/kernels
 variant=default
@@ -247,3 +249,5 @@ fi
 ln -sfn "$khash" "$current"
 [ $initramfs = 1 ] && build_initramfs
 print_paths
+}
+main "$@"
