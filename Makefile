@@ -19,7 +19,8 @@ LIB_SRCS   := $(wildcard vmm/*.c devices/*.c lua/*.c) \
 AGENT_SRCS := $(wildcard agent/*.c)
 LUA_EMBED  := $(wildcard lua/*.lua)
 
-LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(LUA_EMBED:%.lua=$(BUILD)/obj/%.lua.o)
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(LUA_EMBED:%.lua=$(BUILD)/obj/%.lua.o) \
+              $(BUILD)/obj/lua_embed_list.o
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/agent-obj/%.o)
 
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
@@ -61,6 +62,19 @@ $(BUILD)/agent-obj/%.o: %.c
 $(BUILD)/obj/%.lua.o: %.lua
 	@mkdir -p $(@D)
 	ld -r -b binary -z noexecstack -o $@ $<
+
+# The worker must load every embedded chunk and call every lua/*.c opener
+# (`int pv_luaopen_<name>(lua_State *L)` at the start of a line); a static archive only
+# links members something references, so this generated table references them all
+# (lua/embed.h). Rewritten only when the list changes.
+$(BUILD)/obj/lua_embed_list.c: FORCE
+	@mkdir -p $(@D)
+	@./lua/embed-list.sh $(LUA_EMBED) -- $(wildcard lua/*.c) > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+$(BUILD)/obj/lua_embed_list.o: $(BUILD)/obj/lua_embed_list.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+.PHONY: FORCE
+FORCE:
 
 # ---- unit tests (cmocka) ----
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libprovium.a

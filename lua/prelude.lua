@@ -1,0 +1,303 @@
+-- prelude.lua — loaded first in every worker: the task scheduler (provium._sched),
+-- provium._error, provium._emit and the request/reply client of the parent channel.
+-- Tasks are coroutines; a blocking call inside a task yields to the loop in
+-- _sched.run, which poll()s over every fd a task waits on plus the earliest deadline.
+-- C code never blocks (lua-contract.md); blocking loops are written on top of this.
+local provium = provium
+local C = provium._c_sched
+local chan = provium._c_chan
+local cfg = provium._config
+
+-- Errors -----------------------------------------------------------------------------
+local Error = debug.getregistry()["provium.Error"]
+
+-- provium._error{code=, message=, op=, vm=, errno=, errname=} raises an error table
+-- with the same metatable as errors raised from C (errors.c).
+function provium._error(t, level)
+  local e = {}
+  for k, v in pairs(t) do e[k] = v end
+  e.code = e.code or "infra"
+  e.message = e.message or e.code
+  error(setmetatable(e, Error), level or 2)
+end
+
+-- true when v is a provium error table
+function provium._is_error(v)
+  return type(v) == "table" and getmetatable(v) == Error
+end
+
+-- Events -----------------------------------------------------------------------------
+-- provium._emit(ev) sends one event to the parent; fills in file and t (unix ns).
+function provium._emit(ev)
+  ev.file = ev.file or cfg.file
+  ev.t = C.unix_ns()
+  chan.send({ k = "event", ev = ev })
+end
+
+-- The scheduler ------------------------------------------------------------------------
+local S = {}
+provium._sched = S
+S.now = C.now
+S.now_ns = C.now_ns
+
+local current = nil      -- the task whose coroutine is running, or nil
+local ready = {}         -- FIFO of {task, value}
+local waiting = {}       -- set: task -> true (blocked on an fd, a timer or a cond)
+local YIELD = {}         -- what our tasks yield, so foreign yields can be told apart
+
+local Task = {}
+Task.__index = Task
+S.Task = Task
+
+local function make_ready(task, value)
+  if task.dead or task.queued then return end
+  waiting[task] = nil
+  if task.blocked and task.blocked.cond then task.blocked.cond.waiters[task] = nil end
+  task.blocked = nil
+  task.queued = true
+  ready[#ready + 1] = { task, value }
+end
+
+-- S.spawn(fn, ...) -> task: a new task, run at the next scheduler turn. It belongs to
+-- the current task's group (a test), so it is abandoned with that test.
+function S.spawn(fn, ...)
+  local args = table.pack(...)
+  local task = setmetatable({
+    co = coroutine.create(function() return fn(table.unpack(args, 1, args.n)) end),
+    group = current and current.group or S.group,
+    done_cond = nil,
+  }, Task)
+  task.done_cond = S.cond()
+  make_ready(task, nil)
+  return task
+end
+
+-- the group new top-level tasks join (the running test, or "file")
+S.group = "file"
+
+function S.current() return current end
+
+local finished_seq = 0
+local function finish(task, ok, ...)
+  finished_seq = finished_seq + 1
+  task.seq = finished_seq
+  task.dead = true
+  task.queued = false
+  waiting[task] = nil
+  if ok then
+    task.results = table.pack(...)
+  else
+    task.err = ...
+  end
+  task.done_cond:signal()
+end
+
+local function step(task, value)
+  task.queued = false
+  if task.dead then return end
+  local prev = current
+  current = task
+  local r = table.pack(coroutine.resume(task.co, value))
+  current = prev
+  if coroutine.status(task.co) == "dead" then
+    finish(task, table.unpack(r, 1, r.n))
+  elseif r[2] ~= YIELD then
+    -- a yield that is not ours (coroutine.yield called directly in a task body)
+    finish(task, false, "coroutine.yield called outside a coroutine of your own")
+  end
+end
+
+-- Blocks the running task until made ready; returns the value it was woken with.
+local function block(task, wait)
+  task.blocked = wait
+  waiting[task] = true
+  return coroutine.yield(YIELD)
+end
+
+local function in_task()
+  return current ~= nil and coroutine.running() == current.co
+end
+
+-- S.wait_fd(fd, mode, deadline [, what]) -> true when ready, false at the deadline.
+-- `what` (optional) says what is awaited, for timeout reports.
+function S.wait_fd(fd, mode, deadline, what)
+  if in_task() then
+    return block(current, { fd = fd, mode = mode or "r", deadline = deadline, what = what })
+  end
+  while true do
+    local t = -1
+    if deadline then
+      t = deadline - C.now()
+      if t <= 0 then return false end
+    end
+    if C.poll({ fd }, { mode or "r" }, t)[1] then return true end
+  end
+end
+
+function S.sleep(seconds, what)
+  local deadline = C.now() + (tonumber(seconds) or 0)
+  if in_task() then
+    block(current, { deadline = deadline, what = what or ("sleeping " .. tostring(seconds) .. " s") })
+    return
+  end
+  local t = deadline - C.now()
+  if t > 0 then C.poll({}, {}, t) end
+end
+
+-- Yields to let other ready tasks run (no-op outside a task).
+function S.yield()
+  if in_task() then
+    local task = current
+    make_ready(task, true)
+    coroutine.yield(YIELD)
+  end
+end
+
+-- Conditions: c:wait(deadline [, what]) -> true when signalled, false at the deadline;
+-- c:signal() wakes every waiter.
+local Cond = {}
+Cond.__index = Cond
+function S.cond() return setmetatable({ waiters = {} }, Cond) end
+function Cond:wait(deadline, what)
+  if in_task() then
+    local task = current
+    self.waiters[task] = true
+    return block(task, { cond = self, deadline = deadline, what = what })
+  end
+  -- outside any task nobody else can run: just wait out the deadline
+  if deadline then S.sleep(math.max(0, deadline - C.now())) end
+  return false
+end
+function Cond:signal()
+  local list = {}
+  for task in pairs(self.waiters) do list[#list + 1] = task end
+  self.waiters = {}
+  for _, task in ipairs(list) do make_ready(task, true) end
+end
+
+-- S.deadline(opts) -> absolute deadline: opts.timeout, else the running test's deadline.
+function S.deadline(opts)
+  if opts and opts.timeout then return C.now() + opts.timeout end
+  return S.test_deadline
+end
+
+-- One scheduler turn: runs ready tasks, then polls until something is ready or `limit`.
+local function turn(limit)
+  while #ready > 0 do
+    local batch = ready
+    ready = {}
+    for _, item in ipairs(batch) do step(item[1], item[2]) end
+  end
+  return true
+end
+
+-- S.run(task, deadline) runs the loop until task finished (-> true) or the deadline
+-- passed (-> false). Other tasks run meanwhile.
+function S.run(task, deadline)
+  while true do
+    turn()
+    if task.dead then return true end
+    local now = C.now()
+    if deadline and now >= deadline then return false end
+    local fds, modes, who = {}, {}, {}
+    local earliest = deadline
+    for t in pairs(waiting) do
+      local w = t.blocked
+      if w.fd then
+        fds[#fds + 1] = w.fd; modes[#modes + 1] = w.mode; who[#who + 1] = t
+      end
+      if w.deadline and (not earliest or w.deadline < earliest) then earliest = w.deadline end
+    end
+    if #fds == 0 and not earliest and #ready == 0 then
+      error("deadlock: every task is waiting and nothing can wake them")
+    end
+    local timeout = -1
+    if #ready > 0 then timeout = 0
+    elseif earliest then timeout = math.max(0, earliest - now) end
+    local res = C.poll(fds, modes, timeout)
+    for i, t in ipairs(who) do
+      if res[i] and waiting[t] then make_ready(t, true) end
+    end
+    now = C.now()
+    for t in pairs(waiting) do
+      if t.blocked.deadline and now >= t.blocked.deadline then make_ready(t, false) end
+    end
+  end
+end
+
+-- S.abandon(group): drops every task of the group; they are never resumed again.
+function S.abandon(group)
+  local all = {}
+  for t in pairs(waiting) do all[#all + 1] = t end
+  for _, item in ipairs(ready) do all[#all + 1] = item[1] end
+  local keep = {}
+  for _, item in ipairs(ready) do
+    if item[1].group ~= group then keep[#keep + 1] = item end
+  end
+  ready = keep
+  for _, t in ipairs(all) do
+    if t.group == group and not t.dead then
+      waiting[t] = nil
+      if t.blocked and t.blocked.cond then t.blocked.cond.waiters[t] = nil end
+      t.dead = true
+      t.abandoned = true
+      pcall(coroutine.close, t.co)
+    end
+  end
+end
+
+-- What a blocked task is waiting for, for timeout reports.
+function S.describe(task)
+  local w = task.blocked
+  if not w then return "running" end
+  if w.what then return w.what end
+  if w.fd then return ("waiting for fd %d (%s)"):format(w.fd, w.mode) end
+  if w.cond then return "waiting for a condition" end
+  return "sleeping"
+end
+
+-- Task objects (provium.go) ------------------------------------------------------------
+function Task:done() return self.dead == true end
+function Task:wait(opts)
+  local deadline = S.deadline(opts)
+  while not self.dead do
+    if not in_task() then
+      if not S.run(self, deadline) then
+        provium._error({ code = "timeout", op = "task:wait", message = "task did not finish in time" })
+      end
+    elseif not self.done_cond:wait(deadline, "waiting for a task") and not self.dead then
+      provium._error({ code = "timeout", op = "task:wait", message = "task did not finish in time" })
+    end
+  end
+  if self.abandoned then
+    provium._error({ code = "closed", op = "task:wait", message = "task was abandoned (its test ended)" })
+  end
+  if self.err ~= nil then error(self.err, 0) end
+  return table.unpack(self.results, 1, self.results.n)
+end
+function Task:__tostring()
+  return ("Task(%s)"):format(self.dead and (self.err ~= nil and "failed" or "done") or "running")
+end
+
+-- Requests to the parent (claims, barriers) ---------------------------------------------
+local next_id, replies = 0, {}
+-- provium._request(msg, deadline, what) -> reply table, or nil at the deadline.
+function provium._request(msg, deadline, what)
+  next_id = next_id + 1
+  local id = next_id
+  msg.id = id
+  local ok, err = chan.send(msg)
+  if not ok then
+    provium._error({ code = "infra", op = msg.k, message = "cannot reach the runner: " .. tostring(err) })
+  end
+  while true do
+    local m = chan.recv()
+    while m do
+      if m.k == "reply" and m.id then replies[m.id] = m end
+      m = chan.recv()
+    end
+    local r = replies[id]
+    if r then replies[id] = nil; return r end
+    if not S.wait_fd(chan.fd(), "r", deadline, what) then return nil end
+  end
+end
