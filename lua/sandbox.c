@@ -253,7 +253,6 @@ static void __attribute__((noreturn)) child_main(struct child_args *a)
 	snprintf(hostenv, sizeof(hostenv), "HOSTNAME=%s", name);
 	envp[ne++] = "PROVIUM_SANDBOX=1";
 	envp[ne++] = "PROVIUM_AGENT_FD=3";
-	envp[ne++] = "PROVIUM_AGENT_SOCK=" SANDBOX_AGENT_SOCK;
 	envp[ne++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 	envp[ne++] = "HOME=/root";
 	envp[ne++] = "TERM=dumb";
@@ -267,7 +266,7 @@ static void __attribute__((noreturn)) child_main(struct child_args *a)
 		execve("/init", argv, envp);
 		child_fail(errfd, "exec /init");
 	}
-	char *argv[] = {"provium-agent", "--fd", "3", "--unix", SANDBOX_AGENT_SOCK, NULL};
+	char *argv[] = {"provium-agent", "--fd", "3", NULL};
 	execve("/bin/provium-agent", argv, envp);
 	child_fail(errfd, "exec /bin/provium-agent (the rootfs has no /init)");
 }
@@ -481,24 +480,98 @@ int sandbox_agent_fd(const struct sandbox *sb) { return sb->agent_fd; }
 pid_t sandbox_pid(const struct sandbox *sb) { return sb->pid; }
 const char *sandbox_rootfs(const struct sandbox *sb) { return sb->rootfs; }
 
+/* A Worker connection: a new agent process entered into the sandbox's namespaces
+ * (setns into ipc/uts/net/pid/mnt of PID 1, then fork so the agent is inside the pid
+ * namespace), serving one end of a fresh socketpair. It does not depend on the
+ * sandbox's /init, dies with the namespace, and its stderr goes to the console. */
 int sandbox_connect(struct sandbox *sb)
 {
 	if (sb->reaped || sb->pid <= 0)
 		return pv_error(ESRCH, "sandbox %s: not running", sb->name);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/%d/root%s", (int)sb->pid,
-		 SANDBOX_AGENT_SOCK);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return pv_error(errno, "sandbox %s: socket: %s", sb->name, strerror(errno));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int e = errno;
-		close(fd);
-		return pv_error(e, "sandbox %s: connect to the agent at %s: %s", sb->name,
-				sa.sun_path, strerror(e));
+	static const char *nsnames[] = {"ipc", "uts", "net", "pid", "mnt"};
+	int nsfd[5], sv[2] = {-1, -1}, errp[2] = {-1, -1}, con = -1, ret;
+	char p[64];
+	for (size_t i = 0; i < 5; i++)
+		nsfd[i] = -1;
+	for (size_t i = 0; i < 5; i++) {
+		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)sb->pid, nsnames[i]);
+		if ((nsfd[i] = open(p, O_RDONLY | O_CLOEXEC)) < 0) {
+			ret = pv_error(errno, "sandbox %s: %s: %s", sb->name, p, strerror(errno));
+			goto out;
+		}
 	}
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	return fd;
+	snprintf(p, sizeof(p), "/proc/%d/fd/1", (int)sb->pid);
+	con = open(p, O_WRONLY | O_CLOEXEC);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		ret = pv_error(errno, "sandbox %s: socketpair: %s", sb->name, strerror(errno));
+		goto out;
+	}
+	pid_t helper = fork();
+	if (helper < 0) {
+		ret = pv_error(errno, "sandbox %s: fork: %s", sb->name, strerror(errno));
+		goto out;
+	}
+	if (helper == 0) {
+		for (size_t i = 0; i < 5; i++)
+			if (setns(nsfd[i], 0) < 0)
+				child_fail(errp[1], "setns into the sandbox");
+		pid_t agent = fork();
+		if (agent < 0)
+			child_fail(errp[1], "fork in the sandbox");
+		if (agent > 0)
+			_exit(0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int devnull = open("/dev/null", O_RDWR);
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		if (con >= 0) {
+			dup2(con, 1);
+			dup2(con, 2);
+		}
+		if (dup2(sv[1], 3) < 0)
+			child_fail(errp[1], "dup2 agent fd");
+		syscall(SYS_close_range, 4, ~0U, CLOSE_RANGE_CLOEXEC);
+		setsid();
+		char *argv[] = {"provium-agent", "--fd", "3", NULL};
+		char *envp[] = {"PROVIUM_SANDBOX=1",
+				"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+				"HOME=/root", "TERM=dumb", NULL};
+		execve("/bin/provium-agent", argv, envp);
+		child_fail(errp[1], "exec /bin/provium-agent in the sandbox");
+	}
+	close(errp[1]);
+	errp[1] = -1;
+	close(sv[1]);
+	sv[1] = -1;
+	int st;
+	while (waitpid(helper, &st, 0) < 0 && errno == EINTR)
+		;
+	char msg[512];
+	ssize_t n;
+	do
+		n = read(errp[0], msg, sizeof(msg) - 1);
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		msg[n] = 0;
+		ret = pv_error(EIO, "sandbox %s: worker agent: %s", sb->name, msg);
+		goto out;
+	}
+	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+	ret = sv[0];
+	sv[0] = -1;
+out:
+	for (size_t i = 0; i < 5; i++)
+		if (nsfd[i] >= 0)
+			close(nsfd[i]);
+	for (int i = 0; i < 2; i++) {
+		if (sv[i] >= 0)
+			close(sv[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	if (con >= 0)
+		close(con);
+	return ret;
 }
 
 /* ---- pause / resume: signal every process whose pid namespace is the sandbox's ---- */

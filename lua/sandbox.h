@@ -3,14 +3,14 @@
  * tmpfs upper over build/rootfs), connected to the host over a socketpair.
  *
  * The sandbox's PID 1 is the rootfs's /init (started with PROVIUM_SANDBOX=1 and
- * PROVIUM_AGENT_FD=3), or /bin/provium-agent --fd 3 --listen /run/provium-agent.sock when
- * the rootfs has no /init. Its stdout/stderr are the console (kept in a ring buffer by a
+ * PROVIUM_AGENT_FD=3), or /bin/provium-agent --fd 3 when the rootfs has no /init. Its stdout/stderr are the console (kept in a ring buffer by a
  * reader thread), its stdin is console input. Killing PID 1 kills the whole pid
  * namespace; the mounts live only in the sandbox's mount namespace, so nothing is left on
  * the host. PR_SET_PDEATHSIG ties the sandbox to the thread that started it.
  *
- * Extra agent connections (Workers) go through the unix socket the agent listens on
- * inside the sandbox: the host reaches it as /proc/<pid>/root/run/provium-agent.sock. */
+ * Extra agent connections (Workers): sandbox_connect() starts another agent process
+ * inside the sandbox's namespaces (setns) serving a fresh socketpair, so Workers work
+ * with any /init and die with the sandbox. */
 #ifndef PROVIUM_SANDBOX_H
 #define PROVIUM_SANDBOX_H
 
@@ -20,7 +20,6 @@
 #include <sys/types.h>
 
 #define SANDBOX_CONSOLE_SIZE (1u << 20) /* console ring buffer: 1 MiB */
-#define SANDBOX_AGENT_SOCK "/run/provium-agent.sock"
 
 struct sandbox_config {
 	const char *name;            /* hostname inside; shown in errors */
@@ -49,8 +48,8 @@ const char *sandbox_rootfs(const struct sandbox *sb);
  * wait status. */
 bool sandbox_exited(struct sandbox *sb, int *status);
 
-/* Opens a new connection to the agent's unix socket inside the sandbox (Workers).
- * Returns a connected, non-blocking, close-on-exec fd or -errno with pv_error() set. */
+/* A new agent connection (Workers): another agent process in the sandbox serving a
+ * fresh socketpair. Returns the host end (non-blocking, close-on-exec) or -errno. */
 int sandbox_connect(struct sandbox *sb);
 
 /* pause/resume: SIGSTOP/SIGCONT every process of the sandbox's pid namespace. */

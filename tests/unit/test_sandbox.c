@@ -50,7 +50,10 @@ static int group_setup(void **state)
 		 "set -e; cd %s; mkdir -p bin sbin etc proc sys dev tmp run; "
 		 "cp /bin/busybox bin/busybox; "
 		 "for a in $(bin/busybox --list); do [ -e bin/$a ] || ln -s busybox bin/$a; done; "
-		 "cat > init <<'EOF'\n%sEOF\nchmod 755 init", rootfs, init_script);
+		 "cat > init <<'EOF'\n%sEOF\nchmod 755 init; "
+		 "printf '#!/bin/sh\\necho \"worker $(hostname) $PROVIUM_SANDBOX $*\" >&3\\n"
+		 "while read -r cmd <&3; do eval \"$cmd\" >&3; echo --end-- >&3; done\\n' > bin/provium-agent; "
+		 "chmod 755 bin/provium-agent", rootfs, init_script);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -270,6 +273,33 @@ static void test_bad_rootfs_is_a_clear_error(void **state)
 	rmdir(empty);
 }
 
+static void test_worker_connection(void **state)
+{
+	(void)state;
+	skip_unless_root();
+	struct sandbox *sb = start("wk");
+	sh(sb, "echo shared > /tmp/f");
+	int fd = sandbox_connect(sb);
+	if (fd < 0)
+		fail_msg("sandbox_connect: %s", pv_errmsg());
+	/* a second agent process, inside the same namespaces and root */
+	char *hello = read_until(fd, "\n");
+	assert_string_equal(hello, "worker wk 1 --fd 3");
+	assert_int_equal(pv_write_full(fd, "cat /tmp/f; hostname\n", 21), 0);
+	assert_string_equal(read_until(fd, "--end--\n"), "shared\nwk\n");
+	/* it is a process of the sandbox's pid namespace: killing the sandbox ends it */
+	assert_int_equal(pv_write_full(fd, "echo $$\n", 8), 0);
+	int inner = atoi(read_until(fd, "--end--\n"));
+	assert_true(inner > 1);
+	sandbox_kill(sb);
+	char c;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 2000), 1);
+	assert_int_equal(read(fd, &c, 1), 0); /* EOF: the worker agent is gone */
+	close(fd);
+	sandbox_free(sb);
+}
+
 static void test_start_time(void **state)
 {
 	(void)state;
@@ -292,6 +322,7 @@ int main(void)
 		cmocka_unit_test(test_kill_takes_the_namespace),
 		cmocka_unit_test(test_pause_resume),
 		cmocka_unit_test(test_bad_rootfs_is_a_clear_error),
+		cmocka_unit_test(test_worker_connection),
 		cmocka_unit_test(test_start_time),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
