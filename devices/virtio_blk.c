@@ -1,0 +1,894 @@
+/* virtio_blk.c — virtio-blk (virtio 1.x §5.2) over a raw image, with fault rules
+ * checked on every request (fail reads/writes, slow, drop writes, corrupt), a
+ * volatile writeback cache with crash, host-side sector access, stats and live
+ * detach. The storage itself is blk_store.c; the API is virtio_blk.h.
+ *
+ * Threads: requests are taken under the transport lock (vdev.lock) on whichever
+ * thread notified (event loop for ioeventfd, a vCPU for the MMIO-exit fallback);
+ * image, cache, rules and stats are under b->lock, which the host API also takes.
+ * Order: vdev.lock before b->lock. A slow request waits on an event-loop timer and
+ * is completed by it, so neither the vCPU nor other devices wait. */
+#include "devices/virtio_blk.h"
+#include "devices/blk_store.h"
+#include "devices/virtio.h"
+#include "vmm/evloop.h"
+#include "vmm/util.h"
+#include "vmm/vmm.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/virtio_blk.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SECT VIRTIO_BLK_SECTOR
+#define MAX_FAULTS 64
+#define MAX_DZ_SEGS 16 /* discard / write-zeroes segments per request */
+
+struct blk_rule {
+	struct virtio_blk_fault f;
+	uint64_t remaining;  /* for count-limited rules */
+	uint64_t rng;
+};
+
+struct blk_req {
+	struct virtio_blk *b;
+	struct blk_req *next, *prev; /* b->pending */
+	bool cancelled;              /* reset/detach already dealt with it */
+	uint32_t type;
+	uint64_t sector, nsect;
+	bool drop;                   /* a DROP_WRITES rule hit it */
+	struct virtq_elem elem;
+};
+
+struct virtio_blk {
+	struct virtio_dev vdev;
+	struct virtio_blk_config cfg;
+	char path[4096];
+	bool own_path;               /* temporary image: unlink on destroy */
+	char serial[VIRTIO_BLK_ID_BYTES];
+	bool readonly;
+	struct evloop *loop;         /* delayed completions */
+
+	pthread_mutex_t lock;        /* everything below */
+	struct blk_store store;
+	struct blk_rule rules[MAX_FAULTS];
+	size_t nrules;
+	int next_rule_id;
+	struct virtio_blk_stats stats;
+	bool detached;
+	struct blk_req *pending;     /* requests waiting on a timer */
+};
+
+static const struct device_ops blk_ops;
+
+/* ---- requests ---- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Whether rule r hits this request; consumes one count and one PRNG draw. */
+static bool rule_hits(struct blk_rule *r, uint64_t lo, uint64_t hi)
+{
+	if (hi < r->f.from || lo > r->f.to)
+		return false;
+	if (r->f.count && !r->remaining)
+		return false;
+	if (r->f.probability < 1.0) {
+		double x = (double)(rng_next(&r->rng) >> 11) / 9007199254740992.0;
+		if (x >= r->f.probability)
+			return false;
+	}
+	if (r->f.count)
+		r->remaining--;
+	r->f.hits++;
+	return true;
+}
+
+struct verdict {
+	bool fail, drop;
+	unsigned delay_ms;
+};
+
+/* Evaluates the rules for a request covering [lo, hi] (b->lock held). Flushes
+ * (is_flush) are only affected by SLOW rules. */
+static struct verdict judge(struct virtio_blk *b, bool is_read, bool is_flush,
+			    uint64_t lo, uint64_t hi)
+{
+	struct verdict v = {0};
+	for (size_t i = 0; i < b->nrules; i++) {
+		struct blk_rule *r = &b->rules[i];
+		switch (r->f.kind) {
+		case VIRTIO_BLK_FAIL_READS:
+			if (is_read && !v.fail && rule_hits(r, lo, hi))
+				v.fail = true;
+			break;
+		case VIRTIO_BLK_FAIL_WRITES:
+			if (!is_read && !is_flush && !v.fail && rule_hits(r, lo, hi))
+				v.fail = true;
+			break;
+		case VIRTIO_BLK_DROP_WRITES:
+			if (!is_read && !is_flush && !v.drop && rule_hits(r, lo, hi))
+				v.drop = true;
+			break;
+		case VIRTIO_BLK_SLOW:
+			if ((is_read && r->f.writes_only) || (!is_read && r->f.reads_only))
+				break;
+			if ((is_flush ? rule_hits(r, 0, UINT64_MAX) : rule_hits(r, lo, hi)) &&
+			    r->f.delay_ms > v.delay_ms)
+				v.delay_ms = r->f.delay_ms;
+			break;
+		case VIRTIO_BLK_CORRUPT:
+			break; /* applied to the data, per sector, after the read */
+		}
+	}
+	return v;
+}
+
+static void apply_corrupt(struct virtio_blk *b, struct blk_req *q, const struct iovec *iov,
+			  unsigned n)
+{
+	for (size_t i = 0; i < b->nrules; i++) {
+		struct blk_rule *r = &b->rules[i];
+		if (r->f.kind != VIRTIO_BLK_CORRUPT)
+			continue;
+		uint64_t lo = PV_MAX(q->sector, r->f.from);
+		uint64_t hi = PV_MIN(q->sector + q->nsect - 1, r->f.to);
+		if (lo > hi || !rule_hits(r, lo, hi))
+			continue;
+		for (uint64_t s = lo; s <= hi; s++) {
+			size_t off = (s - q->sector) * SECT + r->f.offset;
+			uint8_t byte;
+			if (iov_to_buf(iov, n, off, &byte, 1) == 1) {
+				byte ^= r->f.xor;
+				buf_to_iov(iov, n, off, &byte, 1);
+			}
+		}
+	}
+}
+
+/* Data segments of a request: for IN, the writable ones minus the status byte;
+ * for OUT, the readable ones after the 16-byte header. */
+static unsigned data_iov(const struct virtq_elem *e, bool in, struct iovec *out, size_t *len)
+{
+	const struct iovec *src = in ? &e->iov[e->n_out] : e->iov;
+	unsigned n = in ? e->n_in : e->n_out;
+	size_t skip = in ? 0 : sizeof(struct virtio_blk_outhdr);
+	size_t total = in ? e->in_len - 1 : e->out_len - skip;
+	unsigned k = 0;
+	size_t left = total;
+	for (unsigned i = 0; i < n && left; i++) {
+		size_t l = src[i].iov_len;
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		size_t c = PV_MIN(l - skip, left);
+		out[k].iov_base = (char *)src[i].iov_base + skip;
+		out[k++].iov_len = c;
+		left -= c;
+		skip = 0;
+	}
+	*len = total;
+	return k;
+}
+
+/* Does the I/O for a request (b->lock held); returns the status byte and the
+ * bytes written into the guest's buffers (excluding the status byte). */
+static uint8_t do_io(struct virtio_blk *b, struct blk_req *q, bool drop, uint32_t *written)
+{
+	struct virtq_elem *e = &q->elem;
+	struct iovec iov[VIRTQ_MAX_SEGS];
+	size_t len;
+	unsigned n;
+	*written = 0;
+	if (b->detached)
+		return VIRTIO_BLK_S_IOERR;
+	switch (q->type) {
+	case VIRTIO_BLK_T_IN:
+		n = data_iov(e, true, iov, &len);
+		if (blk_store_readv(&b->store, q->sector, q->nsect, iov, n) < 0)
+			return VIRTIO_BLK_S_IOERR;
+		apply_corrupt(b, q, iov, n);
+		*written = (uint32_t)len;
+		b->stats.reads++;
+		b->stats.read_bytes += len;
+		return VIRTIO_BLK_S_OK;
+	case VIRTIO_BLK_T_OUT:
+		n = data_iov(e, false, iov, &len);
+		if (!drop && blk_store_writev(&b->store, q->sector, q->nsect, iov, n) < 0)
+			return VIRTIO_BLK_S_IOERR;
+		b->stats.writes++;
+		b->stats.write_bytes += len;
+		return VIRTIO_BLK_S_OK;
+	case VIRTIO_BLK_T_FLUSH:
+		b->stats.flushes++;
+		return blk_store_flush(&b->store) < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	case VIRTIO_BLK_T_GET_ID:
+		n = data_iov(e, true, iov, &len);
+		*written = (uint32_t)buf_to_iov(iov, n, 0, b->serial,
+						PV_MIN(len, sizeof(b->serial)));
+		return VIRTIO_BLK_S_OK;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES: {
+		struct virtio_blk_discard_write_zeroes seg[MAX_DZ_SEGS];
+		n = data_iov(e, false, iov, &len);
+		size_t nseg = len / sizeof(seg[0]);
+		iov_to_buf(iov, n, 0, seg, nseg * sizeof(seg[0]));
+		for (size_t i = 0; i < nseg && !drop; i++) {
+			uint64_t s = le64toh(seg[i].sector), c = le32toh(seg[i].num_sectors);
+			bool unmap = q->type == VIRTIO_BLK_T_DISCARD ||
+				     (le32toh(seg[i].flags) & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
+			if (blk_store_zero(&b->store, s, c, unmap) < 0)
+				return VIRTIO_BLK_S_IOERR;
+		}
+		b->stats.writes++;
+		return VIRTIO_BLK_S_OK;
+	}
+	default:
+		return VIRTIO_BLK_S_UNSUPP;
+	}
+}
+
+/* Checks the request's shape; fills type/sector/nsect. Returns VIRTIO_BLK_S_OK or
+ * the status to answer with right away. */
+static uint8_t parse(struct virtio_blk *b, struct blk_req *q, uint64_t *lo, uint64_t *hi)
+{
+	struct virtq_elem *e = &q->elem;
+	struct virtio_blk_outhdr h;
+	if (iov_to_buf(e->iov, e->n_out, 0, &h, sizeof(h)) != sizeof(h))
+		return VIRTIO_BLK_S_IOERR;
+	q->type = le32toh(h.type);
+	q->sector = le64toh(h.sector);
+	q->nsect = 0;
+	*lo = q->sector;
+	*hi = q->sector;
+	uint64_t cap = b->store.sectors;
+	uint64_t dlen = 0;
+	switch (q->type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT:
+		dlen = q->type == VIRTIO_BLK_T_IN ? e->in_len - 1 : e->out_len - sizeof(h);
+		if (dlen % SECT)
+			return VIRTIO_BLK_S_IOERR;
+		q->nsect = dlen / SECT;
+		if (q->sector > cap || q->nsect > cap - q->sector)
+			return VIRTIO_BLK_S_IOERR;
+		if (q->type == VIRTIO_BLK_T_OUT && b->readonly)
+			return VIRTIO_BLK_S_IOERR;
+		*hi = q->nsect ? q->sector + q->nsect - 1 : q->sector;
+		return VIRTIO_BLK_S_OK;
+	case VIRTIO_BLK_T_FLUSH:
+	case VIRTIO_BLK_T_GET_ID:
+		return VIRTIO_BLK_S_OK;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES: {
+		if (b->readonly)
+			return VIRTIO_BLK_S_IOERR;
+		struct virtio_blk_discard_write_zeroes seg;
+		dlen = e->out_len - sizeof(h);
+		if (!dlen || dlen % sizeof(seg) || dlen / sizeof(seg) > MAX_DZ_SEGS)
+			return VIRTIO_BLK_S_UNSUPP;
+		*lo = UINT64_MAX;
+		*hi = 0;
+		for (size_t off = 0; off < dlen; off += sizeof(seg)) {
+			iov_to_buf(e->iov, e->n_out, sizeof(h) + off, &seg, sizeof(seg));
+			uint64_t s = le64toh(seg.sector), c = le32toh(seg.num_sectors);
+			if (le32toh(seg.flags) & ~VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
+				return VIRTIO_BLK_S_UNSUPP;
+			if (!c || s > cap || c > cap - s)
+				return VIRTIO_BLK_S_IOERR;
+			*lo = PV_MIN(*lo, s);
+			*hi = PV_MAX(*hi, s + c - 1);
+		}
+		return VIRTIO_BLK_S_OK;
+	}
+	default:
+		return VIRTIO_BLK_S_UNSUPP;
+	}
+}
+
+/* Writes the status byte and puts the request on the used ring (vdev.lock held).
+ * Returns whether the driver wants an interrupt. */
+static bool complete(struct virtio_blk *b, struct blk_req *q, uint8_t status, uint32_t written)
+{
+	struct virtq_elem *e = &q->elem;
+	buf_to_iov(&e->iov[e->n_out], e->n_in, e->in_len - 1, &status, 1);
+	if (status != VIRTIO_BLK_S_OK) {
+		pthread_mutex_lock(&b->lock);
+		b->stats.errors++;
+		pthread_mutex_unlock(&b->lock);
+	}
+	if (!virtio_dev_queue_live(&b->vdev, 0))
+		return false;
+	return virtq_push(&b->vdev.vq[0], e->head, written + 1);
+}
+
+static void unlink_pending(struct virtio_blk *b, struct blk_req *q)
+{
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		b->pending = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	q->next = q->prev = NULL;
+}
+
+static void delayed_done(void *opaque)
+{
+	struct blk_req *q = opaque;
+	struct virtio_blk *b = q->b;
+	pthread_mutex_lock(&b->vdev.lock);
+	pthread_mutex_lock(&b->lock);
+	unlink_pending(b, q);
+	bool cancelled = q->cancelled;
+	uint8_t st = 0;
+	uint32_t written = 0;
+	if (!cancelled) {
+		st = do_io(b, q, q->drop, &written);
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (!cancelled && complete(b, q, st, written))
+		virtio_dev_interrupt(&b->vdev, VIRTIO_MMIO_INT_VRING);
+	pthread_mutex_unlock(&b->vdev.lock);
+	free(q);
+}
+
+/* Takes one request (vdev.lock held); returns whether to interrupt, and hands
+ * the request to a timer when a SLOW rule applies (then *q is NULL on return). */
+static bool handle(struct virtio_blk *b, struct blk_req **qp)
+{
+	struct blk_req *q = *qp;
+	uint64_t lo, hi;
+	uint32_t written = 0;
+	uint8_t st = parse(b, q, &lo, &hi);
+	if (st != VIRTIO_BLK_S_OK)
+		return complete(b, q, st, 0);
+	pthread_mutex_lock(&b->lock);
+	bool is_read = q->type == VIRTIO_BLK_T_IN || q->type == VIRTIO_BLK_T_GET_ID;
+	struct verdict v = {0};
+	if (q->type != VIRTIO_BLK_T_GET_ID)
+		v = judge(b, is_read, q->type == VIRTIO_BLK_T_FLUSH, lo, hi);
+	if (b->detached || v.fail) {
+		pthread_mutex_unlock(&b->lock);
+		return complete(b, q, VIRTIO_BLK_S_IOERR, 0);
+	}
+	if (v.delay_ms && b->loop) {
+		q->drop = v.drop;
+		q->prev = NULL;
+		q->next = b->pending;
+		if (b->pending)
+			b->pending->prev = q;
+		b->pending = q;
+		int64_t t = evloop_add_timer(b->loop, (uint64_t)v.delay_ms * 1000000ull,
+					     delayed_done, q);
+		if (t > 0) {
+			pthread_mutex_unlock(&b->lock);
+			*qp = NULL;
+			return false;
+		}
+		unlink_pending(b, q); /* no timer: complete now */
+	}
+	st = do_io(b, q, v.drop, &written);
+	pthread_mutex_unlock(&b->lock);
+	return complete(b, q, st, written);
+}
+
+static void blk_queue_notify(struct device *d, unsigned queue)
+{
+	struct virtio_blk *b = (struct virtio_blk *)d;
+	struct virtio_dev *v = &b->vdev;
+	struct blk_req *q = NULL;
+	bool irq = false;
+	if (queue != 0)
+		return;
+	pthread_mutex_lock(&v->lock);
+	struct virtqueue *vq = &v->vq[0];
+	while (virtio_dev_queue_live(v, 0)) {
+		virtq_enable_notify(vq, false);
+		for (;;) {
+			if (!q && !(q = malloc(sizeof(*q)))) {
+				pv_log("%s: out of memory for a request", d->id);
+				goto out;
+			}
+			int r = virtq_pop(vq, &q->elem);
+			if (r < 0) {
+				virtio_dev_needs_reset(v, pv_errmsg());
+				goto out;
+			}
+			if (r == 0)
+				break;
+			q->b = b;
+			q->cancelled = false;
+			q->next = q->prev = NULL;
+			irq |= handle(b, &q);
+		}
+		virtq_enable_notify(vq, true);
+		if (!virtq_has_avail(vq))
+			break;
+	}
+out:
+	if (irq)
+		virtio_dev_interrupt(v, VIRTIO_MMIO_INT_VRING);
+	pthread_mutex_unlock(&v->lock);
+	free(q);
+}
+
+/* Marks timer-held requests so their timers drop them (or fail them when
+ * `fail_now`, used by detach). vdev.lock and b->lock held. Returns irq needed. */
+static bool cancel_pending(struct virtio_blk *b, bool fail_now)
+{
+	bool irq = false;
+	for (struct blk_req *q = b->pending; q; q = q->next) {
+		if (q->cancelled)
+			continue;
+		q->cancelled = true;
+		if (fail_now) {
+			uint8_t st = VIRTIO_BLK_S_IOERR;
+			struct virtq_elem *e = &q->elem;
+			buf_to_iov(&e->iov[e->n_out], e->n_in, e->in_len - 1, &st, 1);
+			b->stats.errors++;
+			if (virtio_dev_queue_live(&b->vdev, 0))
+				irq |= virtq_push(&b->vdev.vq[0], e->head, 1);
+		}
+	}
+	return irq;
+}
+
+/* ---- config space, ops ---- */
+
+static void blk_config_read(struct virtio_dev *v, uint64_t off, void *data, unsigned len)
+{
+	struct virtio_blk *b = (struct virtio_blk *)v;
+	memcpy(data, (uint8_t *)&b->cfg + off, len);
+}
+
+static void blk_reset(struct device *d)
+{
+	struct virtio_blk *b = (struct virtio_blk *)d;
+	pthread_mutex_lock(&b->vdev.lock);
+	pthread_mutex_lock(&b->lock);
+	cancel_pending(b, false);
+	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->vdev.lock);
+	virtio_dev_reset(&b->vdev);
+}
+
+static int blk_save(struct device *d, msgpack_packer *pk)
+{
+	struct virtio_blk *b = (struct virtio_blk *)d;
+	msgpack_pack_map(pk, 4);
+	msgpack_pack_str_with_body(pk, "transport", 9);
+	int err = virtio_dev_save(&b->vdev, pk);
+	pthread_mutex_lock(&b->lock);
+	msgpack_pack_str_with_body(pk, "path", 4);
+	msgpack_pack_str_with_body(pk, b->path, strlen(b->path));
+	msgpack_pack_str_with_body(pk, "writeback", 9);
+	b->store.writeback ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	msgpack_pack_str_with_body(pk, "detached", 8);
+	b->detached ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	pthread_mutex_unlock(&b->lock);
+	return err;
+}
+
+static int blk_load(struct device *d, const msgpack_object *st)
+{
+	struct virtio_blk *b = (struct virtio_blk *)d;
+	const msgpack_object *t = virtio_msgpack_get(st, "transport");
+	const msgpack_object *wb = virtio_msgpack_get(st, "writeback");
+	const msgpack_object *det = virtio_msgpack_get(st, "detached");
+	if (!t)
+		return pv_error(EINVAL, "%s: saved state has no transport", d->id);
+	int err = virtio_dev_load(&b->vdev, t);
+	if (err < 0)
+		return err;
+	pthread_mutex_lock(&b->lock);
+	if (wb && wb->type == MSGPACK_OBJECT_BOOLEAN)
+		b->store.writeback = wb->via.boolean;
+	if (det && det->type == MSGPACK_OBJECT_BOOLEAN)
+		b->detached = det->via.boolean;
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+static void blk_destroy(struct device *d)
+{
+	struct virtio_blk *b = (struct virtio_blk *)d;
+	virtio_dev_fini(&b->vdev);
+	while (b->pending) {
+		struct blk_req *q = b->pending;
+		unlink_pending(b, q);
+		free(q);
+	}
+	blk_store_flush(&b->store); /* completed writes survive a clean shutdown */
+	blk_store_close(&b->store);
+	if (b->store.fd >= 0)
+		close(b->store.fd);
+	if (b->own_path)
+		unlink(b->path);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+static int blk_realize(struct device *d, struct vm *vm)
+{
+	return virtio_mmio_attach(virtio_dev_of(d), vm);
+}
+
+static const struct device_ops blk_ops = {
+	.name = "virtio-blk",
+	.realize = blk_realize,
+	.mmio_read = virtio_mmio_read,
+	.mmio_write = virtio_mmio_write,
+	.queue_notify = blk_queue_notify,
+	.save = blk_save,
+	.load = blk_load,
+	.reset = blk_reset,
+	.destroy = blk_destroy,
+};
+
+static const struct virtio_dev_ops blk_vops = {
+	.device_id = VIRTIO_ID_BLOCK,
+	.num_queues = 1,
+	.config_size = sizeof(struct virtio_blk_config),
+	.config_read = blk_config_read,
+};
+
+/* ---- the C API (virtio_blk.h) ---- */
+
+static int open_image(struct virtio_blk *b, const struct virtio_blk_opts *o, uint64_t *bytes)
+{
+	int fd;
+	if (!o->path) {
+		if (!o->size)
+			return pv_error(EINVAL, "%s: a disk needs a path or a size", b->vdev.dev.id);
+		const char *tmp = getenv("TMPDIR");
+		snprintf(b->path, sizeof(b->path), "%s/provium-disk-XXXXXX", tmp ? tmp : "/tmp");
+		fd = mkostemp(b->path, O_CLOEXEC);
+		if (fd < 0)
+			return pv_error(errno, "%s: temporary image in %s: %s", b->vdev.dev.id,
+					tmp ? tmp : "/tmp", strerror(errno));
+		b->own_path = true;
+	} else {
+		snprintf(b->path, sizeof(b->path), "%s", o->path);
+		fd = open(o->path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT && o->size)
+			fd = open(o->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return pv_error(errno, "%s: image %s: %s", b->vdev.dev.id, o->path,
+					strerror(errno));
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	if (st.st_size == 0 && o->size &&
+	    ftruncate(fd, (off_t)PV_ALIGN_UP(o->size, (uint64_t)SECT)) < 0)
+		goto fail;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	*bytes = (uint64_t)st.st_size / SECT * SECT;
+	if (!*bytes) {
+		close(fd);
+		return pv_error(EINVAL, "%s: image %s is smaller than one sector", b->vdev.dev.id,
+				b->path);
+	}
+	b->store.fd = fd;
+	return 0;
+fail:;
+	int e = errno;
+	close(fd);
+	return pv_error(e, "%s: image %s: %s", b->vdev.dev.id, b->path, strerror(e));
+}
+
+int virtio_blk_create(const struct virtio_blk_opts *o, struct virtio_blk **out)
+{
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	if (!b)
+		return pv_error(ENOMEM, "virtio-blk: out of memory");
+	const char *id = o->id ? o->id : "vda";
+	uint64_t f = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
+		     (1ull << VIRTIO_BLK_F_FLUSH);
+	if (o->readonly)
+		f |= 1ull << VIRTIO_BLK_F_RO;
+	else
+		f |= (1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES);
+	int err = virtio_dev_init(&b->vdev, &blk_ops, &blk_vops, id, f);
+	if (err < 0) {
+		free(b);
+		return err;
+	}
+	pthread_mutex_init(&b->lock, NULL);
+	b->store.fd = -1;
+	b->readonly = o->readonly;
+	b->next_rule_id = 1;
+	uint64_t bytes = 0;
+	err = open_image(b, o, &bytes);
+	if (err < 0) {
+		virtio_dev_fini(&b->vdev);
+		pthread_mutex_destroy(&b->lock);
+		free(b);
+		return err;
+	}
+	int fd = b->store.fd;
+	blk_store_open(&b->store, fd, bytes / SECT);
+	const char *serial = o->serial ? o->serial : id;
+	memcpy(b->serial, serial, PV_MIN(strlen(serial), sizeof(b->serial)));
+
+	struct virtio_blk_config *c = &b->cfg;
+	c->capacity = htole64(bytes / SECT);
+	c->seg_max = htole32(VIRTQ_MAX_SEGS - 2);
+	c->blk_size = htole32(SECT);
+	c->max_discard_sectors = htole32(0x3fffff);
+	c->max_discard_seg = htole32(MAX_DZ_SEGS);
+	c->discard_sector_alignment = htole32(1);
+	c->max_write_zeroes_sectors = htole32(0x3fffff);
+	c->max_write_zeroes_seg = htole32(MAX_DZ_SEGS);
+	c->write_zeroes_may_unmap = 1;
+	*out = b;
+	return 0;
+}
+
+static void blk_cleanup(void *opaque)
+{
+	struct device *d = opaque;
+	d->ops->destroy(d);
+}
+
+int virtio_blk_attach(struct virtio_blk *b, struct vm *vm)
+{
+	int err = blk_ops.realize(&b->vdev.dev, vm);
+	if (err < 0)
+		return err;
+	b->loop = vm_evloop(vm);
+	vm_add_cleanup(vm, blk_cleanup, &b->vdev.dev);
+	return 0;
+}
+
+void virtio_blk_destroy(struct virtio_blk *b)
+{
+	if (b)
+		blk_destroy(&b->vdev.dev);
+}
+
+struct virtio_dev *virtio_blk_vdev(struct virtio_blk *b)
+{
+	return &b->vdev;
+}
+
+void virtio_blk_set_evloop(struct virtio_blk *b, struct evloop *loop)
+{
+	b->loop = loop;
+}
+
+static const char *const kind_names[] = {
+	[VIRTIO_BLK_FAIL_READS] = "fail_reads", [VIRTIO_BLK_FAIL_WRITES] = "fail_writes",
+	[VIRTIO_BLK_SLOW] = "slow", [VIRTIO_BLK_DROP_WRITES] = "drop_writes",
+	[VIRTIO_BLK_CORRUPT] = "corrupt",
+};
+
+const char *virtio_blk_fault_kind_name(enum virtio_blk_fault_kind k)
+{
+	return (unsigned)k < PV_ARRAY_SIZE(kind_names) ? kind_names[k] : "?";
+}
+
+void virtio_blk_fault_init(struct virtio_blk_fault *f, enum virtio_blk_fault_kind kind)
+{
+	memset(f, 0, sizeof(*f));
+	f->kind = kind;
+	f->to = UINT64_MAX;
+	f->probability = 1.0;
+	f->xor = 0xff;
+}
+
+int virtio_blk_fault_add(struct virtio_blk *b, const struct virtio_blk_fault *f)
+{
+	const char *id = b->vdev.dev.id;
+	if ((unsigned)f->kind >= PV_ARRAY_SIZE(kind_names))
+		return pv_error(EINVAL, "%s: unknown fault kind %d", id, (int)f->kind);
+	if (f->from > f->to)
+		return pv_error(EINVAL, "%s: fault range from %" PRIu64 " > to %" PRIu64, id,
+				f->from, f->to);
+	if (!(f->probability >= 0.0 && f->probability <= 1.0))
+		return pv_error(EINVAL, "%s: fault probability %g is not within 0..1", id,
+				f->probability);
+	if (f->kind == VIRTIO_BLK_CORRUPT && f->offset >= SECT)
+		return pv_error(EINVAL, "%s: corrupt offset %u is not within a sector", id,
+				f->offset);
+	if (f->kind == VIRTIO_BLK_SLOW && f->reads_only && f->writes_only)
+		return pv_error(EINVAL, "%s: slow: reads_only and writes_only together", id);
+	pthread_mutex_lock(&b->lock);
+	if (b->nrules == MAX_FAULTS) {
+		pthread_mutex_unlock(&b->lock);
+		return pv_error(ENOSPC, "%s: at most %d fault rules", id, MAX_FAULTS);
+	}
+	struct blk_rule *r = &b->rules[b->nrules++];
+	r->f = *f;
+	r->f.id = b->next_rule_id++;
+	r->f.hits = 0;
+	r->remaining = f->count;
+	r->rng = f->seed;
+	if (!r->rng && getrandom(&r->rng, sizeof(r->rng), 0) != sizeof(r->rng))
+		r->rng = pv_now_ns();
+	int ret = r->f.id;
+	pthread_mutex_unlock(&b->lock);
+	return ret;
+}
+
+int virtio_blk_fault_remove(struct virtio_blk *b, int id)
+{
+	int ret = pv_error(ENOENT, "%s: no fault rule %d", b->vdev.dev.id, id);
+	pthread_mutex_lock(&b->lock);
+	for (size_t i = 0; i < b->nrules; i++)
+		if (b->rules[i].f.id == id) {
+			memmove(&b->rules[i], &b->rules[i + 1],
+				(b->nrules - i - 1) * sizeof(b->rules[0]));
+			b->nrules--;
+			ret = 0;
+			break;
+		}
+	pthread_mutex_unlock(&b->lock);
+	if (!ret)
+		pv_error_clear();
+	return ret;
+}
+
+void virtio_blk_faults_clear(struct virtio_blk *b)
+{
+	pthread_mutex_lock(&b->lock);
+	b->nrules = 0;
+	pthread_mutex_unlock(&b->lock);
+}
+
+size_t virtio_blk_faults_list(struct virtio_blk *b, struct virtio_blk_fault *out, size_t max)
+{
+	pthread_mutex_lock(&b->lock);
+	size_t n = b->nrules;
+	for (size_t i = 0; i < n && i < max; i++) {
+		out[i] = b->rules[i].f;
+		if (out[i].count)
+			out[i].count = b->rules[i].remaining;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return n;
+}
+
+int virtio_blk_set_cache(struct virtio_blk *b, enum virtio_blk_cache mode)
+{
+	int err = 0;
+	pthread_mutex_lock(&b->lock);
+	if (mode == VIRTIO_BLK_CACHE_NONE && b->store.writeback)
+		err = blk_store_flush(&b->store);
+	if (!err)
+		b->store.writeback = mode == VIRTIO_BLK_CACHE_WRITEBACK;
+	pthread_mutex_unlock(&b->lock);
+	return err < 0 ? pv_error(-err, "%s: writing the cache out: %s", b->vdev.dev.id,
+				  strerror(-err)) : 0;
+}
+
+enum virtio_blk_cache virtio_blk_get_cache(struct virtio_blk *b)
+{
+	pthread_mutex_lock(&b->lock);
+	bool wb = b->store.writeback;
+	pthread_mutex_unlock(&b->lock);
+	return wb ? VIRTIO_BLK_CACHE_WRITEBACK : VIRTIO_BLK_CACHE_NONE;
+}
+
+uint64_t virtio_blk_crash(struct virtio_blk *b)
+{
+	pthread_mutex_lock(&b->lock);
+	uint64_t lost = blk_store_discard_cache(&b->store);
+	pthread_mutex_unlock(&b->lock);
+	return lost;
+}
+
+uint64_t virtio_blk_dirty_bytes(struct virtio_blk *b)
+{
+	pthread_mutex_lock(&b->lock);
+	uint64_t n = b->store.nent * SECT;
+	pthread_mutex_unlock(&b->lock);
+	return n;
+}
+
+static int check_range(struct virtio_blk *b, uint64_t lba, uint64_t count)
+{
+	if (lba > b->store.sectors || count > b->store.sectors - lba)
+		return pv_error(ERANGE, "%s: sectors %" PRIu64 "+%" PRIu64 " are beyond the end"
+				" of the disk (%" PRIu64 " sectors)", b->vdev.dev.id, lba, count,
+				b->store.sectors);
+	return 0;
+}
+
+int virtio_blk_read_sectors(struct virtio_blk *b, uint64_t lba, uint64_t count, void *buf)
+{
+	int err = check_range(b, lba, count);
+	if (err < 0)
+		return err;
+	struct iovec v = {buf, count * SECT};
+	pthread_mutex_lock(&b->lock);
+	err = blk_store_readv(&b->store, lba, count, &v, 1);
+	pthread_mutex_unlock(&b->lock);
+	return err < 0 ? pv_error(-err, "%s: reading sectors %" PRIu64 "+%" PRIu64 ": %s",
+				  b->vdev.dev.id, lba, count, strerror(-err)) : 0;
+}
+
+int virtio_blk_write_sectors(struct virtio_blk *b, uint64_t lba, const void *buf, uint64_t count)
+{
+	int err = check_range(b, lba, count);
+	if (err < 0)
+		return err;
+	struct iovec v = {(void *)buf, count * SECT};
+	pthread_mutex_lock(&b->lock);
+	bool wb = b->store.writeback;
+	b->store.writeback = false; /* straight to the image ... */
+	err = blk_store_writev(&b->store, lba, count, &v, 1);
+	b->store.writeback = wb;
+	if (!err)
+		blk_store_invalidate(&b->store, lba, count); /* ... replacing cached copies */
+	pthread_mutex_unlock(&b->lock);
+	return err < 0 ? pv_error(-err, "%s: writing sectors %" PRIu64 "+%" PRIu64 ": %s",
+				  b->vdev.dev.id, lba, count, strerror(-err)) : 0;
+}
+
+void virtio_blk_get_stats(struct virtio_blk *b, struct virtio_blk_stats *s)
+{
+	pthread_mutex_lock(&b->lock);
+	*s = b->stats;
+	pthread_mutex_unlock(&b->lock);
+}
+
+uint64_t virtio_blk_size(struct virtio_blk *b)
+{
+	return b->store.sectors * SECT;
+}
+
+const char *virtio_blk_path(struct virtio_blk *b)
+{
+	return b->path;
+}
+
+const char *virtio_blk_id(struct virtio_blk *b)
+{
+	return b->vdev.dev.id;
+}
+
+int virtio_blk_detach(struct virtio_blk *b)
+{
+	pthread_mutex_lock(&b->vdev.lock);
+	pthread_mutex_lock(&b->lock);
+	if (b->detached) {
+		pthread_mutex_unlock(&b->lock);
+		pthread_mutex_unlock(&b->vdev.lock);
+		return 0;
+	}
+	b->detached = true;
+	int err = blk_store_flush(&b->store);
+	b->store.writeback = false;
+	bool irq = cancel_pending(b, true);
+	pthread_mutex_unlock(&b->lock);
+	if (irq)
+		virtio_dev_interrupt(&b->vdev, VIRTIO_MMIO_INT_VRING);
+	virtio_dev_needs_reset(&b->vdev, "disk detached by the host");
+	pthread_mutex_unlock(&b->vdev.lock);
+	return err < 0 ? pv_error(-err, "%s: detach: writing the cache out: %s",
+				  b->vdev.dev.id, strerror(-err)) : 0;
+}
+
+bool virtio_blk_detached(struct virtio_blk *b)
+{
+	pthread_mutex_lock(&b->lock);
+	bool d = b->detached;
+	pthread_mutex_unlock(&b->lock);
+	return d;
+}
