@@ -57,7 +57,7 @@ bool pv_sandbox_ok(char *why, size_t cap)
 
 const char *pv_resolve_backend(const char *requested, char *why, size_t cap)
 {
-	char w[256];
+	char w[256], kvm_why[256] = "";
 	if (!strcmp(requested, "kvm")) {
 		if (pv_kvm_linux_ok(w, sizeof(w)))
 			return "kvm";
@@ -65,14 +65,14 @@ const char *pv_resolve_backend(const char *requested, char *why, size_t cap)
 			 "without KVM)", w);
 		return NULL;
 	}
-	if (!strcmp(requested, "auto") && pv_kvm_linux_ok(w, sizeof(w)))
+	if (!strcmp(requested, "auto") && pv_kvm_linux_ok(kvm_why, sizeof(kvm_why)))
 		return "kvm";
 	if (!pv_sandbox_ok(w, sizeof(w))) {
 		snprintf(why, cap, "backend sandbox: %s", w);
 		return NULL;
 	}
 	if (!strcmp(requested, "auto"))
-		snprintf(why, cap, "backend auto: using sandbox (kvm: %s)", w);
+		snprintf(why, cap, "backend auto: using sandbox (kvm: %s)", kvm_why);
 	else
 		why[0] = 0;
 	return "sandbox";
