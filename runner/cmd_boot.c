@@ -1,12 +1,275 @@
-/* cmd_boot.c — `provium boot`. Placeholder until its issue lands. */
+/* cmd_boot.c — `provium boot`: boot one VM with its serial console on this
+ * terminal, for debugging kernels and test guests by hand.
+ *
+ *   provium boot --kernel K [--initrd I] [--cmdline C] [--memory M] [--cpus N]
+ *
+ * When stdin is a terminal it is put in raw mode and every key goes to the guest;
+ * Ctrl-A x quits (Ctrl-A Ctrl-A sends a Ctrl-A), like QEMU. Otherwise stdin is
+ * forwarded as it comes. Exit status: the guest's exit-port code; 0 after Ctrl-A x
+ * or a guest reset; 1 when the guest crashed (triple fault, KVM error); 2 for bad
+ * arguments or an unusable kernel image; 3 when /dev/kvm is missing or unusable. */
 #include "runner/commands.h"
+#include "vmm/util.h"
+#include "vmm/vmm.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+	got_signal = sig;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: provium boot --kernel K [--initrd I] [--cmdline C] [--memory M] [--cpus N]\n"
+		"  --kernel K    ELF vmlinux or bzImage (on PVM hosts boot the ELF vmlinux)\n"
+		"  --initrd I    initramfs to load\n"
+		"  --cmdline C   kernel command line (default \"console=ttyS0\")\n"
+		"  --memory M    guest RAM: MiB, or with a suffix: 512M, 1G (default 128M)\n"
+		"  --cpus N      vCPUs (default 1)\n"
+		"The serial console is this terminal: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A.\n"
+		"Exits with the code the guest writes to port 0xf4.\n");
+}
+
+static int parse_memory(const char *s, unsigned *mib)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	if (*end == 'G' || *end == 'g')
+		v *= 1024, end++;
+	else if (*end == 'M' || *end == 'm')
+		end++;
+	if ((*end == 'i' || *end == 'B') && end[1] == 0)
+		end++;
+	else if (*end == 'i' && end[1] == 'B')
+		end += 2;
+	if (*end || v == 0 || v > 1u << 20)
+		return -1;
+	*mib = (unsigned)v;
+	return 0;
+}
+
+/* Prints why /dev/kvm cannot be used and returns 3, or returns 0 when it can. */
+static int check_kvm(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		fprintf(stderr, "provium boot: cannot open /dev/kvm: %s\n", strerror(e));
+		if (e == ENOENT || e == ENODEV || e == ENXIO)
+			fprintf(stderr, "  KVM is not available: enable virtualization in the "
+				"firmware and load the module (modprobe kvm_intel, or kvm_amd).\n");
+		else if (e == EACCES || e == EPERM)
+			fprintf(stderr, "  add your user to the 'kvm' group and log in again "
+				"(sudo usermod -aG kvm $USER), or run as root.\n");
+		fprintf(stderr, "  `provium doctor` checks the whole host.\n");
+		return 3;
+	}
+	int v = ioctl(fd, KVM_GET_API_VERSION, 0);
+	close(fd);
+	if (v != KVM_API_VERSION) {
+		fprintf(stderr, "provium boot: /dev/kvm has API version %d, need %d; "
+			"this kernel's KVM is unusable (see `provium doctor`)\n", v,
+			KVM_API_VERSION);
+		return 3;
+	}
+	return 0;
+}
+
+static void console_to_stdout(void *opaque, const char *buf, size_t len)
+{
+	(void)opaque;
+	pv_write_full(1, buf, len);
+}
+
+struct term {
+	bool raw;
+	struct termios saved;
+};
+
+static void term_raw(struct term *t)
+{
+	if (!isatty(0) || tcgetattr(0, &t->saved) < 0)
+		return;
+	struct termios r = t->saved;
+	cfmakeraw(&r);
+	/* Keep output processing so a guest's bare "\n" still returns the carriage. */
+	r.c_oflag |= OPOST | ONLCR;
+	if (tcsetattr(0, TCSANOW, &r) == 0)
+		t->raw = true;
+}
+
+static void term_restore(struct term *t)
+{
+	if (t->raw)
+		tcsetattr(0, TCSANOW, &t->saved);
+	t->raw = false;
+}
+
+/* Forwards keys, handling the Ctrl-A escape; returns true when asked to quit. */
+static bool forward_keys(struct vm *vm, const char *buf, size_t n, bool *esc)
+{
+	char out[512];
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = buf[i];
+		if (*esc) {
+			*esc = false;
+			if (c == 'x' || c == 'X')
+				return true;
+			if (c == 1)
+				out[o++] = 1;
+			continue; /* unknown escape: dropped */
+		}
+		if (c == 1) {
+			*esc = true;
+			continue;
+		}
+		out[o++] = c;
+	}
+	if (o)
+		vm_console_input(vm, out, o);
+	return false;
+}
 
 int cmd_boot(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "provium boot: not built yet\n");
-	return 3;
+	static const struct option opts[] = {
+		{"kernel", required_argument, NULL, 'k'},
+		{"initrd", required_argument, NULL, 'i'},
+		{"cmdline", required_argument, NULL, 'c'},
+		{"memory", required_argument, NULL, 'm'},
+		{"cpus", required_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct vm_config cfg = {.name = "boot", .cmdline = "console=ttyS0",
+				.console_out = console_to_stdout};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "k:i:c:m:n:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': cfg.kernel = optarg; break;
+		case 'i': cfg.initrd = optarg; break;
+		case 'c': cfg.cmdline = optarg; break;
+		case 'm':
+			if (parse_memory(optarg, &cfg.memory_mib)) {
+				fprintf(stderr, "provium boot: --memory %s: expected MiB like 256 or 1G\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'n': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 64) {
+				fprintf(stderr, "provium boot: --cpus %s: expected 1..64\n", optarg);
+				return 2;
+			}
+			cfg.cpus = (unsigned)v;
+			break;
+		}
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc || !cfg.kernel) {
+		fprintf(stderr, "provium boot: %s\n",
+			cfg.kernel ? "unexpected argument" : "--kernel is required");
+		usage(stderr);
+		return 2;
+	}
+	if (access(cfg.kernel, R_OK) < 0) {
+		fprintf(stderr, "provium boot: kernel %s: %s\n", cfg.kernel, strerror(errno));
+		return 2;
+	}
+	int rc = check_kvm();
+	if (rc)
+		return rc;
+
+	struct vm *vm;
+	int err = vm_create(&cfg, &vm);
+	if (err) {
+		fprintf(stderr, "provium boot: %s\n", pv_errmsg());
+		return 3;
+	}
+	if ((err = vm_start(vm))) {
+		fprintf(stderr, "provium boot: %s\n", pv_errmsg());
+		vm_destroy(vm);
+		return 2;
+	}
+
+	struct sigaction sa = {0};
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	struct term t = {0};
+	term_raw(&t);
+
+	bool stdin_open = true, esc = false, quit = false;
+	struct vm_exit ex;
+	for (;;) {
+		if (vm_wait(vm, stdin_open ? 0 : 100, &ex) == 0)
+			break;
+		if (got_signal || quit) {
+			vm_stop(vm);
+			continue;
+		}
+		if (!stdin_open)
+			continue;
+		struct pollfd p = {.fd = 0, .events = POLLIN};
+		int n = poll(&p, 1, 50);
+		if (n <= 0)
+			continue;
+		char buf[512];
+		ssize_t r = read(0, buf, sizeof(buf));
+		if (r <= 0) {
+			if (r < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			stdin_open = false; /* EOF: keep running, stop reading */
+			continue;
+		}
+		if (t.raw)
+			quit = forward_keys(vm, buf, r, &esc);
+		else
+			vm_console_input(vm, buf, r);
+	}
+	term_restore(&t);
+	vm_destroy(vm);
+
+	switch (ex.reason) {
+	case VM_EXIT_PORT:
+		return ex.code & 0xff;
+	case VM_EXIT_STOPPED:
+		if (got_signal) {
+			fprintf(stderr, "\nprovium boot: interrupted\n");
+			return 130;
+		}
+		return 0;
+	case VM_EXIT_RESET:
+		fprintf(stderr, "\nprovium boot: guest reset: %s\n", ex.detail);
+		return 0;
+	default:
+		fprintf(stderr, "\nprovium boot: guest ended (%s): %s\n",
+			vm_exit_reason_name(ex.reason), ex.detail);
+		return 1;
+	}
 }
