@@ -1,0 +1,276 @@
+/* virtio_console.c — virtio-console (virtio 1.x §5.3) without MULTIPORT: queue 0
+ * is port 0's receive queue (host -> guest), queue 1 its transmit queue. Linux
+ * makes port 0 hvc0. Host input waits in a bounded buffer until the guest posts
+ * receive buffers; guest output is handed to the VM console ring. */
+#include "devices/virtio_console.h"
+#include "devices/virtio.h"
+#include "vmm/util.h"
+#include "vmm/vmm.h"
+
+#include <errno.h>
+#include <linux/virtio_console.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct virtio_console {
+	struct virtio_dev vdev;
+	struct virtio_console_config cfg;
+	void (*out)(void *opaque, const char *data, size_t len);
+	void *out_opaque;
+	/* Pending host input (vdev.lock). */
+	char *in;
+	size_t in_len;
+	uint64_t dropped;
+	struct virtq_elem elem;
+	/* Guest output is copied out under vdev.lock and handed to `out` after it is
+	 * dropped (out may feed input back, which takes vdev.lock); tx_lock keeps the
+	 * order when two threads transmit. Lock order: tx_lock, vdev.lock. */
+	pthread_mutex_t tx_lock;
+	char *tx;
+	size_t tx_len, tx_cap;
+};
+
+/* Moves pending input into receive buffers (vdev.lock held). */
+static bool deliver(struct virtio_console *c)
+{
+	struct virtio_dev *v = &c->vdev;
+	struct virtqueue *vq = &v->vq[0];
+	bool irq = false;
+	while (c->in_len && virtio_dev_queue_live(v, 0)) {
+		int got = virtq_pop(vq, &c->elem);
+		if (got < 0) {
+			virtio_dev_needs_reset(v, pv_errmsg());
+			break;
+		}
+		if (!got)
+			break;
+		size_t n = buf_to_iov(&c->elem.iov[c->elem.n_out], c->elem.n_in, 0, c->in,
+				      c->in_len);
+		memmove(c->in, c->in + n, c->in_len - n);
+		c->in_len -= n;
+		irq |= virtq_push(vq, c->elem.head, (uint32_t)n);
+	}
+	if (virtio_dev_queue_live(v, 0))
+		virtq_enable_notify(vq, true);
+	return irq;
+}
+
+static bool transmit(struct virtio_console *c)
+{
+	struct virtio_dev *v = &c->vdev;
+	struct virtqueue *vq = &v->vq[1];
+	bool irq = false;
+	while (virtio_dev_queue_live(v, 1)) {
+		virtq_enable_notify(vq, false);
+		int got;
+		while ((got = virtq_pop(vq, &c->elem)) > 0) {
+			size_t n = c->elem.out_len;
+			if (c->tx_len + n > c->tx_cap) {
+				size_t cap = PV_MAX(c->tx_cap * 2, c->tx_len + n);
+				char *nt = realloc(c->tx, cap);
+				if (!nt) {
+					pv_log("%s: out of memory, output lost", v->dev.id);
+					n = 0;
+				} else {
+					c->tx = nt;
+					c->tx_cap = cap;
+				}
+			}
+			c->tx_len += iov_to_buf(c->elem.iov, c->elem.n_out, 0, c->tx + c->tx_len, n);
+			irq |= virtq_push(vq, c->elem.head, 0);
+		}
+		if (got < 0) {
+			virtio_dev_needs_reset(v, pv_errmsg());
+			break;
+		}
+		virtq_enable_notify(vq, true);
+		if (!virtq_has_avail(vq))
+			break;
+	}
+	return irq;
+}
+
+static void con_queue_notify(struct device *d, unsigned queue)
+{
+	struct virtio_console *c = (struct virtio_console *)d;
+	if (queue == 1)
+		pthread_mutex_lock(&c->tx_lock);
+	pthread_mutex_lock(&c->vdev.lock);
+	bool irq = queue == 0 ? deliver(c) : queue == 1 ? transmit(c) : false;
+	if (irq)
+		virtio_dev_interrupt(&c->vdev, VIRTIO_MMIO_INT_VRING);
+	void (*out)(void *, const char *, size_t) = c->out;
+	void *opaque = c->out_opaque;
+	pthread_mutex_unlock(&c->vdev.lock);
+	if (queue == 1) {
+		if (out && c->tx_len)
+			out(opaque, c->tx, c->tx_len);
+		c->tx_len = 0;
+		pthread_mutex_unlock(&c->tx_lock);
+	}
+}
+
+void virtio_console_input(struct virtio_console *c, const void *data, size_t len)
+{
+	pthread_mutex_lock(&c->vdev.lock);
+	size_t room = VIRTIO_CONSOLE_INBUF - c->in_len;
+	size_t n = PV_MIN(room, len);
+	memcpy(c->in + c->in_len, data, n);
+	c->in_len += n;
+	c->dropped += len - n;
+	if (deliver(c))
+		virtio_dev_interrupt(&c->vdev, VIRTIO_MMIO_INT_VRING);
+	pthread_mutex_unlock(&c->vdev.lock);
+}
+
+uint64_t virtio_console_dropped(struct virtio_console *c)
+{
+	pthread_mutex_lock(&c->vdev.lock);
+	uint64_t n = c->dropped;
+	pthread_mutex_unlock(&c->vdev.lock);
+	return n;
+}
+
+static void con_config_read(struct virtio_dev *v, uint64_t off, void *data, unsigned len)
+{
+	struct virtio_console *c = (struct virtio_console *)v;
+	memcpy(data, (uint8_t *)&c->cfg + off, len);
+}
+
+static int con_save(struct device *d, msgpack_packer *pk)
+{
+	struct virtio_console *c = (struct virtio_console *)d;
+	msgpack_pack_map(pk, 2);
+	msgpack_pack_str_with_body(pk, "transport", 9);
+	int err = virtio_dev_save(&c->vdev, pk);
+	pthread_mutex_lock(&c->vdev.lock);
+	msgpack_pack_str_with_body(pk, "pending_input", 13);
+	msgpack_pack_bin_with_body(pk, c->in, c->in_len);
+	pthread_mutex_unlock(&c->vdev.lock);
+	return err;
+}
+
+static int con_load(struct device *d, const msgpack_object *st)
+{
+	struct virtio_console *c = (struct virtio_console *)d;
+	const msgpack_object *t = virtio_msgpack_get(st, "transport");
+	const msgpack_object *in = virtio_msgpack_get(st, "pending_input");
+	if (!t)
+		return pv_error(EINVAL, "%s: saved state has no transport", d->id);
+	int err = virtio_dev_load(&c->vdev, t);
+	if (err < 0)
+		return err;
+	if (in && in->type == MSGPACK_OBJECT_BIN && in->via.bin.size <= VIRTIO_CONSOLE_INBUF) {
+		pthread_mutex_lock(&c->vdev.lock);
+		memcpy(c->in, in->via.bin.ptr, in->via.bin.size);
+		c->in_len = in->via.bin.size;
+		pthread_mutex_unlock(&c->vdev.lock);
+	}
+	return 0;
+}
+
+static void con_reset(struct device *d)
+{
+	virtio_dev_reset(virtio_dev_of(d));
+}
+
+static void con_destroy(struct device *d)
+{
+	struct virtio_console *c = (struct virtio_console *)d;
+	if (c->vdev.vm)
+		vm_console_set_input(c->vdev.vm, VIRTIO_CONSOLE_INPUT_SLOT, NULL, NULL);
+	virtio_dev_fini(&c->vdev);
+	pthread_mutex_destroy(&c->tx_lock);
+	free(c->tx);
+	free(c->in);
+	free(c);
+}
+
+static int con_realize(struct device *d, struct vm *vm)
+{
+	return virtio_mmio_attach(virtio_dev_of(d), vm);
+}
+
+static const struct device_ops con_ops = {
+	.name = "virtio-console",
+	.realize = con_realize,
+	.mmio_read = virtio_mmio_read,
+	.mmio_write = virtio_mmio_write,
+	.queue_notify = con_queue_notify,
+	.save = con_save,
+	.load = con_load,
+	.reset = con_reset,
+	.destroy = con_destroy,
+};
+
+static const struct virtio_dev_ops con_vops = {
+	.device_id = VIRTIO_ID_CONSOLE,
+	.num_queues = 2,
+	.config_size = sizeof(struct virtio_console_config),
+	.config_read = con_config_read,
+};
+
+int virtio_console_create(const char *id, struct virtio_console **out)
+{
+	struct virtio_console *c = calloc(1, sizeof(*c));
+	if (!c || !(c->in = malloc(VIRTIO_CONSOLE_INBUF))) {
+		free(c);
+		return pv_error(ENOMEM, "virtio-console: out of memory");
+	}
+	pthread_mutex_init(&c->tx_lock, NULL);
+	int err = virtio_dev_init(&c->vdev, &con_ops, &con_vops, id ? id : "hvc0", 0);
+	if (err < 0) {
+		free(c->in);
+		free(c);
+		return err;
+	}
+	*out = c;
+	return 0;
+}
+
+void virtio_console_set_output(struct virtio_console *c,
+			       void (*fn)(void *opaque, const char *data, size_t len),
+			       void *opaque)
+{
+	pthread_mutex_lock(&c->vdev.lock);
+	c->out = fn;
+	c->out_opaque = opaque;
+	pthread_mutex_unlock(&c->vdev.lock);
+}
+
+static void vm_out(void *opaque, const char *data, size_t len)
+{
+	vm_console_output(opaque, data, len);
+}
+
+static void vm_in(void *opaque, const void *data, size_t len)
+{
+	virtio_console_input(opaque, data, len);
+}
+
+static void con_cleanup(void *opaque)
+{
+	con_destroy(opaque);
+}
+
+int virtio_console_attach(struct virtio_console *c, struct vm *vm)
+{
+	int err = con_ops.realize(&c->vdev.dev, vm);
+	if (err < 0)
+		return err;
+	virtio_console_set_output(c, vm_out, vm);
+	vm_console_set_input(vm, VIRTIO_CONSOLE_INPUT_SLOT, vm_in, c);
+	vm_add_cleanup(vm, con_cleanup, &c->vdev.dev);
+	return 0;
+}
+
+void virtio_console_destroy(struct virtio_console *c)
+{
+	if (c)
+		con_destroy(&c->vdev.dev);
+}
+
+struct virtio_dev *virtio_console_vdev(struct virtio_console *c)
+{
+	return &c->vdev;
+}
