@@ -220,7 +220,7 @@ build_kernel() {
   say "compiling vmlinux + bzImage with -j$jobs (about 3.5 minutes on 2 cores; log: $log)"
   local expect=0
   [ -f "$obj/.provium-steps" ] && expect=$(cat "$obj/.provium-steps")
-  [ "$expect" -gt 0 ] 2>/dev/null || expect=1150
+  [ "$expect" -gt 0 ] 2>/dev/null || expect=1450
   "${kmake[@]}" vmlinux bzImage >>"$log" 2>&1 &
   local mpid=$!
   progress $mpid "$log" "$expect"

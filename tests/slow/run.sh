@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# tests/slow/run.sh — the slow tier (`make test-slow`, `make test SLOW=1`; TAP).
+# Builds the guest kernel (cached after the first ~4 minutes) and, on a kvm_pvm host,
+# its PVM variant; checks both resolved .configs and the INT3 self-test patch; runs
+# tests/slow/linux_boot.sh (the boot-to-device-probe test of the devices work) when
+# it exists; and boots the kernel with the serial console only through
+# `provium boot`, asserting the console shows "Linux version 6.1". On a kvm_pvm host
+# that boot takes minutes (ENVIRONMENT.md); PROVIUM_SLOW_BOOT_TIMEOUT (default 400 s)
+# bounds it.
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${PROVIUM_BUILD:-$root/build}
+boot_timeout=${PROVIUM_SLOW_BOOT_TIMEOUT:-400}
+tmp=$(mktemp -d /tmp/provium-slow.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+ok()   { n=$((n + 1)); echo "ok $n - $1"; }
+fail() { n=$((n + 1)); echo "not ok $n - $1"; shift; for l in "$@"; do echo "# $l"; done; }
+skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
+field() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
+
+pvm=0
+[ -d /sys/module/kvm_pvm ] && pvm=1
+
+# ---- build (cached) ----
+# build_variant NAME ARGS...: runs kernels/build.sh, paths into $tmp/NAME.paths
+build_variant() {
+  local name=$1; shift
+  local t0=$SECONDS
+  if "$root/kernels/build.sh" "$@" > "$tmp/$name.paths" 2> "$tmp/$name.log"; then
+    ok "kernel ($name) builds or is cached ($((SECONDS - t0)) s)"
+    return 0
+  fi
+  fail "kernel ($name) builds or is cached" "$(tail -25 "$tmp/$name.log")"
+  return 1
+}
+have_default=0 have_pvm=0
+build_variant default && have_default=1
+if [ $pvm = 1 ]; then
+  build_variant pvm --pvm --no-initramfs && have_pvm=1
+else
+  skip "kernel (pvm) builds" "/dev/kvm is not kvm_pvm here; the PVM variant is not needed"
+fi
+
+# ---- the resolved .configs ----
+if [ $have_default = 1 ]; then
+  cfg=$(field config "$tmp/default.paths")
+  if out=$("$root/kernels/check-config.sh" "$cfg" "$root/kernels/config" 2>&1); then ok "kernel .config: $out"
+  else fail "kernel .config has every option kernels/config requires" "$out"; fi
+  initrd=$(field initramfs "$tmp/default.paths")
+  if [ -s "$initrd" ] && head -c 6 "$initrd" | grep -q 070701; then ok "initramfs built: $initrd"
+  else fail "initramfs built" "no newc archive at '$initrd'"; fi
+else
+  skip "kernel .config has every option kernels/config requires" "the kernel did not build"
+  skip "initramfs built" "the kernel build failed first"
+fi
+if [ $have_pvm = 1 ]; then
+  cfg=$(field config "$tmp/pvm.paths")
+  if out=$("$root/kernels/check-config.sh" "$cfg" "$root/kernels/config" "$root/kernels/config-pvm" 2>&1); then
+    ok "PVM kernel .config: $out (PTP_1588_CLOCK_KVM off)"
+  else fail "PVM kernel .config has config + config-pvm" "$out"; fi
+fi
+
+# The PVM vmlinux must not call int3_selftest() from alternative_instructions(); the
+# normal one does (so the check can see the call at all).
+calls_selftest() {
+  objdump -d --no-show-raw-insn --disassemble=alternative_instructions "$1" 2>/dev/null |
+    grep -qE 'call.*<int3_selftest'
+}
+if [ $have_pvm = 1 ] && [ $have_default = 1 ] && command -v objdump >/dev/null; then
+  if calls_selftest "$(field vmlinux "$tmp/default.paths")" && ! calls_selftest "$(field vmlinux "$tmp/pvm.paths")"; then
+    ok "PVM vmlinux does not run the INT3 self-test; the normal one does"
+  else
+    fail "PVM vmlinux does not run the INT3 self-test; the normal one does" \
+      "normal: $(calls_selftest "$(field vmlinux "$tmp/default.paths")" && echo calls || echo "no call")" \
+      "pvm: $(calls_selftest "$(field vmlinux "$tmp/pvm.paths")" && echo calls || echo "no call")"
+  fi
+elif [ $pvm = 1 ]; then
+  skip "PVM vmlinux does not run the INT3 self-test" "a kernel did not build or objdump is missing"
+fi
+
+# What to boot: the PVM variant with the workarounds on kvm_pvm, else the normal one.
+if [ $pvm = 1 ]; then
+  vmlinux=$([ $have_pvm = 1 ] && field vmlinux "$tmp/pvm.paths")
+  extra=$(grep -v '^#' "$root/kernels/pvm-cmdline" | head -1)
+else
+  vmlinux=$([ $have_default = 1 ] && field vmlinux "$tmp/default.paths")
+  extra=
+fi
+initrd=$([ $have_default = 1 ] && field initramfs "$tmp/default.paths")
+
+# ---- HOOK: the devices engineer's boot-to-probe test ----------------------------
+# tests/slow/linux_boot.sh (when present) boots the kernel with every virtio device
+# attached and prints TAP. It gets: PROVIUM_BUILD, PROVIUM_VMLINUX, PROVIUM_INITRD,
+# PROVIUM_CMDLINE_EXTRA (the kvm_pvm workarounds, empty elsewhere), PROVIUM_PVM=0|1.
+# Its TAP lines are renumbered into this tier's sequence.
+if [ -x "$root/tests/slow/linux_boot.sh" ]; then
+  if [ -n "$vmlinux" ]; then
+    PROVIUM_BUILD=$build PROVIUM_VMLINUX=$vmlinux PROVIUM_INITRD=$initrd \
+      PROVIUM_CMDLINE_EXTRA=$extra PROVIUM_PVM=$pvm \
+      "$root/tests/slow/linux_boot.sh" > "$tmp/linux_boot.tap" 2> "$tmp/linux_boot.err"
+    rc=$?
+    got=0
+    while IFS= read -r line; do
+      if [[ $line =~ ^(not\ )?ok\ [0-9]+(.*)$ ]]; then
+        n=$((n + 1)); got=1
+        echo "${BASH_REMATCH[1]}ok $n${BASH_REMATCH[2]}"
+      elif [[ $line =~ ^1\.\.[0-9]+ ]]; then
+        :
+      else
+        echo "$line"
+      fi
+    done < "$tmp/linux_boot.tap"
+    if [ $rc -ne 0 ] && ! grep -q '^not ok' "$tmp/linux_boot.tap"; then
+      fail "tests/slow/linux_boot.sh exited with status $rc" "$(tail -15 "$tmp/linux_boot.err")"
+    elif [ $got = 0 ]; then
+      fail "tests/slow/linux_boot.sh printed no TAP results" "$(tail -15 "$tmp/linux_boot.err")"
+    fi
+  else
+    skip "tests/slow/linux_boot.sh" "no kernel to boot (the build failed above)"
+  fi
+fi
+# ---- end of hook -----------------------------------------------------------------
+
+# ---- serial-only boot through `provium boot` ----
+name="provium boot: the kernel banner 'Linux version 6.1' on the serial console"
+boot_works() {
+  [ -x "$build/provium" ] || return 1
+  "$build/provium" boot --help > "$tmp/boot.help" 2>&1 || return 1
+  ! grep -q 'not built yet' "$tmp/boot.help"
+}
+if [ -z "$vmlinux" ]; then
+  skip "$name" "no kernel to boot (the build failed above)"
+elif ! boot_works; then
+  skip "$name" "\`provium boot\` is not implemented in this build yet ($(head -1 "$tmp/boot.help" 2>/dev/null))"
+elif [ ! -w /dev/kvm ]; then
+  skip "$name" "/dev/kvm is not usable here"
+else
+  cmdline="console=ttyS0 earlycon=uart8250,io,0x3f8 $extra panic=-1"
+  t0=$SECONDS
+  timeout "$boot_timeout" "$build/provium" boot --kernel "$vmlinux" --cmdline "$cmdline" \
+    < /dev/null > "$tmp/console.txt" 2>&1 &
+  bpid=$!
+  # The banner is the first thing the kernel prints: stop as soon as it shows.
+  while kill -0 $bpid 2>/dev/null && ! grep -q 'Linux version 6\.1' "$tmp/console.txt"; do sleep 2; done
+  if grep -q 'Linux version 6\.1' "$tmp/console.txt"; then
+    secs=$((SECONDS - t0))
+    kill $bpid 2>/dev/null; wait $bpid 2>/dev/null
+    ok "$name after ${secs} s ($(grep -o 'Linux version 6\.1[^ ]*' "$tmp/console.txt" | head -1))"
+  else
+    wait $bpid; rc=$?
+    fail "$name" "provium boot ended (status $rc$([ $rc = 124 ] && echo ", timed out after $boot_timeout s")) without it" \
+      "cmdline: $cmdline" "--- console tail:" "$(tail -20 "$tmp/console.txt")"
+  fi
+fi
+
+echo "1..$n"
