@@ -54,6 +54,58 @@ else
   skip "built kernel .config has every option kernels/config requires" "kernel not built ($paths)"
 fi
 
+# ---- the cache: no-op rebuilds, stale initramfs, `provium kernel path` ----
+# A private cache that borrows the built kernel (a link to its hash directory), so
+# only the initramfs logic runs.
+cache_tests="build.sh packs a missing initramfs, then is a no-op
+build.sh --paths and provium kernel path notice an initramfs older than the agent"
+if [ ! -x "$agent" ]; then
+  while read -r t; do skip "$t" "no agent at $agent (run make)"; done <<<"$cache_tests"
+elif ! paths=$("$root/kernels/build.sh" --paths --no-initramfs 2>&1); then
+  while read -r t; do skip "$t" "kernel not built (make kernel)"; done <<<"$cache_tests"
+else
+  kdir=$(dirname "$(awk '$1 == "vmlinux" { print $2 }' <<<"$paths")")
+  c=$tmp/cache
+  mkdir -p "$c/kernel" && ln -s "$kdir" "$c/kernel/$(basename "$kdir")"
+  errs=()
+  export PROVIUM_CACHE_DIR=$c
+  out=$(PROVIUM_AGENT=$agent "$root/kernels/build.sh" --paths 2>&1) && errs+=("--paths succeeded with no initramfs")
+  grep -q 'initramfs not built or out of date: run' <<<"$out" || errs+=("--paths: $out")
+  out=$(PROVIUM_AGENT=$agent "$root/kernels/build.sh" 2>&1) || errs+=("build.sh failed: $(tail -5 <<<"$out")")
+  grep -q 'kernel cached (default)' <<<"$out" || errs+=("the kernel was not taken from the cache")
+  grep -q 'initramfs: packing' <<<"$out" || errs+=("the initramfs was not packed")
+  ird=$(awk '$1 == "initramfs" { print $2 }' <<<"$out")
+  [ -s "$ird" ] || errs+=("no initramfs at '$ird'")
+  t0=$(date +%s%N)
+  out2=$(PROVIUM_AGENT=$agent "$root/kernels/build.sh" 2>&1) || errs+=("second build.sh failed")
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  grep -q 'initramfs cached' <<<"$out2" || errs+=("second run repacked the initramfs")
+  pathlines() { grep -E '^(vmlinux|bzImage|config|initramfs) ' <<<"$1"; }
+  [ "$(pathlines "$out")" = "$(pathlines "$out2")" ] && [ -n "$(pathlines "$out")" ] || errs+=("second run printed other paths")
+  [ $ms -lt 10000 ] || errs+=("second run took $ms ms")
+  if [ -x "$build/provium" ]; then
+    pp=$("$build/provium" kernel path --initrd 2>&1) || errs+=("provium kernel path failed: $pp")
+    [ "$pp" = "$ird" ] || errs+=("provium kernel path --initrd says '$pp', want '$ird'")
+  fi
+  if [ ${#errs[@]} -eq 0 ]; then ok "build.sh packs a missing initramfs, then is a no-op (${ms} ms)"
+  else fail "build.sh packs a missing initramfs, then is a no-op" "${errs[@]}"; fi
+
+  # A rebuilt agent makes the initramfs stale.
+  errs=()
+  cp "$agent" "$tmp/agent2" && printf 'x' >> "$tmp/agent2"
+  out=$(PROVIUM_AGENT=$tmp/agent2 "$root/kernels/build.sh" --paths 2>&1) && errs+=("--paths accepted a stale initramfs")
+  grep -q 'initramfs not built or out of date' <<<"$out" || errs+=("--paths: $out")
+  if [ -x "$build/provium" ]; then
+    rm -f "$c/initramfs/"*.cpio
+    out=$("$build/provium" kernel path 2>&1); rc=$?
+    [ $rc -eq 3 ] || errs+=("provium kernel path exited $rc without an initramfs, want 3")
+    grep -qF 'run `provium kernel build`' <<<"$out" || errs+=("provium kernel path: $out")
+  fi
+  if [ ${#errs[@]} -eq 0 ]; then ok "build.sh --paths and provium kernel path notice an initramfs older than the agent"
+  else fail "build.sh --paths and provium kernel path notice an initramfs older than the agent" "${errs[@]}"; fi
+  unset PROVIUM_CACHE_DIR
+fi
+
 # ---- rootfs + initramfs ----
 if [ ! -x "$agent" ]; then
   for t in "rootfs layout" "initramfs reproducible" "initramfs contents" "/init in namespaces"; do
