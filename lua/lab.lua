@@ -172,7 +172,10 @@ function Lab:claim(resource, opts)
   check(count <= capacity, "lab:claim", ("opts.count (%d) is more than opts.capacity (%d)"):format(count, capacity))
   emit({ ev = "claim", resource = resource, action = "wait", count = count })
   local r = provium._request({ k = "claim", resource = resource, count = count, capacity = capacity },
-    S.deadline(opts), ("waiting for claim %q"):format(resource))
+    S.deadline(opts), ("waiting for claim %q"):format(resource), function(late)
+      -- granted after we gave up: give it back at once
+      if late.ok then provium._c_chan.send({ k = "release", resource = resource, count = count }) end
+    end)
   if not r then
     perr({ code = "timeout", op = "lab:claim", message = ("claim %q not granted in time"):format(resource) }, 2)
   end

@@ -280,9 +280,28 @@ function Task:__tostring()
 end
 
 -- Requests to the parent (claims, barriers) ---------------------------------------------
-local next_id, replies = 0, {}
--- provium._request(msg, deadline, what) -> reply table, or nil at the deadline.
-function provium._request(msg, deadline, what)
+local next_id, replies, late = 0, {}, {}
+-- provium._request(msg, deadline, what [, on_late]) -> reply table, or nil at the
+-- deadline. on_late(reply) is called if the reply arrives after that (e.g. to release a
+-- claim granted after its caller gave up).
+-- provium._pump(): reads every reply the runner sent so far, without blocking.
+function provium._pump()
+  local m = chan.recv()
+  while m do
+    if m.k == "reply" and m.id then
+      if late[m.id] then
+        local f = late[m.id]
+        late[m.id] = nil
+        pcall(f, m)
+      else
+        replies[m.id] = m
+      end
+    end
+    m = chan.recv()
+  end
+end
+
+function provium._request(msg, deadline, what, on_late)
   next_id = next_id + 1
   local id = next_id
   msg.id = id
@@ -291,13 +310,12 @@ function provium._request(msg, deadline, what)
     provium._error({ code = "infra", op = msg.k, message = "cannot reach the runner: " .. tostring(err) })
   end
   while true do
-    local m = chan.recv()
-    while m do
-      if m.k == "reply" and m.id then replies[m.id] = m end
-      m = chan.recv()
-    end
+    provium._pump()
     local r = replies[id]
     if r then replies[id] = nil; return r end
-    if not S.wait_fd(chan.fd(), "r", deadline, what) then return nil end
+    if not S.wait_fd(chan.fd(), "r", deadline, what) then
+      late[id] = on_late or function() end
+      return nil
+    end
   end
 end

@@ -353,6 +353,7 @@ local function run_test(rec)
   local cerr = run_cleanups(t._cleanups, math.max(timeout, 10), group)
   if cerr and (outcome == "pass" or outcome == "skip") then outcome, message = "error", cerr end
   S.abandon(group)
+  pcall(provium._pump) -- late claim grants are given back now, not at file end
   running = nil
   S.group = "file"
   S.test_deadline = nil
