@@ -1,7 +1,8 @@
 /* hostcheck.c — backend availability (see hostcheck.h). ENVIRONMENT.md: a PVM host
  * (kvm_pvm) has /dev/kvm but cannot run Linux guests to user space, so a usable
- * /dev/kvm alone is not enough: the hardware module must be loaded. */
+ * /dev/kvm alone is not enough: doctor_linux_guests_ok() knows the difference. */
 #include "runner/hostcheck.h"
+#include "runner/doctor.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,19 +12,10 @@
 
 bool pv_kvm_linux_ok(char *why, size_t cap)
 {
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(why, cap, "/dev/kvm: %s", strerror(errno));
-		return false;
-	}
-	close(fd);
-	if (access("/sys/module/kvm_intel", F_OK) && access("/sys/module/kvm_amd", F_OK)) {
-		snprintf(why, cap, "/dev/kvm is not hardware KVM (no kvm_intel or kvm_amd module%s)",
-			 access("/sys/module/kvm_pvm", F_OK) ? "" : "; kvm_pvm cannot run Linux guests");
-		return false;
-	}
-	snprintf(why, cap, "/dev/kvm with hardware virtualization");
-	return true;
+	/* provium doctor's probe (runner/doctor.c) is the one source of truth */
+	if (doctor_linux_guests_ok(why, cap))
+		return true;
+	return false;
 }
 
 bool pv_sandbox_ok(char *why, size_t cap)

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* /dev/kvm can run Linux guests (a hardware KVM module: kvm_intel or kvm_amd). */
+/* /dev/kvm can run Linux guests (runner/doctor.h: hardware KVM, not PVM). */
 bool pv_kvm_linux_ok(char *why, size_t cap);
 /* The sandbox backend's needs: user/mount/pid/net namespaces. */
 bool pv_sandbox_ok(char *why, size_t cap);
