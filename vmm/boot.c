@@ -176,7 +176,7 @@ static int load_bzimage(unsigned char *mem, uint64_t mem_size, const struct imag
 {
 	const struct setup_header *fh = (const struct setup_header *)(k->data + 0x1f1);
 	size_t hdr_end, setup_size, pm_size;
-	uint64_t load, need;
+	uint64_t load, run, need;
 
 	if (k->len < 0x1f1 + sizeof(*fh))
 		return pv_error(ENOEXEC, "kernel %s: truncated (%zu bytes, too short for a bzImage setup header)",
@@ -205,16 +205,19 @@ static int load_bzimage(unsigned char *mem, uint64_t mem_size, const struct imag
 	load = fh->relocatable_kernel ? BOOT_KERNEL_GPA : fh->pref_address;
 	if (load < BOOT_KERNEL_GPA)
 		load = BOOT_KERNEL_GPA;
+	/* The decompressor runs from `load` but extracts the kernel to its aligned
+	 * address, never below pref_address (LOAD_PHYSICAL_ADDR), needing init_size
+	 * there: that is the memory the initrd must stay clear of. */
+	run = PV_MAX(load, (uint64_t)fh->pref_address);
 	need = PV_MAX((uint64_t)pm_size, (uint64_t)fh->init_size);
-	if (load > mem_size || need > mem_size - load)
-		return pv_error(ENOMEM, "kernel %s: does not fit in guest RAM (needs %#llx..%#llx, RAM ends at %#llx)",
-				k->path, (unsigned long long)load, (unsigned long long)(load + need),
-				(unsigned long long)mem_size);
+	if (load + pm_size > mem_size || run > mem_size || need > mem_size - run)
+		return pv_error(ENOMEM, "kernel %s: does not fit in guest RAM (needs up to %#llx, RAM ends at %#llx)",
+				k->path, (unsigned long long)(run + need), (unsigned long long)mem_size);
 	memcpy(mem + load, k->data + setup_size, pm_size);
 
 	bp->hdr.code32_start = (uint32_t)load;
 	out->entry = load + 0x200;
-	out->kernel_end = load + need;
+	out->kernel_end = PV_MAX(load + pm_size, run + need);
 	out->is_elf = 0;
 	out->protocol = fh->version;
 	return 0;

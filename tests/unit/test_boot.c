@@ -157,7 +157,7 @@ static size_t make_bzimage(unsigned char *buf, const struct bz_opts *o)
 static const struct bz_opts bz_default = {
 	.version = 0x020f, .relocatable = 1, .xloadflags = XLF_KERNEL_64,
 	.cmdline_size = 255, .initrd_addr_max = 0x7fffffff, .init_size = 0x10000,
-	.pref_address = 0x1000000,
+	.pref_address = 0x400000,
 };
 
 static const char *build_dir(void)
@@ -306,13 +306,14 @@ static void test_bzimage_synthetic(void **state)
 	assert_int_equal(bi.protocol, 0x020f);
 	assert_int_equal(bi.entry, 0x100000 + 0x200);
 	assert_memory_equal(m.p + 0x100000, buf + setup, BZ_PM_SIZE);
-	assert_int_equal(bi.kernel_end, 0x100000 + 0x10000);  /* init_size > file size */
+	/* The kernel is extracted at pref_address and needs init_size there. */
+	assert_int_equal(bi.kernel_end, 0x400000 + 0x10000);
 	/* The setup header was copied, then filled in. */
 	assert_int_equal(bp->hdr.setup_sects, BZ_SETUP_SECTS);
 	assert_int_equal(bp->hdr.version, 0x020f);
 	assert_int_equal(bp->hdr.cmdline_size, 255);
 	assert_int_equal(bp->hdr.init_size, 0x10000);
-	assert_int_equal(bp->hdr.pref_address, 0x1000000);
+	assert_int_equal(bp->hdr.pref_address, 0x400000);
 	assert_int_equal(bp->hdr.code32_start, 0x100000);
 	assert_true(bp->hdr.loadflags & CAN_USE_HEAP);
 	/* initrd at the top of RAM, 4 KiB aligned. */
@@ -340,9 +341,9 @@ static void test_bzimage_not_relocatable(void **state)
 	o.relocatable = 0;
 	in.kernel = put_file("bz-fixed", buf, make_bzimage(buf, &o));
 	assert_int_equal(boot_load(m.p, m.size, &in, &bi), 0);
-	assert_int_equal(bi.entry, 0x1000000 + 0x200);
-	assert_int_equal(bp_of(&m)->hdr.code32_start, 0x1000000);
-	assert_memory_equal(m.p + 0x1000000, buf + (BZ_SETUP_SECTS + 1) * 512, BZ_PM_SIZE);
+	assert_int_equal(bi.entry, 0x400000 + 0x200);
+	assert_int_equal(bp_of(&m)->hdr.code32_start, 0x400000);
+	assert_memory_equal(m.p + 0x400000, buf + (BZ_SETUP_SECTS + 1) * 512, BZ_PM_SIZE);
 	mem_free(&m);
 }
 
@@ -367,12 +368,36 @@ static void test_initrd_below_addr_max(void **state)
 	mem_free(&m);
 }
 
-/* A real bzImage: the host's /boot/vmlinuz*, $PROVIUM_BZIMAGE, or one `make kernel`
- * left behind. */
+/* Finds a real kernel file `name` (bzImage or vmlinux) that `make kernel` left in the
+ * cache (kernels/build.sh: $CACHE/kernel/current{,-pvm}/), or NULL. */
+static const char *cached_kernel(const char *name)
+{
+	static char path[1024];
+	const char *env = getenv("PROVIUM_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	const char *links[] = {"current", "current-pvm"};
+	char cache[768];
+
+	if (env && *env)
+		snprintf(cache, sizeof(cache), "%s", env);
+	else if (xdg && *xdg)
+		snprintf(cache, sizeof(cache), "%s/provium", xdg);
+	else
+		snprintf(cache, sizeof(cache), "%s/.cache/provium", home ? home : "/root");
+	for (unsigned i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/kernel/%s/%s", cache, links[i], name);
+		if (access(path, R_OK) == 0)
+			return path;
+	}
+	return NULL;
+}
+
+/* A real bzImage: $PROVIUM_BZIMAGE, the host's /boot/vmlinuz*, or the one `make
+ * kernel` built. */
 static void test_bzimage_real(void **state)
 {
-	const char *env = getenv("PROVIUM_BZIMAGE");
-	char path[512] = "";
+	const char *env = getenv("PROVIUM_BZIMAGE"), *found;
+	char path[1024] = "";
 	glob_t g;
 	struct guestmem m;
 	struct boot_params_in in = { .cmdline = "console=ttyS0" };
@@ -386,15 +411,13 @@ static void test_bzimage_real(void **state)
 	else if (glob("/boot/vmlinuz*", 0, NULL, &g) == 0) {
 		snprintf(path, sizeof(path), "%s", g.gl_pathv[0]);
 		globfree(&g);
-	} else if (glob("/var/cache/provium/kernels/*/bzImage", 0, NULL, &g) == 0 ||
-		   glob("build/kernel*/bzImage", 0, NULL, &g) == 0) {
-		snprintf(path, sizeof(path), "%s", g.gl_pathv[0]);
-		globfree(&g);
-	}
+	} else if ((found = cached_kernel("bzImage")))
+		snprintf(path, sizeof(path), "%s", found);
 	if (!*path || access(path, R_OK) != 0) {
-		printf("# no real bzImage on this host (no /boot/vmlinuz*, $PROVIUM_BZIMAGE or built kernel)\n");
+		printf("# no real bzImage on this host (no $PROVIUM_BZIMAGE, /boot/vmlinuz* or `make kernel` output)\n");
 		skip();
 	}
+	printf("# real bzImage: %s\n", path);
 	m = mem_new(256 * MIB);
 	in.kernel = path;
 	if (boot_load(m.p, m.size, &in, &bi) != 0)
@@ -405,6 +428,47 @@ static void test_bzimage_real(void **state)
 	assert_true(bi.protocol >= 0x020a);
 	assert_int_equal(bi.entry, bp_of(&m)->hdr.code32_start + 0x200);
 	assert_memory_equal(m.p + bp_of(&m)->hdr.code32_start, data + setup, len - setup);
+	/* The kernel's own header survived the copy. */
+	assert_memory_equal(&bp_of(&m)->hdr.setup_sects, data + 0x1f1, 1);
+	assert_int_equal(bp_of(&m)->hdr.init_size, ((struct setup_header *)(data + 0x1f1))->init_size);
+	check_common(&m, &bi, in.cmdline);
+	free(data);
+	mem_free(&m);
+}
+
+/* A real ELF vmlinux from `make kernel`: e_entry is physical (phys_startup_64). */
+static void test_vmlinux_real(void **state)
+{
+	const char *env = getenv("PROVIUM_VMLINUX");
+	const char *path = env && *env ? env : cached_kernel("vmlinux");
+	struct guestmem m;
+	struct boot_params_in in = { .cmdline = "console=ttyS0 noxsave" };
+	struct boot_info bi;
+	char *data;
+	size_t len;
+	const Elf64_Ehdr *eh;
+
+	(void)state;
+	if (!path || access(path, R_OK) != 0) {
+		printf("# no real vmlinux on this host (no $PROVIUM_VMLINUX or `make kernel` output)\n");
+		skip();
+	}
+	printf("# real vmlinux: %s\n", path);
+	m = mem_new(256 * MIB);
+	in.kernel = path;
+	if (boot_load(m.p, m.size, &in, &bi) != 0)
+		fail_msg("%s: %s", path, pv_errmsg());
+	assert_int_equal(pv_read_file(path, &data, &len), 0);
+	eh = (const Elf64_Ehdr *)data;
+	assert_int_equal(bi.is_elf, 1);
+	assert_true(bi.entry >= 0x100000 && bi.entry < 0x80000000);
+	assert_true(bi.entry < bi.kernel_end);
+	for (unsigned i = 0; i < eh->e_phnum; i++) {
+		const Elf64_Phdr *ph = (const Elf64_Phdr *)(data + eh->e_phoff) + i;
+
+		if (ph->p_type == PT_LOAD)
+			assert_memory_equal(m.p + ph->p_paddr, data + ph->p_offset, ph->p_filesz);
+	}
 	check_common(&m, &bi, in.cmdline);
 	free(data);
 	mem_free(&m);
@@ -482,6 +546,13 @@ static void test_bad_images(void **state)
 	o.init_size = 32 * MIB;
 	in.kernel = put_file("bz-huge", buf, make_bzimage(buf, &o));
 	expect_fail(&m, &in, ENOMEM, "does not fit in guest RAM");
+	/* Fits at 1 MiB, but the kernel is extracted at pref_address (15 MiB) and needs
+	 * init_size (2 MiB) there. */
+	o = bz_default;
+	o.pref_address = 15 * MIB;
+	o.init_size = 2 * MIB;
+	in.kernel = put_file("bz-pref", buf, make_bzimage(buf, &o));
+	expect_fail(&m, &in, ENOMEM, "does not fit in guest RAM");
 
 	/* initrd larger than the RAM between the kernel and the end. */
 	in.kernel = put_file("bz-ok", buf, make_bzimage(buf, &bz_default));
@@ -535,6 +606,7 @@ int main(void)
 		cmocka_unit_test(test_bzimage_not_relocatable),
 		cmocka_unit_test(test_initrd_below_addr_max),
 		cmocka_unit_test(test_bzimage_real),
+		cmocka_unit_test(test_vmlinux_real),
 		cmocka_unit_test(test_bad_images),
 		cmocka_unit_test(test_bad_ram_size),
 	};
