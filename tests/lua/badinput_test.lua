@@ -1,0 +1,48 @@
+-- Bad input gives a clear message with file:line and the exit code RUNNER.md says.
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local child = dofile(here .. "/helpers/child.lua")
+
+local function file_error(r)
+  local fe = child.find(r, "file_end")[1]
+  return fe and fe.error
+end
+
+test("a syntax error is a file error at its line, exit 1", function(t)
+  local r = child.run("syntax.fixture.lua")
+  t:eq(r.code, 1)
+  t:match(file_error(r), "^syntax.fixture.lua:4: unexpected symbol near '='")
+  t:contains(r.out, "syntax.fixture.lua:4:")
+end)
+
+test("an error from a provium call at top level names the call's line", function(t)
+  local r = child.run("toplevel.fixture.lua")
+  t:eq(r.code, 1)
+  t:eq(file_error(r), "toplevel.fixture.lua:3: provium: lab:claim: resource must be a non-empty string, got number")
+  t:eq(#child.find(r, "test_start"), 0)
+end)
+
+test("a duplicate test name is an error at the second registration", function(t)
+  local r = child.run("duplicate.fixture.lua")
+  t:eq(r.code, 1)
+  t:eq(file_error(r), 'duplicate.fixture.lua:4: provium: test: duplicate test name "twice" (first defined at duplicate.fixture.lua:2)')
+end)
+
+test("a wrong argument type to test() names the argument", function(t)
+  local r = child.run("badtype.fixture.lua")
+  t:eq(r.code, 1)
+  t:eq(file_error(r), "badtype.fixture.lua:2: provium: test: test(name, fn [, meta]): name must be a non-empty string, got number")
+end)
+
+test("an unknown method and a never-returning test inside a run", function(t)
+  local r = child.run("-f 'unknown method' -f 'hangs' asserts.fixture.lua")
+  -- (the last -f wins: only "hangs" runs)
+  local e = r.by_test["hangs"]["end"]
+  t:eq(e.outcome, "error")
+  t:eq(e.where, "asserts.fixture.lua:19")
+  t:eq(r.code, 1)
+  r = child.run("-f 'unknown method' asserts.fixture.lua")
+  e = r.by_test["unknown method"]["end"]
+  t:eq(e.message, "provium: lab.frobnicate: Lab has no method or field 'frobnicate'")
+  t:eq(e.where, "asserts.fixture.lua:17")
+  t:contains(r.out, "asserts.fixture.lua:17")
+end)
