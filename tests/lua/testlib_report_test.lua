@@ -62,5 +62,15 @@ test("a failing cleanup turns a pass into an error", function(t) check(t, "clean
 test("the passing test still passes", function(t) check(t, "passes", "pass") end)
 test("file_end counts every outcome", function(t)
   local fe = child.find(run(), "file_end")[1]
-  t:eq({ fe.passed, fe.failed, fe.skipped, fe.todo }, { 1, 20, 1, 0 })
+  t:eq({ fe.passed, fe.failed, fe.skipped, fe.todo }, { 1, 21, 2, 0 })
+end)
+
+test("t:log sends test_log events; cleanups run after failures and skips", function(t)
+  local logs = child.find(run(), "test_log", { test = "cleanups run after a failure and after a skip" })
+  t:eq(#logs, 1)
+  t:eq(logs[1].text, 'cleanup ran\t1\t{k="v"}')
+  check(t, "cleanups run after a failure and after a skip", "fail", nil, "failed before cleanup")
+  logs = child.find(run(), "test_log", { test = "skip with cleanup" })
+  t:eq(logs[1].text, "cleanup after skip ran")
+  check(t, "skip with cleanup", "skip", nil, "skipping")
 end)
