@@ -210,6 +210,9 @@ static inline int fake_get_used(struct fake_drv *f, unsigned q, uint32_t *id, ui
 	if (len)
 		*len = e->len;
 	fq->last_used++;
+	/* Like a driver with callbacks enabled: interrupt for the next completion. */
+	struct vring_avail *av = fake_ptr(f, fq->avail);
+	__atomic_store_n(&av->ring[fq->num], fq->last_used, __ATOMIC_RELEASE);
 	return 1;
 }
 
