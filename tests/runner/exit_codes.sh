@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# exit_codes.sh — `provium run` exit codes of RUNNER.md: 0 all passed (skips and todos
+# allowed), 1 a failure / a file error (Lua syntax error), 2 usage, 3 infrastructure
+# before any test ran, 4 nothing matched, 130 interrupted (SIGINT tears down the
+# worker's processes and temp dir; run_end says interrupted=true).
+. "$(dirname "$0")/lib.sh"
+proto=$("$PROVIUM" version | awk '/^protocol/ {print $2}')
+
+mkdir -p "$W/pass" "$W/fail" "$W/syntax" "$W/empty"
+cat > "$W/pass/ok_test.lua" <<'L'
+test("passes", function(t) t:eq(2 + 2, 4) end)
+test("skips", function(t) t:skip("not here") end)
+test("is skipped by meta", function(t) error("must not run") end, { skip = "meta skip" })
+L
+cat > "$W/fail/bad_test.lua" <<'L'
+test("passes", function(t) t:ok(true) end)
+test("fails", function(t) t:eq(1, 2) end)
+L
+printf 'test("x", function(t)\n  t:ok(true)\n' > "$W/syntax/broken_test.lua"
+cp "$W/pass/ok_test.lua" "$W/syntax/fine_test.lua"
+
+expect_code 0 "all passed, with skips" "$PROVIUM" run "$W/pass"
+expect_code 1 "a failing test" "$PROVIUM" run "$W/fail"
+expect_code 1 "a Lua syntax error is a file error" "$PROVIUM" run --format tap "$W/syntax"
+if grep -q "^not ok .*broken_test.lua (file error)" "$W/out" && grep -q "^ok .*fine_test.lua: passes" "$W/out"
+then ok "the syntax error is reported as a file error and the other file still ran"
+else nok "syntax error report" "$(cat "$W/out")"; fi
+if grep -q "broken_test.lua:" "$W/out"; then ok "the file error names file:line"; else nok "file:line in syntax error" "$(cat "$W/out")"; fi
+expect_code 2 "an unknown flag" "$PROVIUM" run --no-such-flag "$W/pass"
+expect_code 2 "a bad flag value" "$PROVIUM" run -j many "$W/pass"
+expect_code 2 "a PATH that does not exist" "$PROVIUM" run "$W/does/not/exist"
+expect_code 3 "an unwritable cache dir" "$PROVIUM" run --cache-dir /proc/provium-cache "$W/pass"
+if "$PROVIUM" version | grep -q "kvm *unavailable"; then
+  expect_code 3 "--backend kvm where KVM cannot run Linux guests" "$PROVIUM" run --backend kvm "$W/pass"
+  PROVIUM_BACKEND=kvm expect_code 3 "PROVIUM_BACKEND=kvm likewise" "$PROVIUM" run "$W/pass"
+  expect_code 1 "the --backend flag wins over PROVIUM_BACKEND" env PROVIUM_BACKEND=kvm "$PROVIUM" run --backend sandbox "$W/fail"
+else
+  ok "# SKIP kvm can run Linux guests here: no kvm infrastructure error to provoke"
+fi
+expect_code 4 "a filter that matches nothing" "$PROVIUM" run -f no-such-test-name "$W/pass"
+expect_code 4 "a directory without test files" "$PROVIUM" run "$W/empty"
+expect_code 0 "the filter selects a test" "$PROVIUM" run -f passes "$W/pass"
+
+# 130: SIGINT in the middle of a test that started a background process
+mkdir -p "$W/int" "$W/tmp"
+cat > "$W/int/sleepy_test.lua" <<L
+test("sleeps", function(t)
+  local f = io.open("$W/tmpdir.txt", "w"); f:write(provium.tmpdir()); f:close()
+  os.execute("sleep 987.65 >/dev/null 2>&1 & echo \$! > $W/sleeper.pid")
+  provium.sleep(60)
+end)
+L
+TMPDIR=$W/tmp "$PROVIUM" run --events "$W/int.mp" "$W/int" > "$W/out" 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -s "$W/sleeper.pid" ] && [ -s "$W/tmpdir.txt" ] && break; sleep 0.1; done
+kill -INT $pid
+wait $pid; code=$?
+if [ $code = 130 ]; then ok "SIGINT mid-run exits 130"; else nok "SIGINT: exit $code, want 130" "$(tail -5 "$W/out")"; fi
+spid=$(cat "$W/sleeper.pid" 2>/dev/null)
+if [ -n "$spid" ] && gone "$spid"; then ok "the test's background process is gone"
+else nok "background process $spid still alive after SIGINT"; kill "$spid" 2>/dev/null; fi
+td=$(cat "$W/tmpdir.txt" 2>/dev/null)
+if [ -n "$td" ] && [ ! -e "$td" ] && [ -z "$(ls -A "$W/tmp")" ]; then ok "the per-file temp dir $(basename "$td") was removed"
+else nok "temp dir left after SIGINT" "$(ls -la "$W/tmp")"; fi
+events "$W/int.mp" > "$W/int.jsonl"
+check "the interrupted stream ends with run_end interrupted=true exit_code=130" \
+  python3 "$root/tests/runner/check_events.py" "$W/int.jsonl" "$proto" interrupted=true exit_code=130
+done_testing
