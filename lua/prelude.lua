@@ -58,11 +58,14 @@ local function make_ready(task, value)
   ready[#ready + 1] = { task, value }
 end
 
+local next_task_id = 0
 -- S.spawn(fn, ...) -> task: a new task, run at the next scheduler turn. It belongs to
 -- the current task's group (a test), so it is abandoned with that test.
 function S.spawn(fn, ...)
   local args = table.pack(...)
+  next_task_id = next_task_id + 1
   local task = setmetatable({
+    id = next_task_id,
     co = coroutine.create(function() return fn(table.unpack(args, 1, args.n)) end),
     group = current and current.group or S.group,
     done_cond = nil,
@@ -215,13 +218,24 @@ function S.run(task, deadline)
     if #ready > 0 then timeout = 0
     elseif earliest then timeout = math.max(0, earliest - now) end
     local res = C.poll(fds, modes, timeout)
+    -- wake in a deterministic order: ready fds by task id, then expired deadlines by
+    -- (deadline, task id), so runs with the same inputs interleave the same way
+    local woken = {}
     for i, t in ipairs(who) do
-      if res[i] and waiting[t] then make_ready(t, true) end
+      if res[i] and waiting[t] then woken[#woken + 1] = t end
     end
+    table.sort(woken, function(a, b) return a.id < b.id end)
+    for _, t in ipairs(woken) do make_ready(t, true) end
     now = C.now()
+    local expired = {}
     for t in pairs(waiting) do
-      if t.blocked.deadline and now >= t.blocked.deadline then make_ready(t, false) end
+      if t.blocked.deadline and now >= t.blocked.deadline then expired[#expired + 1] = t end
     end
+    table.sort(expired, function(a, b)
+      if a.blocked.deadline ~= b.blocked.deadline then return a.blocked.deadline < b.blocked.deadline end
+      return a.id < b.id
+    end)
+    for _, t in ipairs(expired) do make_ready(t, false) end
   end
 end
 

@@ -1,0 +1,16 @@
+-- docs/json.md example.
+test("json round trip", function(t)
+  local text = json.encode({ name = "web", ports = { 80, 443 }, tags = json.array() }, { sort_keys = true })
+  t:eq(text, '{"name":"web","ports":[80,443],"tags":[]}')
+  local back = json.decode(text)
+  t:eq(back.ports[2], 443)
+  t:eq(json.decode('{"gone": null}').gone, json.null)
+end)
+
+test("json errors say where", function(t)
+  local err = t:error(function() json.decode('{"a": [1, 2,]}') end)
+  t:eq(err.code, "invalid")
+  t:match(err.message, "^line 1 column 13")
+  err = t:error(function() json.encode({ hook = print }) end)
+  t:eq(err.message, "cannot encode a function (at $.hook)")
+end)

@@ -1,0 +1,24 @@
+-- The docs show the example files verbatim: every `<!-- example: PATH -->` marker in
+-- docs/writing-tests.md, docs/lab.md and docs/json.md is followed by a lua code block
+-- equal to that file (so the examples the docs show are the ones make test runs).
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local root = here .. "/../.."
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+for _, doc in ipairs({ "docs/writing-tests.md", "docs/lab.md", "docs/json.md" }) do
+  test(doc .. " shows its examples verbatim", function(t)
+    local text = read(root .. "/" .. doc)
+    local n = 0
+    for path, block in text:gmatch("<!%-%- example: (%S+) %-%->\n```lua\n(.-)```\n") do
+      n = n + 1
+      t:eq(block, read(root .. "/" .. path), doc .. " example " .. path)
+    end
+    t:ge(n, 1, "at least one example")
+  end)
+end
