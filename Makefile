@@ -97,8 +97,8 @@ test-linux: all
 # Unit tests again, built with ASan+UBSan into their own tree.
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 asan-build:
-	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g $(ASAN_FLAGS)" \
-	  LDFLAGS="$(ASAN_FLAGS)" unit
+	@CFLAGS="-O1 -g $(ASAN_FLAGS)" LDFLAGS="$(ASAN_FLAGS)" \
+	  $(MAKE) --no-print-directory BUILD=build-asan unit
 
 check-asan: asan-build
 	@./tests/run-tiers.sh $(BUILD) asan
