@@ -1,0 +1,51 @@
+-- clock.lua — Clock (API.md): the guest clocks, read through the agent. The sandbox
+-- shares the host's clocks, so it cannot set, advance or sleep on guest time.
+local provium = provium
+local S = provium._sched
+local perr = provium._error
+local V = provium._vm or {}
+provium._vm = V
+
+local Clock = {}
+V.Clock = Clock
+local K_mt = { __name = "provium.Clock" }
+K_mt.__index = function(t, k)
+  local m = Clock[k]
+  if m ~= nil then return m end
+  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
+  perr({ code = "invalid", op = "clock." .. tostring(k), vm = rawget(t, "_vmname"),
+    message = "Clock has no method or field '" .. tostring(k) .. "'" }, 2)
+end
+K_mt.__tostring = function(c) return ("Clock(%s)"):format(c._vmname) end
+
+function Clock.new(vm)
+  return setmetatable({ _vm = vm, _vmname = vm.name }, K_mt)
+end
+
+local function get_ns(c, clock, op)
+  local conn = c._vm:_link(op)
+  return conn:call("clock_get", { clock = clock }, S.deadline(nil), op).ns
+end
+
+function Clock:now_ns() return get_ns(self, "realtime", "clock:now_ns") end
+function Clock:now() return get_ns(self, "realtime", "clock:now") / 1e9 end
+function Clock:monotonic() return get_ns(self, "monotonic", "clock:monotonic") / 1e9 end
+
+-- guest minus host wall clock (seconds), measured around one round trip
+function Clock:offset()
+  local before = provium._c_vm.wall_ns()
+  local g = get_ns(self, "realtime", "clock:offset")
+  local after = provium._c_vm.wall_ns()
+  return (g - (before + after) / 2) / 1e9
+end
+
+local function unsupported(op)
+  return function(self)
+    perr({ code = "unsupported", op = "clock:" .. op, vm = self._vmname,
+      message = "the sandbox backend shares the host's wall clock; use the kvm backend to set or advance guest time" }, 2)
+  end
+end
+Clock.set = unsupported("set")
+Clock.set_ns = unsupported("set_ns")
+Clock.advance = unsupported("advance")
+Clock.sleep = unsupported("sleep")

@@ -1,0 +1,143 @@
+-- process.lua — Process (API.md): a command started with vm:spawn. Its stdout/stderr
+-- arrive as stream frames of the spawn request; they are buffered here until a stream
+-- (p:stdout_stream) or p:wait() takes them.
+local provium = provium
+local S = provium._sched
+local perr = provium._error
+local V = provium._vm or {}
+provium._vm = V
+
+local Process = {}
+V.Process = Process
+local P_mt = { __name = "provium.Process" }
+P_mt.__index = function(t, k)
+  local m = Process[k]
+  if m ~= nil then return m end
+  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
+  perr({ code = "invalid", op = "process." .. tostring(k), vm = rawget(t, "_vmname"),
+    message = "Process has no method or field '" .. tostring(k) .. "'" }, 2)
+end
+P_mt.__tostring = function(p)
+  return ("Process(%d, %s)"):format(p.pid, p._state or "running")
+end
+
+function Process.new(vm, conn, id, pid, cmd)
+  return setmetatable({ pid = pid, _vm = vm, _vmname = vm.name, _conn = conn, _id = id,
+    _cmd = cmd, _out = { stdout = {}, stderr = {} }, _eof = { stdout = false, stderr = false } }, P_mt)
+end
+
+-- moves arrived output into the buffers; true if anything new
+function Process:_pull()
+  local got = false
+  for _, name in ipairs({ "stdout", "stderr" }) do
+    if not self._eof[name] then
+      local d, eof = self._conn.c:stream(self._id, name)
+      if d ~= "" then local t = self._out[name]; t[#t + 1] = d; got = true end
+      if eof then self._eof[name] = true; got = true end
+    end
+  end
+  if self._conn.c:closed() ~= nil then
+    self._eof.stdout, self._eof.stderr = true, true
+  end
+  return got
+end
+
+function Process:_take(name)
+  local t = self._out[name]
+  self._out[name] = {}
+  return table.concat(t)
+end
+
+local function call(self, op, agent_op, args, deadline)
+  return self._conn:call(agent_op, args, deadline or S.deadline(nil), op)
+end
+
+local function set_status(self, r)
+  self._state = r.state
+  if r.state ~= "running" then
+    self._code = (r.state == "exited") and r.code or nil
+    self._signal = (r.signal and r.signal ~= 0) and r.signal or nil
+  end
+end
+
+-- p:wait([opts]) -> {code=, signal=, stdout=, stderr=}
+function Process:wait(opts)
+  local deadline = S.deadline(opts)
+  if not self._state or self._state == "running" then
+    local a = { pid = self.pid }
+    if deadline then a.timeout_ns = math.max(1, math.floor((deadline - S.now()) * 1e9)) end
+    local id = self._conn:send("proc_wait", a, "p:wait")
+    local r = self._conn:await(id, deadline and deadline + 5, "p:wait", "proc_wait")
+    if not r.ok then
+      if r.code == "timeout" then
+        perr({ code = "timeout", op = "p:wait", vm = self._vmname,
+          message = ("process %d did not exit in time"):format(self.pid) }, 2)
+      end
+      V.agent_error(r, "p:wait", self._vmname)
+    end
+    set_status(self, r.result)
+  end
+  -- the output streams end shortly after the exit (their eof frames follow)
+  local conn = self._conn
+  conn:wait(function()
+    self:_pull()
+    if self._eof.stdout and self._eof.stderr then return true end
+  end, deadline or (S.now() + 5), "waiting for the output of process " .. self.pid)
+  return { code = self._code, signal = self._signal, stdout = self:_take("stdout"), stderr = self:_take("stderr") }
+end
+
+function Process:kill()
+  call(self, "p:kill", "proc_kill", { pid = self.pid })
+end
+
+function Process:signal(sig)
+  if type(sig) ~= "string" and math.type(sig) ~= "integer" then
+    perr({ code = "invalid", op = "p:signal", vm = self._vmname, message = "signal must be a number or a name like \"TERM\"" }, 2)
+  end
+  call(self, "p:signal", "proc_signal", { pid = self.pid, signal = sig })
+end
+
+function Process:write(data)
+  if type(data) ~= "string" then
+    perr({ code = "invalid", op = "p:write", vm = self._vmname, message = "data must be a string" }, 2)
+  end
+  local r = call(self, "p:write", "proc_write", { pid = self.pid, data = data })
+  return r.n
+end
+
+function Process:close_stdin()
+  call(self, "p:close_stdin", "proc_close_stdin", { pid = self.pid })
+end
+
+function Process:status()
+  if self._state and self._state ~= "running" then return self._state end
+  set_status(self, call(self, "p:status", "proc_status", { pid = self.pid }))
+  return self._state
+end
+
+function Process:running()
+  return self:status() == "running"
+end
+
+function Process:exit_code()
+  self:status()
+  return self._code
+end
+
+local function proc_stream(self, name)
+  local src = {}
+  function src.pull()
+    self:_pull()
+    return self:_take(name), self._eof[name] and #self._out[name] == 0
+  end
+  function src.wait(_, deadline)
+    pcall(self._conn.wait, self._conn, function()
+      if self:_pull() then return true end
+    end, deadline, ("waiting for %s of process %d on vm %s"):format(name, self.pid, self._vmname))
+  end
+  function src.close() end
+  return V.stream_new("Tail", self._vmname, name .. " of process " .. self.pid, src)
+end
+
+function Process:stdout_stream() return proc_stream(self, "stdout") end
+function Process:stderr_stream() return proc_stream(self, "stderr") end

@@ -1,0 +1,121 @@
+-- profile.lua — Profiles (API.md): a named VM recipe in profiles/<name>.lua, looked up
+-- from the test file's directory upwards, then in the install (profiles/ next to the
+-- binary's build dir, share/provium/profiles). "default" always exists. The sandbox
+-- backend uses rootfs and env; setup(vm) runs once per VM there (no snapshots, so no
+-- fixture cache).
+local provium = provium
+local perr = provium._error
+local cfg = provium._config
+local V = provium._vm or {}
+provium._vm = V
+
+local FIELDS = { backend = "string", kernel = "string", initrd = "string", rootfs = "string",
+  memory = "number", cpus = "number", cmdline = "string", disks = "table", env = "table",
+  setup = "function", name = "string" }
+
+local function dirname(p)
+  return p:match("^(.*)/[^/]*$") or "."
+end
+
+local function abspath(p)
+  if p:sub(1, 1) == "/" then return p end
+  local pwd = os.getenv("PWD") or "."
+  return pwd .. "/" .. p
+end
+
+local function exists(p)
+  local f = io.open(p, "r")
+  if f then f:close(); return true end
+  return false
+end
+
+-- every directory a profile is looked up in, in order
+function V.profile_dirs()
+  local dirs = {}
+  if cfg.file then
+    local d = dirname(abspath(cfg.file))
+    while true do
+      dirs[#dirs + 1] = d .. "/profiles"
+      if d == "" or d == "/" or not d:find("/") then break end
+      local up = dirname(d)
+      if up == d then break end
+      d = up == "" and "/" or up
+    end
+  end
+  local self_dir = provium._c_vm.self_dir()
+  dirs[#dirs + 1] = dirname(self_dir) .. "/profiles"
+  dirs[#dirs + 1] = dirname(self_dir) .. "/share/provium/profiles"
+  dirs[#dirs + 1] = "/usr/share/provium/profiles"
+  return dirs
+end
+
+local function validate(t, where)
+  for k, v in pairs(t) do
+    local want = FIELDS[k]
+    if want and type(v) ~= want then
+      perr({ code = "invalid", op = "profile", message = ("%s: field %s must be a %s, got %s"):format(where, k, want, type(v)) }, 5)
+    end
+  end
+end
+
+local function load_named(name)
+  if type(name) ~= "string" or not name:match("^[%w_.-]+$") then
+    perr({ code = "invalid", op = "profile", message = ("bad profile name %q"):format(tostring(name)) }, 4)
+  end
+  local looked = {}
+  for _, d in ipairs(V.profile_dirs()) do
+    local p = d .. "/" .. name .. ".lua"
+    looked[#looked + 1] = p
+    if exists(p) then
+      local env = setmetatable({}, { __index = _G })
+      local chunk, err = loadfile(p, "t", env)
+      if not chunk then perr({ code = "invalid", op = "profile", message = ("profile %s: %s"):format(name, err) }, 4) end
+      local ok, t = pcall(chunk)
+      if not ok then perr({ code = "invalid", op = "profile", message = ("profile %s (%s) failed: %s"):format(name, p, tostring(t)) }, 4) end
+      if type(t) ~= "table" then
+        perr({ code = "invalid", op = "profile", message = ("profile %s (%s) must return a table, got %s"):format(name, p, type(t)) }, 4)
+      end
+      validate(t, p)
+      t.name = t.name or name
+      t._path = p
+      return t
+    end
+  end
+  if name == "default" then
+    return { name = "default", backend = "auto", memory = 256, cpus = 1 }
+  end
+  perr({ code = "invalid", op = "profile", message = ("no profile %q; looked in:\n  %s"):format(name, table.concat(looked, "\n  ")) }, 4)
+end
+
+-- V.profile_resolve(profile, opts) -> a fresh table: the profile with opts on top
+function V.profile_resolve(profile, opts)
+  local base
+  if profile == nil then
+    base = load_named("default")
+  elseif type(profile) == "string" then
+    base = load_named(profile)
+  elseif type(profile) == "table" then
+    validate(profile, "profile table")
+    base = profile
+  else
+    perr({ code = "invalid", op = "lab:vm", message = "profile must be a name or a table, got " .. type(profile) }, 3)
+  end
+  local p = {}
+  for k, v in pairs(base) do p[k] = v end
+  p.name = p.name or (type(profile) == "table" and "custom" or "default")
+  for k, v in pairs(opts or {}) do
+    if FIELDS[k] and k ~= "name" then p[k] = v end
+  end
+  validate(p, "lab:vm opts")
+  if p.env then
+    local e = {}
+    for k, v in pairs(p.env) do e[tostring(k)] = tostring(v) end
+    p.env = e
+  end
+  return p
+end
+
+-- provium._profile(name) -> the resolved profile table (for tests and tools)
+function provium._profile(name)
+  return V.profile_resolve(name, nil)
+end

@@ -1,0 +1,194 @@
+-- stream.lua — Tail and ConsoleStream (API.md "Streams"): next, read_until, expect,
+-- drain, close, eof over a source of bytes. Sources: an agent tail/tail_fd request
+-- (vm:tail_file, vm:fd_stream, f:tail_stream), a spawned process's stdout/stderr
+-- (p:stdout_stream), and the console ring (console:read).
+-- A source has pull() -> data, eof (never blocks), wait(deadline) -> true when pull may
+-- have more, close().
+local provium = provium
+local S = provium._sched
+local perr = provium._error
+local V = provium._vm or {}
+provium._vm = V
+
+local Stream = {}
+V.Stream = Stream
+local Stream_mt = { __name = "provium.Stream" }
+Stream_mt.__index = function(t, k)
+  local m = Stream[k]
+  if m ~= nil then return m end
+  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
+  perr({ code = "invalid", op = "stream." .. tostring(k), vm = rawget(t, "_vmname"),
+    message = "stream has no method or field '" .. tostring(k) .. "'" }, 2)
+end
+Stream_mt.__tostring = function(s)
+  return ("%s(%s, %s)"):format(s._kind, s._what, s._eof and "eof" or (s._closed and "closed" or "open"))
+end
+Stream_mt.__close = function(s) s:close() end
+Stream_mt.__gc = nil
+
+local function new(kind, vmname, what, src)
+  return setmetatable({ _kind = kind, _vmname = vmname, _what = what, _src = src,
+    _buf = "", _eof = false, _closed = false, _seen = "" }, Stream_mt)
+end
+V.stream_new = new
+
+-- moves what the source has into the buffer; true if anything came
+local function fill(s)
+  if s._eof then return false end
+  local d, eof = s._src:pull()
+  local got = false
+  if d and d ~= "" then
+    s._buf = s._buf .. d
+    s._seen = (s._seen .. d):sub(-2048)
+    got = true
+  end
+  if eof then s._eof = true; got = true end
+  return got
+end
+
+-- waits until fill() brings something or the deadline passes; false at the deadline
+local function more(s, deadline)
+  if fill(s) then return true end
+  if s._eof or s._closed then return false end
+  while true do
+    if deadline and S.now() >= deadline then return fill(s) end
+    s._src:wait(deadline)
+    if fill(s) then return true end
+    if s._eof then return false end
+  end
+end
+
+local function check(s, op)
+  if getmetatable(s) ~= Stream_mt then
+    perr({ code = "invalid", op = op, message = "call it as s:" .. op:gsub("^stream:", "") .. "(...) (with a colon)" }, 3)
+  end
+end
+
+-- s:next([opts]) -> next line (without "\n"), or nil at EOF / on timeout (s:eof() tells)
+function Stream:next(opts)
+  check(self, "stream:next")
+  local deadline = S.deadline(opts)
+  self._timed_out = false
+  while true do
+    local nl = self._buf:find("\n", 1, true)
+    if nl then
+      local line = self._buf:sub(1, nl - 1)
+      self._buf = self._buf:sub(nl + 1)
+      return line
+    end
+    if self._eof or self._closed then
+      if self._buf ~= "" then
+        local line = self._buf
+        self._buf = ""
+        return line
+      end
+      return nil
+    end
+    if not more(self, deadline) then
+      if not self._eof then self._timed_out = true; return nil end
+    end
+  end
+end
+
+-- finds pattern in the buffer; returns start, end, captures
+local function find(s, pattern, plain)
+  if plain then
+    local a, b = s._buf:find(pattern, 1, true)
+    return a, b
+  end
+  return s._buf:find(pattern)
+end
+
+local function wait_match(self, pattern, opts, op)
+  opts = opts or {}
+  if type(pattern) ~= "string" then
+    perr({ code = "invalid", op = op, vm = self._vmname, message = "pattern must be a string" }, 4)
+  end
+  local deadline = S.deadline(opts)
+  while true do
+    local r = table.pack(find(self, pattern, opts.plain))
+    if r[1] then return r end
+    if self._eof or self._closed then return nil end
+    if not more(self, deadline) and not self._eof then return nil end
+  end
+end
+
+-- s:read_until(pattern [, opts]) -> text up to and including the first match, or nil
+-- at EOF / on timeout
+function Stream:read_until(pattern, opts)
+  check(self, "stream:read_until")
+  local r = wait_match(self, pattern, opts, "stream:read_until")
+  if not r then return nil end
+  local text = self._buf:sub(1, r[2])
+  self._buf = self._buf:sub(r[2] + 1)
+  return text
+end
+
+-- s:expect(pattern [, opts]) -> the captures (or the match); raises timeout with the
+-- last 2 KiB seen
+function Stream:expect(pattern, opts)
+  check(self, "stream:expect")
+  local t0 = S.now()
+  local r = wait_match(self, pattern, opts, "stream:expect")
+  if not r then
+    perr({ code = "timeout", op = "expect", vm = self._vmname,
+      message = ("%q did not appear in %s within %.1f s%s; last output:\n%s"):format(pattern, self._what,
+        S.now() - t0, self._eof and " (stream ended)" or "", self._seen) }, 2)
+  end
+  local text = self._buf:sub(r[1], r[2])
+  self._buf = self._buf:sub(r[2] + 1)
+  if r.n > 2 then return table.unpack(r, 3, r.n) end
+  return text
+end
+
+-- s:drain() -> everything buffered now (without waiting)
+function Stream:drain()
+  check(self, "stream:drain")
+  fill(self)
+  local b = self._buf
+  self._buf = ""
+  return b
+end
+
+-- s:eof() -> true once the source ended (false after a timeout)
+function Stream:eof()
+  return self._eof
+end
+
+function Stream:close()
+  if self._closed then return end
+  self._closed = true
+  pcall(self._src.close, self._src)
+end
+
+-- Sources -------------------------------------------------------------------------------------
+
+-- An agent request streaming frames named `name` (tail, tail_fd).
+function Stream.tail(vm, conn, id, what)
+  local src = { pending = "", pending_eof = false }
+  function src.pull()
+    local d, eof = conn.c:stream(id, "tail")
+    local p = src.pending .. d
+    src.pending = ""
+    eof = eof or src.pending_eof or (conn.c:closed() ~= nil)
+    return p, eof
+  end
+  function src.wait(_, deadline)
+    local ok = pcall(conn.wait, conn, function()
+      local d, eof = conn.c:stream(id, "tail")
+      if d ~= "" or eof then
+        src.pending = src.pending .. d
+        src.pending_eof = src.pending_eof or eof
+        return true
+      end
+    end, deadline, ("waiting for %s on vm %s"):format(what, vm.name))
+    if not ok then src.pending_eof = true end
+  end
+  function src.close()
+    if conn.c:closed() == nil then
+      pcall(conn.call, conn, "cancel", { target = id }, S.now() + 5, "stream:close")
+    end
+    conn.c:forget(id)
+  end
+  return new("Tail", vm.name, what, src)
+end

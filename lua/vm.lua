@@ -1,0 +1,450 @@
+-- vm.lua — the VM object (API.md "VM") on the sandbox backend, provium._vm_new for
+-- lab:vm, provium._backend_select, and the command/file/syscall methods shared with
+-- Workers (worker.lua). Everything that waits is written here on top of the scheduler;
+-- the C side (lua/vm.c: provium._c_vm, lua/agentconn.c) never blocks.
+local provium = provium
+local S = provium._sched
+local perr = provium._error
+local cfg = provium._config
+local V = provium._vm or {}
+provium._vm = V
+
+local VM = {}
+V.VM = VM
+local VM_mt = { __name = "provium.VM" }
+V.VM_mt = VM_mt
+VM_mt.__index = function(t, k)
+  local m = VM[k]
+  if m ~= nil then return m end
+  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
+  perr({ code = "invalid", op = "vm." .. tostring(k), vm = rawget(t, "name"),
+    message = "VM has no method or field '" .. tostring(k) .. "'" }, 2)
+end
+VM_mt.__tostring = function(vm)
+  return ("VM(%s, %s, %s)"):format(vm.name, vm:state(), vm.backend)
+end
+
+local function check_vm(vm, op)
+  if getmetatable(vm) ~= VM_mt then
+    perr({ code = "invalid", op = op, message = "call it as vm:" .. op:gsub("^vm[:.]", "") .. "(...) (with a colon)" }, 3)
+  end
+  return vm
+end
+
+-- Backend selection -------------------------------------------------------------------
+local KVM_HINT = "use --backend sandbox (or auto), or a host whose /dev/kvm is kvm_intel/kvm_amd"
+
+function provium._backend_select(req)
+  req = req or cfg.backend or "auto"
+  if req == "sandbox" then return "sandbox" end
+  if req == "kvm" then return "kvm" end
+  if req ~= "auto" then
+    perr({ code = "invalid", op = "provium.backend", message = ("unknown backend %q (auto, kvm or sandbox)"):format(tostring(req)) }, 2)
+  end
+  local ok, why = provium._c_vm.kvm_linux_ok()
+  if ok and provium._kvm_vm_new then return "kvm" end
+  if ok then why = "the kvm backend is not built into this provium yet" end
+  -- say it once per run (every test file is its own worker process)
+  local note = cfg.tmp_dir and (cfg.tmp_dir:match("^(.*)/[^/]+/?$") or cfg.tmp_dir) .. "/.backend-note"
+  if cfg.verbose ~= -1 and (not note or provium._c_vm.note_once(note)) then
+    io.stderr:write("provium: backend auto: using sandbox (", why, ")\n")
+  end
+  return "sandbox"
+end
+
+-- Shared helpers ------------------------------------------------------------------------
+local function opts_table(opts, op, vm)
+  if opts ~= nil and type(opts) ~= "table" then
+    perr({ code = "invalid", op = op, vm = vm, message = "opts must be a table, got " .. type(opts) }, 4)
+  end
+  return opts or {}
+end
+V.opts_table = opts_table
+
+local function check_arg(cond, op, vm, msg)
+  if not cond then perr({ code = "invalid", op = op, vm = vm, message = msg }, 4) end
+end
+V.check_arg = check_arg
+
+-- The connection an operation goes through: the VM's own, or a Worker's (worker.lua
+-- gives Workers the same methods by defining _link()).
+function VM:_link(op)
+  local st = self:state()
+  if st ~= "running" then
+    perr({ code = "closed", op = op, vm = self.name,
+      message = ("VM is %s%s"):format(st, self._exit and (" (" .. self._exit .. ")") or "") }, 4)
+  end
+  return self._conn, self
+end
+
+-- Commands ----------------------------------------------------------------------------------
+local function cmd_args(cmd, opts, op, vm)
+  local a = {}
+  if type(cmd) == "string" then
+    a.cmd = cmd
+  elseif type(cmd) == "table" then
+    check_arg(#cmd > 0, op, vm, "argv must be a non-empty array of strings")
+    local argv = {}
+    for i, s in ipairs(cmd) do
+      check_arg(type(s) == "string" or type(s) == "number", op, vm, ("argv[%d] is a %s, not a string"):format(i, type(s)))
+      argv[i] = tostring(s)
+    end
+    a.argv = argv
+  else
+    check_arg(false, op, vm, "command must be a shell string or an argv array, got " .. type(cmd))
+  end
+  if opts.env ~= nil then
+    check_arg(type(opts.env) == "table", op, vm, "opts.env must be a table")
+    local env = {}
+    for k, v in pairs(opts.env) do env[tostring(k)] = tostring(v) end
+    a.env = env
+  end
+  if opts.cwd ~= nil then a.cwd = tostring(opts.cwd) end
+  if opts.stdin ~= nil then
+    check_arg(type(opts.stdin) == "string", op, vm, "opts.stdin must be a string")
+    a.stdin = opts.stdin
+  end
+  if opts.user ~= nil then
+    check_arg(type(opts.user) == "string" or math.type(opts.user) == "integer", op, vm, "opts.user must be a name or a uid")
+    a.user = opts.user
+  end
+  return a
+end
+V.cmd_args = cmd_args
+
+local function describe_cmd(cmd)
+  if type(cmd) == "table" then return table.concat(cmd, " ") end
+  return tostring(cmd)
+end
+
+-- run through a connection; shared by VM and Worker
+local function run(self, cmd, opts, op)
+  opts = opts_table(opts, op, self.name)
+  local conn = self:_link(op)
+  local a = cmd_args(cmd, opts, op, self.name)
+  local deadline = S.deadline(opts)
+  if deadline then
+    -- the agent enforces the timeout (and kills the process group); we wait a bit longer
+    a.timeout_ns = math.max(1, math.floor((deadline - S.now()) * 1e9))
+    deadline = deadline + 5
+  end
+  local t0 = S.now()
+  local id = conn:send("exec", a, op)
+  local r = conn:await(id, deadline, op, "exec")
+  local out = conn.c:stream(id, "stdout")
+  local err = conn.c:stream(id, "stderr")
+  conn.c:forget(id)
+  if not r.ok then V.agent_error(r, op, self.name) end
+  local res = r.result
+  if res.timed_out then
+    perr({ code = "timeout", op = op, vm = self.name,
+      message = ("command did not finish in %.1f s (killed): %s"):format(S.now() - t0, describe_cmd(cmd)),
+      stdout = out .. (res.stdout or ""), stderr = err .. (res.stderr or "") }, 3)
+  end
+  local sig = res.signal
+  if sig == 0 then sig = nil end
+  return {
+    code = (sig == nil) and res.code or nil,
+    signal = sig,
+    stdout = out .. (res.stdout or ""),
+    stderr = err .. (res.stderr or ""),
+    duration = (res.duration_ns or 0) / 1e9,
+    pid = res.pid,
+  }
+end
+V.run = run
+
+local function tail_text(s, n)
+  if #s > n then return "..." .. s:sub(-n) end
+  return s
+end
+
+function VM:run(cmd, opts) return run(self, cmd, opts, "vm:run") end
+
+function VM:succeed(cmd, opts)
+  local r = run(self, cmd, opts, "vm:succeed")
+  if r.code ~= 0 then
+    perr({ code = "guest", op = "vm:succeed", vm = self.name, exit_code = r.code, signal = r.signal,
+      stdout = r.stdout, stderr = r.stderr,
+      message = ("command %s (%s): %s%s"):format(
+        r.signal and ("killed by signal " .. r.signal) or ("exited with code " .. tostring(r.code)),
+        describe_cmd(cmd), r.stderr ~= "" and "stderr: " or "", tail_text(r.stderr, 2048)) }, 2)
+  end
+  return r.stdout
+end
+
+function VM:fail(cmd, opts)
+  local r = run(self, cmd, opts, "vm:fail")
+  if r.code == 0 then
+    perr({ code = "guest", op = "vm:fail", vm = self.name, exit_code = 0, stdout = r.stdout, stderr = r.stderr,
+      message = ("command succeeded but was expected to fail: %s"):format(describe_cmd(cmd)) }, 2)
+  end
+  return r.stderr
+end
+
+-- polls fn() every opts.interval (default 0.1 s) until it returns non-nil
+local function poll_until(self, opts, op, fn, what)
+  opts = opts_table(opts, op, self.name)
+  local deadline = S.deadline(opts)
+  local interval = opts.interval or 0.1
+  local t0 = S.now()
+  local last
+  while true do
+    local v
+    v, last = fn(deadline)
+    if v ~= nil then return v end
+    if deadline and S.now() + interval > deadline then
+      perr({ code = "timeout", op = op, vm = self.name,
+        message = ("%s: still not true after %.1f s%s"):format(what, S.now() - t0, last and ("; last: " .. last) or "") }, 3)
+    end
+    S.sleep(interval, op .. " " .. what)
+  end
+end
+V.poll_until = poll_until
+
+function VM:wait_until_succeeds(cmd, opts)
+  return poll_until(self, opts, "vm:wait_until_succeeds", function()
+    local r = run(self, cmd, { timeout = opts and opts.timeout }, "vm:wait_until_succeeds")
+    if r.code == 0 then return r.stdout end
+    return nil, ("exit code %s, stderr %q"):format(tostring(r.code), tail_text(r.stderr, 500))
+  end, describe_cmd(cmd))
+end
+
+function VM:wait_until_fails(cmd, opts)
+  return poll_until(self, opts, "vm:wait_until_fails", function()
+    local r = run(self, cmd, { timeout = opts and opts.timeout }, "vm:wait_until_fails")
+    if r.code ~= 0 then return r.stderr end
+    return nil, "it still succeeds"
+  end, describe_cmd(cmd))
+end
+
+function VM:wait_for_file(path, opts)
+  check_arg(type(path) == "string", "vm:wait_for_file", self.name, "path must be a string")
+  return poll_until(self, opts, "vm:wait_for_file", function()
+    if self:exists(path) then return true end
+  end, "file " .. path .. " exists")
+end
+
+-- a TCP listener on `port` in /proc/net/tcp{,6} (state 0A = LISTEN)
+local function listening(self, port)
+  local hex = (":%04X"):format(port)
+  for _, f in ipairs({ "/proc/net/tcp", "/proc/net/tcp6" }) do
+    local ok, data = pcall(self.read_file, self, f)
+    if ok and data then
+      for line in data:gmatch("[^\n]+") do
+        local laddr, st = line:match("^%s*%d+:%s+(%S+)%s+%S+%s+(%x%x)")
+        if laddr and st == "0A" and laddr:sub(-5) == hex then return true end
+      end
+    end
+  end
+  return nil
+end
+
+function VM:wait_for_port(port, opts)
+  check_arg(math.type(port) == "integer" and port > 0 and port < 65536, "vm:wait_for_port", self.name,
+    "port must be an integer 1..65535")
+  return poll_until(self, opts, "vm:wait_for_port", function()
+    return listening(self, port)
+  end, "a TCP listener on port " .. port)
+end
+
+-- Syscalls ----------------------------------------------------------------------------------
+function VM:syscall(name, ...)
+  check_arg(type(name) == "string", "vm:syscall", self.name, "syscall name must be a string")
+  local conn = self:_link("vm:syscall")
+  local vm = rawget(self, "_vm") or self
+  -- the sandbox agent is not PID 1: reboot/poweroff mean restarting/stopping the sandbox
+  if name == "reboot" and vm.backend == "sandbox" then
+    local cmd = ...
+    if cmd == "restart" then vm:reboot(); return 0 end
+    if cmd == "poweroff" or cmd == "halt" then vm:stop(); return 0 end
+  end
+  local args = table.pack(...)
+  local a = { name = name }
+  if args.n > 0 then
+    local list = {}
+    for i = 1, args.n do list[i] = args[i] end
+    a.args = list
+  end
+  local r = conn:call("syscall", a, S.deadline(nil), "vm:syscall(" .. name .. ")")
+  return r.ret
+end
+
+-- Files --------------------------------------------------------------------------------------
+local CHUNK = 256 * 1024
+
+function VM:read_file(path, opts)
+  check_arg(type(path) == "string", "vm:read_file", self.name, "path must be a string")
+  local conn = self:_link("vm:read_file")
+  local id = conn:send("read_file", { path = path }, "vm:read_file")
+  local parts = {}
+  local r = conn:await(id, S.deadline(opts), "vm:read_file", "read_file")
+  local data = conn.c:stream(id, "data")
+  conn.c:forget(id)
+  if not r.ok then
+    r.message = path .. ": " .. (r.message ~= "" and r.message or r.errname)
+    V.agent_error(r, "vm:read_file", self.name)
+  end
+  parts[1] = data
+  parts[2] = r.result.data or ""
+  return table.concat(parts)
+end
+
+function VM:write_file(path, data, opts)
+  check_arg(type(path) == "string", "vm:write_file", self.name, "path must be a string")
+  check_arg(type(data) == "string", "vm:write_file", self.name, "data must be a string, got " .. type(data))
+  opts = opts_table(opts, "vm:write_file", self.name)
+  local conn = self:_link("vm:write_file")
+  local a = { path = path, append = opts.append and true or nil, mode = opts.mode }
+  local deadline = S.deadline(opts)
+  local r
+  if #data <= CHUNK then
+    a.data = data
+    local id = conn:send("write_file", a, "vm:write_file")
+    r = conn:await(id, deadline, "vm:write_file", "write_file")
+  else
+    a.stream = true
+    local id = conn:send("write_file", a, "vm:write_file")
+    for i = 1, #data, CHUNK do
+      conn.c:send_stream(id, "data", data:sub(i, i + CHUNK - 1))
+      -- let the socket drain (and notice an early error reply) between chunks
+      if conn.c:want_write() then
+        conn:wait(function() return (not conn.c:want_write() or conn.c:closed() ~= nil or nil) end, deadline, "sending a file to vm " .. self.name)
+      end
+    end
+    conn.c:send_eof(id, "data")
+    r = conn:await(id, deadline, "vm:write_file", "write_file")
+  end
+  if not r.ok then
+    r.message = path .. ": " .. (r.message ~= "" and r.message or r.errname)
+    V.agent_error(r, "vm:write_file", self.name)
+  end
+  return r.result.size
+end
+
+local function simple(op, agent_op, argf, resf)
+  return function(self, ...)
+    local conn = self:_link(op)
+    local a = argf(self, ...)
+    local r = conn:call(agent_op, a, S.deadline(nil), op)
+    return resf and resf(r) or nil
+  end
+end
+
+function VM:stat(path)
+  check_arg(type(path) == "string", "vm:stat", self.name, "path must be a string")
+  local conn = self:_link("vm:stat")
+  local id = conn:send("stat", { path = path }, "vm:stat")
+  local r = conn:await(id, S.deadline(nil), "vm:stat", "stat")
+  if not r.ok then
+    if r.errname == "ENOENT" or r.errname == "ENOTDIR" then return nil end
+    V.agent_error(r, "vm:stat", self.name)
+  end
+  local s = r.result
+  return { size = s.size, mode = s.mode, uid = s.uid, gid = s.gid, type = s.type,
+    mtime = (s.mtime_ns or 0) / 1e9, mtime_ns = s.mtime_ns, ino = s.ino, nlink = s.nlink }
+end
+
+VM.exists = simple("vm:exists", "exists", function(self, path)
+  check_arg(type(path) == "string", "vm:exists", self.name, "path must be a string")
+  return { path = path }
+end, function(r) return r.exists end)
+
+VM.ls = simple("vm:ls", "ls", function(self, path)
+  check_arg(type(path) == "string", "vm:ls", self.name, "path must be a string")
+  return { path = path }
+end, function(r) return r.names or {} end)
+
+VM.mkdir = simple("vm:mkdir", "mkdir", function(self, path, opts)
+  check_arg(type(path) == "string", "vm:mkdir", self.name, "path must be a string")
+  opts = opts_table(opts, "vm:mkdir", self.name)
+  return { path = path, parents = opts.parents and true or nil, mode = opts.mode }
+end)
+
+VM.rm = simple("vm:rm", "rm", function(self, path, opts)
+  check_arg(type(path) == "string", "vm:rm", self.name, "path must be a string")
+  opts = opts_table(opts, "vm:rm", self.name)
+  return { path = path, recursive = opts.recursive and true or nil, force = opts.force and true or nil }
+end)
+
+function VM:push(host_path, guest_path, opts)
+  check_arg(type(host_path) == "string" and type(guest_path) == "string", "vm:push", self.name,
+    "push(host_path, guest_path) takes two strings")
+  local f, err = io.open(host_path, "rb")
+  if not f then perr({ code = "invalid", op = "vm:push", vm = self.name, message = "cannot read " .. tostring(err) }, 2) end
+  local data = f:read("a")
+  f:close()
+  return self:write_file(guest_path, data, opts)
+end
+
+function VM:pull(guest_path, host_path, opts)
+  check_arg(type(host_path) == "string" and type(guest_path) == "string", "vm:pull", self.name,
+    "pull(guest_path, host_path) takes two strings")
+  local conn = self:_link("vm:pull")
+  local f, err = io.open(host_path, "wb")
+  if not f then perr({ code = "invalid", op = "vm:pull", vm = self.name, message = "cannot write " .. tostring(err) }, 2) end
+  -- write chunks to the host file as they arrive: the file is never held whole
+  local id = conn:send("read_file", { path = guest_path }, "vm:pull")
+  local size = 0
+  local ok, r = pcall(conn.wait, conn, function()
+    local d = conn.c:stream(id, "data")
+    if d ~= "" then f:write(d); size = size + #d end
+    return conn.c:reply(id)
+  end, S.deadline(opts), "pulling " .. guest_path .. " from vm " .. self.name)
+  local rest = conn.c:stream(id, "data")
+  conn.c:forget(id)
+  if ok and r and r.ok then
+    f:write(rest)
+    f:write(r.result.data or "")
+    size = size + #rest + #(r.result.data or "")
+  end
+  f:close()
+  if not ok then os.remove(host_path); error(r, 0) end
+  if not r then os.remove(host_path); V.timeout_error("vm:pull", self.name, "pulling " .. guest_path) end
+  if not r.ok then
+    os.remove(host_path)
+    r.message = guest_path .. ": " .. (r.message ~= "" and r.message or r.errname)
+    V.agent_error(r, "vm:pull", self.name)
+  end
+  return size
+end
+
+function VM:open(path, mode)
+  check_arg(type(path) == "string", "vm:open", self.name, "path must be a string")
+  mode = mode or "r"
+  check_arg(type(mode) == "string" and mode:match("^[rwa]%+?b?$"), "vm:open", self.name,
+    ("mode must be one of r w a r+ w+ a+, got %q"):format(tostring(mode)))
+  local conn = self:_link("vm:open")
+  local r = conn:call("open", { path = path, mode = mode:gsub("b", "") }, S.deadline(nil), "vm:open")
+  return V.File.new(self, conn, r.fd, path)
+end
+
+function VM:tail_file(path, opts)
+  check_arg(type(path) == "string", "vm:tail_file", self.name, "path must be a string")
+  opts = opts_table(opts, "vm:tail_file", self.name)
+  local conn = self:_link("vm:tail_file")
+  local a = { path = path, from = opts.from, poll_ms = opts.poll_ms }
+  local _, id = conn:call("tail", a, S.deadline(nil), "vm:tail_file")
+  return V.Stream.tail(self, conn, id, "tail " .. path)
+end
+
+function VM:fd_stream(fd, opts)
+  check_arg(math.type(fd) == "integer", "vm:fd_stream", self.name, "fd must be an integer (from f:fd())")
+  opts = opts_table(opts, "vm:fd_stream", self.name)
+  local conn = self:_link("vm:fd_stream")
+  local _, id = conn:call("tail_fd", { fd = fd, poll_ms = opts.poll_ms }, S.deadline(nil), "vm:fd_stream")
+  return V.Stream.tail(self, conn, id, "fd " .. fd)
+end
+
+function VM:spawn(cmd, opts)
+  opts = opts_table(opts, "vm:spawn", self.name)
+  local conn = self:_link("vm:spawn")
+  local a = cmd_args(cmd, opts, "vm:spawn", self.name)
+  local r, id = conn:call("spawn", a, S.deadline(opts), "vm:spawn")
+  return V.Process.new(self, conn, id, r.pid, cmd)
+end
+
+-- Methods a Worker shares with its VM (worker.lua copies these).
+V.shared_methods = { "run", "succeed", "fail", "spawn", "wait_until_succeeds", "wait_until_fails",
+  "wait_for_file", "wait_for_port", "read_file", "write_file", "open", "stat", "exists", "ls",
+  "mkdir", "rm", "push", "pull", "tail_file", "fd_stream", "syscall" }

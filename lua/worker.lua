@@ -1,0 +1,67 @@
+-- worker.lua — Worker (API.md): another agent connection to the same VM, with the
+-- VM's command, file, process and syscall methods. Requests on different Workers run
+-- concurrently (each connection is served by its own agent thread, and each task waits
+-- on its own socket); on one Worker they are serialised by the agent.
+-- Sandbox backend: each Worker is a separate agent process started inside the sandbox's
+-- namespaces (lua/sandbox.c sandbox_connect), so it needs nothing from /init.
+local provium = provium
+local S = provium._sched
+local perr = provium._error
+local V = provium._vm or {}
+provium._vm = V
+
+local Worker = {}
+V.Worker = Worker
+local W_mt = { __name = "provium.Worker" }
+W_mt.__index = function(t, k)
+  local m = Worker[k]
+  if m ~= nil then return m end
+  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
+  perr({ code = "invalid", op = "worker." .. tostring(k), vm = rawget(t, "name"),
+    message = "Worker has no method or field '" .. tostring(k) .. "'" }, 2)
+end
+W_mt.__tostring = function(w)
+  return ("Worker(%s, %s)"):format(w.name, w._closed and "closed" or "open")
+end
+W_mt.__close = function(w) pcall(w.close, w) end
+
+function Worker.new(vm)
+  vm:_link("vm:worker")
+  local fd
+  if vm.backend == "sandbox" then
+    fd = vm._sb:connect()
+  else
+    fd = vm:_connect_agent()
+  end
+  local conn = V.conn(fd, vm.name)
+  local w = setmetatable({ name = vm.name, backend = vm.backend, _vm = vm, _conn = conn }, W_mt)
+  local ok, ready = pcall(conn.ready_wait, conn, S.now() + 10)
+  if not ok or not ready then
+    conn:close()
+    perr({ code = ok and "timeout" or "infra", op = "vm:worker", vm = vm.name,
+      message = "the worker's agent did not answer: " .. (ok and "no hello within 10 s" or tostring(ready)) }, 2)
+  end
+  vm._workers[w] = true
+  return w
+end
+
+function Worker:_link(op)
+  if self._closed then
+    perr({ code = "closed", op = op, vm = self.name, message = "worker is closed" }, 4)
+  end
+  self._vm:_link(op)
+  return self._conn, self._vm
+end
+
+function Worker:state() return self._vm:state() end
+
+function Worker:close()
+  if self._closed then return end
+  self._closed = true
+  self._conn:close()
+  if self._vm._workers then self._vm._workers[self] = nil end
+end
+
+for _, name in ipairs(V.shared_methods) do
+  Worker[name] = V.VM[name]
+end
