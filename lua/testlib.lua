@@ -212,6 +212,9 @@ local function check_arg(cond, op, msg)
 end
 
 function test(name, fn, meta)
+  if running then
+    provium._error({ code = "invalid", op = "test", message = "test() must be called at the top level of the file, not inside a test" }, 2)
+  end
   check_arg(type(name) == "string" and name ~= "", "test", "test(name, fn [, meta]): name must be a non-empty string, got " .. type(name))
   check_arg(type(fn) == "function", "test", ("test(%q): fn must be a function, got %s"):format(name, type(fn)))
   check_arg(meta == nil or type(meta) == "table", "test", ("test(%q): meta must be a table, got %s"):format(name, type(meta)))
@@ -234,6 +237,20 @@ function todo(reason)
     error(setmetatable({ reason = reason }, Todo), 0)
   end
   file_todo = reason
+end
+
+-- print() goes to the test's log (a test_log event, shown with -v) while a test runs,
+-- else to stderr: the worker's stdout is not the place for it (it may carry TAP).
+function print(...)
+  local n = select("#", ...)
+  local parts = {}
+  for i = 1, n do parts[i] = tostring((select(i, ...))) end
+  local text = table.concat(parts, "\t")
+  if running then
+    emit({ ev = "test_log", test = running.name, text = text })
+  else
+    io.stderr:write(text, "\n")
+  end
 end
 
 -- wait_until ---------------------------------------------------------------------------

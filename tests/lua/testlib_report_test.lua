@@ -62,7 +62,7 @@ test("a failing cleanup turns a pass into an error", function(t) check(t, "clean
 test("the passing test still passes", function(t) check(t, "passes", "pass") end)
 test("file_end counts every outcome", function(t)
   local fe = child.find(run(), "file_end")[1]
-  t:eq({ fe.passed, fe.failed, fe.skipped, fe.todo }, { 1, 21, 2, 0 })
+  t:eq({ fe.passed, fe.failed, fe.skipped, fe.todo }, { 1, 22, 2, 0 })
 end)
 
 test("t:log sends test_log events; cleanups run after failures and skips", function(t)
@@ -73,4 +73,11 @@ test("t:log sends test_log events; cleanups run after failures and skips", funct
   logs = child.find(run(), "test_log", { test = "skip with cleanup" })
   t:eq(logs[1].text, "cleanup after skip ran")
   check(t, "skip with cleanup", "skip", nil, "skipping")
+end)
+
+test("print() inside a test becomes a test_log event", function(t)
+  local logs = child.find(run(), "test_log", { test = "print goes to the log" })
+  t:eq(#logs, 1)
+  t:eq(logs[1].text, "printed\t42")
+  t:ok(not run().out:find("printed\t42", 1, true), "not on stdout (the run is not verbose)")
 end)

@@ -83,3 +83,9 @@ test("t:fail and assertions raise a value whose text is the message", function(t
   t:ok(not ok)
   t:eq(tostring(e), "boom")
 end)
+
+test("test() inside a test is an error", function(t)
+  local e = t:error(function() test("nested", function() end) end)
+  t:eq(e.code, "invalid")
+  t:match(e.message, "top level")
+end)
