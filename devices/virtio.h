@@ -153,6 +153,7 @@ struct virtio_dev {
 	int irqfd;                       /* -1: KVM_IRQ_LINE fallback */
 	int ioeventfd[VIRTIO_MAX_QUEUES];/* -1: MMIO-exit fallback */
 	struct evloop *loop;
+	bool no_eventfds;                /* set before attach: force the fallback paths */
 	uint64_t notify_exits;           /* QueueNotify writes that came by MMIO exit */
 	uint64_t notify_events;          /* ... and by ioeventfd */
 };
