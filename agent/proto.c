@@ -499,7 +499,14 @@ int pv_frame_decode(const void *payload, size_t len, struct pv_frame *f, char *e
 	rc = validate(payload, len, err, errlen);
 	if (rc < 0)
 		goto fail;
-	if (msgpack_unpack_next(&f->up, payload, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+	f->raw = malloc(len ? len : 1);
+	if (!f->raw) {
+		snprintf(err, errlen, "out of memory for a %zu byte frame", len);
+		rc = -ENOMEM;
+		goto fail;
+	}
+	memcpy(f->raw, payload, len);
+	if (msgpack_unpack_next(&f->up, f->raw, len, &off) != MSGPACK_UNPACK_SUCCESS ||
 	    off != len) {
 		snprintf(err, errlen, "msgpack decoder rejected the frame");
 		rc = -EBADMSG;
@@ -515,6 +522,7 @@ int pv_frame_decode(const void *payload, size_t len, struct pv_frame *f, char *e
 	return 0;
 fail:
 	msgpack_unpacked_destroy(&f->up);
+	free(f->raw);
 	memset(f, 0, sizeof(*f));
 	msgpack_unpacked_init(&f->up);
 	return rc;
@@ -523,6 +531,7 @@ fail:
 void pv_frame_destroy(struct pv_frame *f)
 {
 	msgpack_unpacked_destroy(&f->up);
+	free(f->raw);
 	memset(f, 0, sizeof(*f));
 	msgpack_unpacked_init(&f->up);
 }

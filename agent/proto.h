@@ -165,9 +165,12 @@ enum pv_frame_kind {
 	PV_FRAME_STREAM,      /* data frame or eof frame (see .eof) */
 };
 
-/* One decoded frame. Pointers point into `up` and live until pv_frame_destroy. */
+/* One decoded frame. It owns a copy of its payload (`raw`: msgpack-c points str/bin
+ * objects into the bytes it decodes) and every pointer lives until
+ * pv_frame_destroy. */
 struct pv_frame {
 	msgpack_unpacked up;
+	void *raw;
 	const msgpack_object *root;   /* the map */
 	enum pv_frame_kind kind;
 	bool has_id;
@@ -215,7 +218,7 @@ void *pv_frame_reader_reserve(struct pv_frame_reader *r, size_t want, size_t *ro
 void pv_frame_reader_commit(struct pv_frame_reader *r, size_t n);
 /* Takes the next complete frame out. Returns 1 and fills *f (pv_frame_destroy it),
  * 0 when more bytes are needed, -EBADMSG when a frame was not a valid msgpack map
- * (it is consumed; the stream stays usable), -EMSGSIZE when a length prefix exceeds
+ * (it is consumed; the stream stays usable; -ENOMEM likewise), -EMSGSIZE when a length prefix exceeds
  * max_frame (sticky: close the connection). r->err holds a message. */
 int pv_frame_reader_next(struct pv_frame_reader *r, struct pv_frame *f);
 /* Bytes held but not yet returned as frames. */
