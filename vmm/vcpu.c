@@ -158,6 +158,24 @@ void vcpu_kick(struct vcpu *c)
 		pthread_kill(c->thread, VCPU_KICK_SIGNAL);
 }
 
+/* Answers a halt probe (see halt_tick in vm.c) from the vCPU's own thread, which
+ * may use its fd while it is outside KVM_RUN. */
+static void vcpu_probe_halt(struct vcpu *c)
+{
+	struct kvm_mp_state mp;
+	if (ioctl(c->fd, KVM_GET_MP_STATE, &mp) < 0)
+		return;
+	atomic_store(&c->waiting_sipi, mp.mp_state == KVM_MP_STATE_UNINITIALIZED);
+	struct kvm_regs r;
+	if (mp.mp_state == KVM_MP_STATE_HALTED && ioctl(c->fd, KVM_GET_REGS, &r) == 0 &&
+	    !(r.rflags & 0x200)) {
+		c->halted_rip = r.rip;
+		atomic_fetch_add(&c->halted_rounds, 1);
+	} else {
+		atomic_store(&c->halted_rounds, 0);
+	}
+}
+
 /* Blocks while the VM is paused (vm_pause); returns when resumed or stopping. */
 static void vcpu_park(struct vcpu *c)
 {
@@ -295,6 +313,8 @@ static void *vcpu_thread(void *arg)
 			int e = errno;
 			if (e == EINTR || e == EAGAIN) {
 				__atomic_store_n(&c->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				if (atomic_exchange(&c->probe, false))
+					vcpu_probe_halt(c);
 				continue;
 			}
 			char msg[160];

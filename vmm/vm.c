@@ -217,6 +217,45 @@ static void *loop_thread(void *arg)
 	return NULL;
 }
 
+/* Every VM_HALT_PROBE_NS on the event loop: a VM whose vCPUs have all been found
+ * halted with interrupts off twice in a row (APs never started count as idle) can
+ * never run again, so it ends with VM_EXIT_HALT instead of hanging. The in-kernel
+ * irqchip handles HLT without an exit, hence the probe: each vCPU is kicked and
+ * reports its MP state from its own thread. */
+static void halt_tick(void *opaque)
+{
+	struct vm *vm = opaque;
+	pthread_mutex_lock(&vm->lock);
+	if (atomic_load(&vm->stopping)) {
+		pthread_mutex_unlock(&vm->lock);
+		return;
+	}
+	bool all = true, any = false;
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct vcpu *c = &vm->vcpus[i];
+		if (atomic_load(&c->halted_rounds) >= 2)
+			any = true;
+		else if (!atomic_load(&c->waiting_sipi))
+			all = false;
+	}
+	if (all && any) {
+		pthread_mutex_unlock(&vm->lock);
+		char msg[160];
+		snprintf(msg, sizeof(msg), "every vCPU halted with interrupts disabled "
+			 "(vcpu 0 at rip=0x%" PRIx64 "): the guest can never run again",
+			 vm->vcpus[0].halted_rip);
+		vm_request_exit(vm, VM_EXIT_HALT, 0, msg);
+		return;
+	}
+	if (!atomic_load(&vm->pausing))
+		for (unsigned i = 0; i < vm->ncpus; i++) {
+			atomic_store(&vm->vcpus[i].probe, true);
+			vcpu_kick(&vm->vcpus[i]);
+		}
+	vm->halt_timer = evloop_add_timer(vm->loop, VM_HALT_PROBE_NS, halt_tick, vm);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 /* Starts the event loop and vCPU threads once registers are set. */
 static int start_threads(struct vm *vm)
 {
@@ -227,6 +266,7 @@ static int start_threads(struct vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	vm->started = true;
 	pthread_mutex_unlock(&vm->lock);
+	vm->halt_timer = evloop_add_timer(vm->loop, VM_HALT_PROBE_NS, halt_tick, vm);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		pthread_mutex_lock(&vm->lock);
 		vm->running++;
@@ -385,20 +425,23 @@ void vm_destroy(struct vm *vm)
 	if (!vm)
 		return;
 	if (vm->started) {
-		atomic_store(&vm->stopping, true);
 		pthread_mutex_lock(&vm->lock);
+		atomic_store(&vm->stopping, true);
 		pthread_cond_broadcast(&vm->cond);
 		pthread_mutex_unlock(&vm->lock);
 		for (unsigned i = 0; i < vm->ncpus; i++)
 			vcpu_kick(&vm->vcpus[i]);
-		for (unsigned i = 0; i < vm->ncpus; i++)
-			if (vm->vcpus[i].thread_started)
-				pthread_join(vm->vcpus[i].thread, NULL);
 	}
+	/* The loop thread first: its callbacks may kick vCPU threads, which must
+	 * not have been joined yet. */
 	if (vm->loop_started) {
 		evloop_stop(vm->loop);
 		pthread_join(vm->loop_thread, NULL);
 	}
+	if (vm->started)
+		for (unsigned i = 0; i < vm->ncpus; i++)
+			if (vm->vcpus[i].thread_started)
+				pthread_join(vm->vcpus[i].thread, NULL);
 	/* Devices go first (newest first): they may still use the VM's fds. */
 	while (vm->cleanups) {
 		struct vm_cleanup *c = vm->cleanups;

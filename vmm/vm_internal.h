@@ -20,6 +20,7 @@ struct boot_info;
 #define VM_TSS_ADDR 0xfffbd000ull
 #define VM_IDMAP_ADDR 0xfffbc000ull
 #define VM_MPTABLE_GPA 0x9fc00ull
+#define VM_HALT_PROBE_NS (250 * 1000000ull)
 
 struct vcpu {
 	struct vm *vm;
@@ -29,6 +30,13 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	bool paused;   /* parked in vcpu_park(); protected by vm->lock */
+	/* Halt detection (vm.c's halt_tick): the thread answers a probe kick with
+	 * its MP state; halted_rounds counts probes in a row that found it halted
+	 * with interrupts off, waiting_sipi marks an AP not started yet. */
+	atomic_bool probe;
+	atomic_int halted_rounds;
+	atomic_bool waiting_sipi;
+	uint64_t halted_rip;
 };
 
 struct vm_cleanup {
@@ -77,6 +85,7 @@ struct vm {
 	unsigned parked;
 	struct vm_exit exit;
 	uint64_t first_exit_ns;    /* pv_now_ns() of the first vCPU exit (bench) */
+	int64_t halt_timer;
 
 	struct vm_cleanup *cleanups;
 };

@@ -228,6 +228,35 @@ static void test_triple_fault(void **state)
 	vm_destroy(vm);
 }
 
+static void test_halt_with_interrupts_off_ends_vm(void **state)
+{
+	(void)state;
+	NEED_KVM();
+	struct vm *vm = make_vm(2); /* the AP never started counts as idle */
+	static const uint8_t code[] = {0xfa, 0xf4}; /* cli; hlt */
+	struct vm_exit ex = run_code(vm, code, sizeof(code), true);
+	assert_int_equal(ex.reason, VM_EXIT_HALT);
+	assert_non_null(strstr(ex.detail, "halted with interrupts disabled"));
+	vm_destroy(vm);
+}
+
+static void test_halt_with_interrupts_on_keeps_running(void **state)
+{
+	(void)state;
+	NEED_KVM();
+	struct vm *vm = make_vm(1);
+	static const uint8_t code[] = {0xfb, 0xf4, 0xeb, 0xfd}; /* 1: sti; hlt; jmp 1b */
+	memcpy(vm_gpa(vm, CODE_LONG, sizeof(code)), code, sizeof(code));
+	assert_int_equal(vm_start_raw(vm, CODE_LONG, true), 0);
+	struct vm_exit ex;
+	/* Several halt probes pass: an interrupt could still wake it. */
+	assert_int_equal(vm_wait(vm, 1200, &ex), -ETIMEDOUT);
+	vm_stop(vm);
+	assert_int_equal(vm_wait(vm, 5000, &ex), 0);
+	assert_int_equal(ex.reason, VM_EXIT_STOPPED);
+	vm_destroy(vm);
+}
+
 static const uint8_t spin[] = {0xeb, 0xfe}; /* jmp . */
 
 static void test_stop_spinning_guest(void **state)
@@ -238,7 +267,7 @@ static void test_stop_spinning_guest(void **state)
 	memcpy(vm_gpa(vm, CODE_REAL, sizeof(spin)), spin, sizeof(spin));
 	assert_int_equal(vm_start_raw(vm, CODE_REAL, false), 0);
 	struct vm_exit ex;
-	assert_int_equal(vm_wait(vm, 100, &ex), -ETIMEDOUT);
+	assert_int_equal(vm_wait(vm, 700, &ex), -ETIMEDOUT); /* > 2 halt probes */
 	vm_stop(vm);
 	assert_int_equal(vm_wait(vm, 5000, &ex), 0);
 	assert_int_equal(ex.reason, VM_EXIT_STOPPED);
@@ -354,6 +383,8 @@ int main(void)
 		cmocka_unit_test(test_unclaimed_mmio_reads_all_ones),
 		cmocka_unit_test(test_i8042_reset),
 		cmocka_unit_test(test_triple_fault),
+		cmocka_unit_test(test_halt_with_interrupts_off_ends_vm),
+		cmocka_unit_test(test_halt_with_interrupts_on_keeps_running),
 		cmocka_unit_test(test_stop_spinning_guest),
 		cmocka_unit_test(test_pause_resume),
 		cmocka_unit_test(test_several_vcpus_exit_and_join),
