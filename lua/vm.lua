@@ -327,7 +327,7 @@ local function simple(op, agent_op, argf, resf)
     local conn = self:_link(op)
     local a = argf(self, ...)
     local r = conn:call(agent_op, a, S.deadline(nil), op)
-    return resf and resf(r) or nil
+    if resf then return resf(r) end
   end
 end
 
