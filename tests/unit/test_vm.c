@@ -17,7 +17,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #define CODE_REAL 0x1000
@@ -347,6 +350,150 @@ static void test_alloc_irq_and_cmdline(void **state)
 	vm_destroy(vm);
 }
 
+struct hookrec {
+	int calls;
+	unsigned n;
+};
+
+static void cpuid_hook(void *opaque, struct kvm_cpuid_entry2 *e, unsigned n)
+{
+	struct hookrec *h = opaque;
+	h->calls++;
+	h->n = n;
+	for (unsigned i = 0; i < n; i++)
+		if (e[i].function == 0x40000000)
+			e[i].ebx = (e[i].ebx & ~0xffu) | 0x77;
+}
+
+/* mov $leaf,%eax; xor %ecx,%ecx; cpuid; mov %<reg>,%eax; shr $shift,%eax; out %al,$0xf4 */
+static int run_cpuid(struct vm *vm, uint32_t leaf, uint8_t mov_modrm, uint8_t shift)
+{
+	uint8_t code[] = {0xb8, 0, 0, 0, 0, 0x31, 0xc9, 0x0f, 0xa2, 0x89, mov_modrm,
+			  0xc1, 0xe8, shift, 0xe6, 0xf4};
+	memcpy(code + 1, &leaf, 4);
+	struct vm_exit ex = run_code(vm, code, sizeof(code), true);
+	assert_int_equal(ex.reason, VM_EXIT_PORT);
+	return ex.code;
+}
+
+static void test_cpuid_signature_and_hypervisor_bit(void **state)
+{
+	(void)state;
+	NEED_KVM();
+	struct vm *vm = make_vm(1);
+	assert_int_equal(run_cpuid(vm, 0x40000000, 0xd8, 0), 'K'); /* ebx = "KVMK" */
+	vm_destroy(vm);
+	vm = make_vm(1);
+	assert_int_equal(run_cpuid(vm, 1, 0xc8, 31), 1); /* ecx bit 31 */
+	vm_destroy(vm);
+}
+
+static void test_cpuid_hook_masks_what_guest_sees(void **state)
+{
+	(void)state;
+	NEED_KVM();
+	struct hookrec h = {0};
+	struct vm_config cfg = {.name = "hook", .memory_mib = 16, .cpus = 2,
+				.cpuid_hook = cpuid_hook, .cpuid_opaque = &h};
+	struct vm *vm;
+	assert_int_equal(vm_create(&cfg, &vm), 0);
+	assert_int_equal(h.calls, 2); /* once per vCPU */
+	assert_true(h.n > 5);
+	assert_int_equal(run_cpuid(vm, 0x40000000, 0xd8, 0), 0x77);
+	vm_destroy(vm);
+}
+
+static void test_boot_msrs_set(void **state)
+{
+	(void)state;
+	NEED_KVM();
+	struct vm *vm = make_vm(1);
+	/* mov $0x2ff,%ecx; rdmsr; out %al,$0xf4: MTRRdefType's default type WB = 6 */
+	static const uint8_t code[] = {0xb9, 0xff, 0x02, 0, 0, 0x0f, 0x32, 0xe6, 0xf4};
+	struct vm_exit ex = run_code(vm, code, sizeof(code), true);
+	assert_int_equal(ex.reason, VM_EXIT_PORT);
+	assert_int_equal(ex.code, 6);
+	vm_destroy(vm);
+}
+
+static void test_ioeventfd_takes_mmio_write(void **state)
+{
+	(void)state;
+	NEED_KVM();
+	struct vm *vm = make_vm(1);
+	uint64_t base = vm_alloc_mmio(vm, 0x1000);
+	struct mmio_dev d = {0};
+	assert_int_equal(bus_register(vm_mmio_bus(vm), base, 0x100, &mdev_ops, &d), 0);
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	int err = vm_ioeventfd(vm, base + 0x50, 4, efd, false, 0, true);
+	if (err == -ENOTSUP) {
+		print_message("# %s\n", pv_errmsg());
+		close(efd);
+		vm_destroy(vm);
+		skip();
+	}
+	assert_int_equal(err, 0);
+	/* mov $base,%ebx; movl $1,0x50(%rbx); movl $2,0x10(%rbx); out %al,$0xf4 */
+	uint8_t code[32], *p = code;
+	uint32_t b32 = (uint32_t)base, one = 1, two = 2;
+	*p++ = 0xbb;
+	memcpy(p, &b32, 4); p += 4;
+	*p++ = 0xc7; *p++ = 0x43; *p++ = 0x50;
+	memcpy(p, &one, 4); p += 4;
+	*p++ = 0xc7; *p++ = 0x43; *p++ = 0x10;
+	memcpy(p, &two, 4); p += 4;
+	*p++ = 0xe6; *p++ = 0xf4;
+	struct vm_exit ex = run_code(vm, code, p - code, true);
+	assert_int_equal(ex.reason, VM_EXIT_PORT);
+	uint64_t v = 0;
+	assert_int_equal(read(efd, &v, 8), 8);
+	assert_int_equal(v, 1);
+	/* Only the write outside the ioeventfd reached the bus. */
+	assert_int_equal(d.writes, 1);
+	assert_int_equal(d.write_off, 0x10);
+	assert_int_equal(vm_ioeventfd(vm, base + 0x50, 4, efd, false, 0, false), 0);
+	int ifd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	int gsi = vm_alloc_irq(vm);
+	err = vm_irqfd(vm, gsi, ifd, true);
+	assert_true(err == 0 || err == -ENOTSUP);
+	if (!err)
+		assert_int_equal(vm_irqfd(vm, gsi, ifd, false), 0);
+	close(ifd);
+	close(efd);
+	vm_destroy(vm);
+}
+
+static void test_console_ring_keeps_newest_mib(void **state)
+{
+	(void)state;
+	NEED_KVM();
+	struct vm *vm = make_vm(1);
+	char small[8];
+	assert_int_equal(vm_console_log(vm, small, sizeof(small)), 0);
+	/* 1.5 MiB in uneven chunks: byte i is (i % 251). */
+	size_t total = 3u << 19, done = 0, chunk = 4093;
+	char *buf = malloc(chunk);
+	while (done < total) {
+		size_t n = PV_MIN(chunk, total - done);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (char)((done + i) % 251);
+		vm_console_output(vm, buf, n);
+		done += n;
+	}
+	free(buf);
+	size_t cap = 2u << 20;
+	char *log = malloc(cap);
+	size_t got = vm_console_log(vm, log, cap);
+	assert_int_equal(got, 1u << 20); /* the ring is 1 MiB */
+	for (size_t i = 0; i < got; i++)
+		if (log[i] != (char)((total - got + i) % 251))
+			fail_msg("byte %zu of the log is wrong", i);
+	assert_int_equal(vm_console_log(vm, log, 10), 10);
+	assert_int_equal(log[9], (char)((total - 1) % 251));
+	free(log);
+	vm_destroy(vm);
+}
+
 static int count_fds(void)
 {
 	int n = 0;
@@ -391,6 +538,11 @@ int main(void)
 		cmocka_unit_test(test_destroy_without_start),
 		cmocka_unit_test(test_bad_config_rejected),
 		cmocka_unit_test(test_alloc_irq_and_cmdline),
+		cmocka_unit_test(test_cpuid_signature_and_hypervisor_bit),
+		cmocka_unit_test(test_cpuid_hook_masks_what_guest_sees),
+		cmocka_unit_test(test_boot_msrs_set),
+		cmocka_unit_test(test_ioeventfd_takes_mmio_write),
+		cmocka_unit_test(test_console_ring_keeps_newest_mib),
 		cmocka_unit_test(test_no_fd_leaks),
 	};
 	return cmocka_run_group_tests_name("vm", tests, NULL, NULL);
