@@ -215,7 +215,9 @@ static void describe_rip(struct vcpu *c, char *buf, size_t len)
 	if (ioctl(c->fd, KVM_GET_SREGS, &s) == 0)
 		lin += s.cs.base;
 	struct kvm_translation t = {.linear_address = lin};
-	int n = snprintf(buf, len, "rip=0x%llx", (unsigned long long)r.rip);
+	int n = lin == r.rip ? snprintf(buf, len, "rip=0x%llx", (unsigned long long)r.rip) :
+		snprintf(buf, len, "rip=0x%llx (linear 0x%llx)", (unsigned long long)r.rip,
+			 (unsigned long long)lin);
 	if (ioctl(c->fd, KVM_TRANSLATE, &t) == 0 && t.valid) {
 		const uint8_t *p = vm_gpa(c->vm, t.physical_address, 8);
 		if (p && n > 0 && (size_t)n < len)
