@@ -138,6 +138,7 @@ struct virtio_dev {
 	uint32_t isr;                    /* VIRTIO_MMIO_INT_* pending */
 	uint32_t config_generation;
 	struct virtqueue vq[VIRTIO_MAX_QUEUES];
+	bool broken;                     /* the driver broke the ring rules: queues stop */
 	bool broken_logged;              /* the "needs reset" message was printed */
 
 	struct guest_mem mem;
@@ -188,6 +189,9 @@ void virtio_dev_config_changed(struct virtio_dev *v);
 /* With vdev->lock held: set DEVICE_NEEDS_RESET, stop using the queues, log once
  * (why = pv_errmsg() style text), and send a config interrupt. */
 void virtio_dev_needs_reset(struct virtio_dev *v, const char *why);
+/* With vdev->lock held: set DEVICE_NEEDS_RESET and send a config interrupt but
+ * keep serving the queues (a detached disk answers every request with IOERR). */
+void virtio_dev_signal_needs_reset(struct virtio_dev *v, const char *why);
 /* With vdev->lock held: the device may process queue q (driver up, queue ready,
  * not broken). */
 bool virtio_dev_queue_live(struct virtio_dev *v, unsigned q);

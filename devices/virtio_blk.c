@@ -879,7 +879,7 @@ int virtio_blk_detach(struct virtio_blk *b)
 	pthread_mutex_unlock(&b->lock);
 	if (irq)
 		virtio_dev_interrupt(&b->vdev, VIRTIO_MMIO_INT_VRING);
-	virtio_dev_needs_reset(&b->vdev, "disk detached by the host");
+	virtio_dev_signal_needs_reset(&b->vdev, "disk detached by the host");
 	pthread_mutex_unlock(&b->vdev.lock);
 	return err < 0 ? pv_error(-err, "%s: detach: writing the cache out: %s",
 				  b->vdev.dev.id, strerror(-err)) : 0;

@@ -79,7 +79,7 @@ void virtio_dev_config_changed(struct virtio_dev *v)
 		virtio_dev_interrupt(v, VIRTIO_MMIO_INT_CONFIG);
 }
 
-void virtio_dev_needs_reset(struct virtio_dev *v, const char *why)
+static void mark_needs_reset(struct virtio_dev *v, const char *why)
 {
 	if (v->status & VIRTIO_CONFIG_S_NEEDS_RESET)
 		return;
@@ -92,10 +92,21 @@ void virtio_dev_needs_reset(struct virtio_dev *v, const char *why)
 		virtio_dev_interrupt(v, VIRTIO_MMIO_INT_CONFIG);
 }
 
+void virtio_dev_needs_reset(struct virtio_dev *v, const char *why)
+{
+	v->broken = true;
+	mark_needs_reset(v, why);
+}
+
+void virtio_dev_signal_needs_reset(struct virtio_dev *v, const char *why)
+{
+	mark_needs_reset(v, why);
+}
+
 bool virtio_dev_queue_live(struct virtio_dev *v, unsigned q)
 {
 	return q < v->vops->num_queues && (v->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
-	       !(v->status & VIRTIO_CONFIG_S_NEEDS_RESET) && v->vq[q].ready && v->vq[q].used;
+	       !v->broken && v->vq[q].ready && v->vq[q].used;
 }
 
 void virtio_dev_reset(struct virtio_dev *v)
@@ -103,6 +114,7 @@ void virtio_dev_reset(struct virtio_dev *v)
 	pthread_mutex_lock(&v->lock);
 	bool had_isr = v->isr != 0;
 	v->status = 0;
+	v->broken = false;
 	v->driver_features = 0;
 	v->dev_feat_sel = v->drv_feat_sel = 0;
 	v->queue_sel = 0;

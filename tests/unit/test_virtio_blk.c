@@ -487,6 +487,8 @@ static void test_detach_fails_requests_and_keeps_writes(void **state)
 	uint32_t st = fake_rd32(&x->f, VIRTIO_MMIO_STATUS);
 	assert_true(st & VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_true(fake_rd32(&x->f, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
+	/* Without a reset the queue still answers, with IOERR. */
+	assert_int_equal(run(x, VIRTIO_BLK_T_IN, 400, r, 512), VIRTIO_BLK_S_IOERR);
 	/* The completed (cached) write is in the image file itself. */
 	int fd = open(x->path, O_RDONLY);
 	assert_true(fd >= 0);

@@ -1,0 +1,148 @@
+/* virtio_blk.c — drives virtio-blk the way Linux's virtio_blk does (header,
+ * data, status byte in one chain; flush; get-id) in one of several modes chosen
+ * on the command line; host_virtio_blk.c sets the disk up and checks the result:
+ *   blk=basic   read the pattern the host wrote to sector 1, write one to sector
+ *               2, flush, read the serial
+ *   blk=fail    write sectors 96..107 one by one, print each status
+ *   blk=slow    a read with a slow rule: still pending right after the kick,
+ *               completes later
+ *   blk=crash   write sector 10, flush, write sector 11, no flush
+ *   blk=detach  wait for the host to detach the disk, then see IOERR + NEEDS_RESET */
+#include "guest.h"
+#include "virtio.h"
+
+#define T_IN 0
+#define T_OUT 1
+#define T_FLUSH 4
+#define T_GET_ID 8
+#define F_FLUSH (1ull << 9)
+
+struct hdr { uint32_t type, reserved; uint64_t sector; };
+
+static struct vdev d;
+static struct vq q;
+static struct hdr h;
+static volatile uint8_t status;
+static uint8_t buf[512];
+
+static uint16_t submit(uint32_t type, uint64_t sector, void *data, uint32_t len)
+{
+	h.type = type;
+	h.sector = sector;
+	status = 0xee;
+	struct vbuf b[3] = {{&h, sizeof(h), false}};
+	unsigned n = 1;
+	if (len)
+		b[n++] = (struct vbuf){data, len, type == T_IN || type == T_GET_ID};
+	b[n++] = (struct vbuf){(void *)&status, 1, true};
+	return vq_add(&q, b, n);
+}
+
+static int rw(uint32_t type, uint64_t sector, void *data, uint32_t len)
+{
+	submit(type, sector, data, len);
+	vq_kick(&q);
+	if (!vq_wait(&q, NULL, NULL, 20000))
+		return -1;
+	return status;
+}
+
+static uint8_t pat(unsigned i, unsigned seed) { return (uint8_t)(i * seed + 1); }
+
+static bool check_pattern(const uint8_t *p, unsigned seed)
+{
+	for (unsigned i = 0; i < 512; i++)
+		if (p[i] != pat(i, seed))
+			return false;
+	return true;
+}
+
+static void fill(uint8_t *p, unsigned seed)
+{
+	for (unsigned i = 0; i < 512; i++)
+		p[i] = pat(i, seed);
+}
+
+static void mode_basic(void)
+{
+	report(rw(T_IN, 1, buf, 512) == 0, "read sector 1");
+	report(check_pattern(buf, 13), "sector 1 holds the host's pattern");
+	fill(buf, 31);
+	report(rw(T_OUT, 2, buf, 512) == 0, "write sector 2");
+	report(rw(T_FLUSH, 0, NULL, 0) == 0, "flush");
+	char id[21] = {0};
+	report(rw(T_GET_ID, 0, id, 20) == 0, "get-id");
+	report_info("serial: %s", id);
+}
+
+static void mode_fail(void)
+{
+	fill(buf, 5);
+	for (unsigned lba = 96; lba < 108; lba++)
+		printf("write lba=%u status=%d\n", lba, rw(T_OUT, lba, buf, 512));
+	report(rw(T_IN, 100, buf, 512) == 0, "reads are not affected by a fail-writes rule");
+}
+
+static void mode_slow(void)
+{
+	puts("slow: kick\n");
+	submit(T_IN, 0, buf, 512);
+	uint64_t t0 = now_us();
+	vq_kick(&q);
+	bool early = vq_poll(&q, NULL, NULL);
+	report(!early, "request still pending right after the kick (the vCPU runs on)");
+	bool done = early || vq_wait(&q, NULL, NULL, 20000);
+	uint64_t us = now_us() - t0;
+	puts("slow: done\n");
+	report(done && status == 0, "slow read completed, status %d", status);
+	report_info("slow read took %lu us (guest clock)", (unsigned long)us);
+}
+
+static void mode_crash(void)
+{
+	fill(buf, 3);
+	report(rw(T_OUT, 10, buf, 512) == 0, "write sector 10");
+	report(rw(T_FLUSH, 0, NULL, 0) == 0, "flush");
+	fill(buf, 7);
+	report(rw(T_OUT, 11, buf, 512) == 0, "write sector 11 (not flushed)");
+}
+
+static void mode_detach(void)
+{
+	char line[16];
+	fill(buf, 9);
+	report(rw(T_OUT, 20, buf, 512) == 0, "write sector 20 before the detach");
+	puts("detach: ready\n");
+	if (serial_readline(line, sizeof(line), 30000) < 0) {
+		report(false, "host said go");
+		return;
+	}
+	report(rw(T_IN, 20, buf, 512) == 1, "read after detach fails with IOERR");
+	report(virtio_status(&d) & VSTAT_NEEDS_RESET, "device signals DEVICE_NEEDS_RESET");
+}
+
+int main(void)
+{
+	if (!virtio_find(2, 0, &d)) {
+		report(false, "virtio-blk found on the command line (%s)", bp_cmdline());
+		return report_summary();
+	}
+	report(virtio_init(&d, VF_EVENT_IDX | VF_INDIRECT | F_FLUSH), "features negotiated");
+	report(d.features & F_FLUSH, "flush offered");
+	report(vq_setup(&d, &q, 0, 16), "request queue ready");
+	virtio_driver_ok(&d);
+	report_info("capacity %lu sectors", (unsigned long)virtio_cfg64(&d, 0));
+	if (cmdline_has("blk=basic"))
+		mode_basic();
+	else if (cmdline_has("blk=fail"))
+		mode_fail();
+	else if (cmdline_has("blk=slow"))
+		mode_slow();
+	else if (cmdline_has("blk=crash"))
+		mode_crash();
+	else if (cmdline_has("blk=detach"))
+		mode_detach();
+	else
+		report(false, "a blk= mode on the command line");
+	return report_summary();
+}
