@@ -64,10 +64,10 @@ end
 function Process:wait(opts)
   local deadline = S.deadline(opts)
   if not self._state or self._state == "running" then
-    local a = { pid = self.pid }
-    if deadline then a.timeout_ns = math.max(1, math.floor((deadline - S.now()) * 1e9)) end
-    local id = self._conn:send("proc_wait", a, "p:wait")
-    local r = self._conn:await(id, deadline and deadline + 5, "p:wait", "proc_wait")
+    -- the host enforces the deadline (a pending proc_wait ends with the process or
+    -- the connection on the agent side)
+    local id = self._conn:send("proc_wait", { pid = self.pid }, "p:wait")
+    local r = self._conn:await(id, deadline, "p:wait", "proc_wait")
     if not r.ok then
       if r.code == "timeout" then
         perr({ code = "timeout", op = "p:wait", vm = self._vmname,
