@@ -35,6 +35,9 @@ struct slot {
 	struct ev_counts c;
 	char *cur_test;     /* a test_start without its test_end yet */
 	uint64_t cur_t0;
+	uint64_t hang_at;   /* pv_now_ns() when the current test counts as hung; 0: none */
+	double cur_timeout;
+	bool hung;
 };
 
 struct sched {
@@ -188,9 +191,21 @@ static void on_worker_event(struct sched *s, struct slot *sl, const msgpack_obje
 		free(sl->cur_test);
 		sl->cur_test = ev_strdup(ev, "test");
 		sl->cur_t0 = pv_now_ns();
+		const msgpack_object *meta = ev_get(ev, "meta");
+		const msgpack_object *mt = ev_get(meta, "timeout");
+		double t = s->cfg->base.timeout > 0 ? s->cfg->base.timeout : 60;
+		if (mt && (mt->type == MSGPACK_OBJECT_FLOAT64 || mt->type == MSGPACK_OBJECT_FLOAT32) &&
+		    mt->via.f64 > 0)
+			t = mt->via.f64;
+		else if (mt && mt->type == MSGPACK_OBJECT_POSITIVE_INTEGER && mt->via.u64 > 0)
+			t = (double)mt->via.u64;
+		double grace = s->cfg->hang_grace > 0 ? s->cfg->hang_grace : 30;
+		sl->cur_timeout = t;
+		sl->hang_at = sl->cur_t0 + (uint64_t)((t + grace) * 1e9);
 	} else if (!strcmp(kind, "test_end")) {
 		free(sl->cur_test);
 		sl->cur_test = NULL;
+		sl->hang_at = 0;
 		count_outcome(s, sl, ev);
 	} else if (!strcmp(kind, "file_end")) {
 		sl->got_file_end = true;
@@ -375,6 +390,11 @@ static void finish_file(struct sched *s, struct slot *sl, const char *start_erro
 	if (start_error) {
 		snprintf(msg, sizeof(msg), "could not start a worker: %s", start_error);
 		why = msg;
+	} else if (sl->hung) {
+		snprintf(msg, sizeof(msg), "test '%s' did not end within its timeout of %g s plus "
+			 "%g s: the worker was stuck and was killed", sl->cur_test ? sl->cur_test : "?",
+			 sl->cur_timeout, s->cfg->hang_grace > 0 ? s->cfg->hang_grace : 30);
+		why = msg;
 	} else if (interrupts && !(WIFEXITED(st) && WEXITSTATUS(st) == 0 && sl->got_file_end)) {
 		why = "interrupted";
 	} else if (WIFSIGNALED(st)) {
@@ -535,6 +555,13 @@ int sched_run(const struct sched_cfg *cfg, struct sched_result *res)
 			}
 		}
 		uint64_t now = pv_now_ns();
+		for (int i = 0; i < s.nslots; i++) {
+			struct slot *sl = &s.slots[i];
+			if (sl->used && !sl->reaped && sl->hang_at && now >= sl->hang_at && !sl->hung) {
+				sl->hung = true;
+				kill(-sl->pid, SIGKILL);
+			}
+		}
 		if (cfg->on_tick && now - last_tick >= 200000000ull) {
 			last_tick = now;
 			cfg->on_tick(cfg->ctx);

@@ -27,6 +27,10 @@ struct sched_cfg {
 	void (*on_tick)(void *ctx); /* a few times a second while files run */
 	void *ctx;
 	double kill_grace;       /* seconds between SIGTERM and SIGKILL on interrupt; 0: 5 */
+	/* A test still running this long after its timeout (meta timeout, else
+	 * base.timeout) means the worker is stuck where its own timeout cannot reach: the
+	 * parent kills it and reports the test as an error. 0: 30 s. */
+	double hang_grace;
 };
 
 struct sched_result {

@@ -65,4 +65,13 @@ else nok "temp dir left after SIGINT" "$(ls -la "$W/tmp")"; fi
 events "$W/int.mp" > "$W/int.jsonl"
 check "the interrupted stream ends with run_end interrupted=true exit_code=130" \
   python3 "$root/tests/runner/check_events.py" "$W/int.jsonl" "$proto" interrupted=true exit_code=130
+# SIGTERM is handled like SIGINT
+rm -f "$W/sleeper.pid" "$W/tmpdir.txt"
+TMPDIR=$W/tmp "$PROVIUM" run "$W/int" > "$W/out" 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -s "$W/sleeper.pid" ] && break; sleep 0.1; done
+kill -TERM $pid
+wait $pid; code=$?
+[ $code = 130 ] && gone "$(cat "$W/sleeper.pid")" && [ -z "$(ls -A "$W/tmp")" ] \
+  && ok "SIGTERM: exit 130, processes and temp dir gone" || nok "SIGTERM: exit $code" "$(tail -3 "$W/out")"
 done_testing

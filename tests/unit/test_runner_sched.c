@@ -470,6 +470,56 @@ static void test_fail_fast_stops_scheduling(void **state)
 	assert_int_equal(res.files_started, 3);
 }
 
+/* Starts a test with meta timeout 0.2 and never ends it, deaf to SIGTERM. */
+static int fake_stuck(const struct worker_args *a)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2);
+	ev_pack_str(&pk, "k");
+	ev_pack_str(&pk, "event");
+	ev_pack_str(&pk, "ev");
+	msgpack_pack_map(&pk, 4);
+	ev_pack_str(&pk, "ev");
+	ev_pack_str(&pk, "test_start");
+	ev_pack_str(&pk, "file");
+	ev_pack_str(&pk, a->file);
+	ev_pack_str(&pk, "test");
+	ev_pack_str(&pk, "stuck");
+	ev_pack_str(&pk, "meta");
+	msgpack_pack_map(&pk, 1);
+	ev_pack_str(&pk, "timeout");
+	msgpack_pack_double(&pk, 0.2);
+	send_map(a->chan_fd, &sb);
+	msgpack_sbuffer_destroy(&sb);
+	signal(SIGTERM, SIG_IGN);
+	for (;;)
+		pause();
+	return 0;
+}
+
+static void test_stuck_worker_is_killed_after_timeout_and_grace(void **state)
+{
+	(void)state;
+	sched_worker_entry = fake_stuck;
+	struct seen seen = {0};
+	struct sched_cfg c = cfg_for(1, 1, &seen);
+	c.hang_grace = 0.3;
+	struct sched_result res;
+	uint64_t t0 = pv_now_ns();
+	assert_int_equal(sched_run(&c, &res), 0);
+	uint64_t took = pv_now_ns() - t0;
+	assert_true(took >= 400000000ull && took < 5000000000ull);
+	int te = find(&seen, "test_end", "f0");
+	assert_true(te >= 0);
+	assert_string_equal(seen.outcome[te], "error");
+	int fe = find(&seen, "file_end", "f0");
+	assert_non_null(strstr(seen.error[fe], "did not end within its timeout of 0.2 s"));
+	assert_int_equal(res.file_errors, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -480,6 +530,7 @@ int main(void)
 		cmocka_unit_test(test_barrier_releases_all_parties),
 		cmocka_unit_test(test_sigint_tears_everything_down),
 		cmocka_unit_test(test_fail_fast_stops_scheduling),
+		cmocka_unit_test(test_stuck_worker_is_killed_after_timeout_and_grace),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
