@@ -520,7 +520,8 @@ int sandbox_connect(struct sandbox *sb)
 			child_fail(errp[1], "fork in the sandbox");
 		if (agent > 0)
 			_exit(0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* no PDEATHSIG here: the helper parent exits at once; the agent ends with its
+		 * connection or with the sandbox's pid namespace */
 		int devnull = open("/dev/null", O_RDWR);
 		if (devnull >= 0)
 			dup2(devnull, 0);
