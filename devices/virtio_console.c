@@ -55,29 +55,31 @@ static bool deliver(struct virtio_console *c)
 	return irq;
 }
 
-static bool transmit(struct virtio_console *c)
+/* Takes every transmit chain and copies its bytes into c->tx; the heads are
+ * stored for tx_complete(). vdev.lock held; returns how many chains. */
+static unsigned tx_collect(struct virtio_console *c, uint16_t *heads)
 {
 	struct virtio_dev *v = &c->vdev;
 	struct virtqueue *vq = &v->vq[1];
-	bool irq = false;
-	while (virtio_dev_queue_live(v, 1)) {
+	unsigned n = 0;
+	while (virtio_dev_queue_live(v, 1) && n < VIRTQ_MAX_SIZE) {
 		virtq_enable_notify(vq, false);
 		int got;
-		while ((got = virtq_pop(vq, &c->elem)) > 0) {
-			size_t n = c->elem.out_len;
-			if (c->tx_len + n > c->tx_cap) {
-				size_t cap = PV_MAX(c->tx_cap * 2, c->tx_len + n);
+		while (n < VIRTQ_MAX_SIZE && (got = virtq_pop(vq, &c->elem)) > 0) {
+			size_t len = c->elem.out_len;
+			if (c->tx_len + len > c->tx_cap) {
+				size_t cap = PV_MAX(c->tx_cap * 2, c->tx_len + len);
 				char *nt = realloc(c->tx, cap);
 				if (!nt) {
 					pv_log("%s: out of memory, output lost", v->dev.id);
-					n = 0;
+					len = 0;
 				} else {
 					c->tx = nt;
 					c->tx_cap = cap;
 				}
 			}
-			c->tx_len += iov_to_buf(c->elem.iov, c->elem.n_out, 0, c->tx + c->tx_len, n);
-			irq |= virtq_push(vq, c->elem.head, 0);
+			c->tx_len += iov_to_buf(c->elem.iov, c->elem.n_out, 0, c->tx + c->tx_len, len);
+			heads[n++] = c->elem.head;
 		}
 		if (got < 0) {
 			virtio_dev_needs_reset(v, pv_errmsg());
@@ -87,27 +89,47 @@ static bool transmit(struct virtio_console *c)
 		if (!virtq_has_avail(vq))
 			break;
 	}
-	return irq;
+	return n;
+}
+
+/* Transmit: the output reaches the console ring before the guest can see its
+ * buffers used (so "printed, then used" holds for the guest), and `out` runs
+ * without vdev.lock (it may feed input back, which takes vdev.lock). */
+static void transmit(struct virtio_console *c)
+{
+	static _Thread_local uint16_t heads[VIRTQ_MAX_SIZE];
+	pthread_mutex_lock(&c->tx_lock);
+	pthread_mutex_lock(&c->vdev.lock);
+	unsigned n = tx_collect(c, heads);
+	void (*out)(void *, const char *, size_t) = c->out;
+	void *opaque = c->out_opaque;
+	pthread_mutex_unlock(&c->vdev.lock);
+	if (out && c->tx_len)
+		out(opaque, c->tx, c->tx_len);
+	c->tx_len = 0;
+	pthread_mutex_lock(&c->vdev.lock);
+	bool irq = false;
+	for (unsigned i = 0; i < n && virtio_dev_queue_live(&c->vdev, 1); i++)
+		irq |= virtq_push(&c->vdev.vq[1], heads[i], 0);
+	if (irq)
+		virtio_dev_interrupt(&c->vdev, VIRTIO_MMIO_INT_VRING);
+	pthread_mutex_unlock(&c->vdev.lock);
+	pthread_mutex_unlock(&c->tx_lock);
 }
 
 static void con_queue_notify(struct device *d, unsigned queue)
 {
 	struct virtio_console *c = (struct virtio_console *)d;
-	if (queue == 1)
-		pthread_mutex_lock(&c->tx_lock);
-	pthread_mutex_lock(&c->vdev.lock);
-	bool irq = queue == 0 ? deliver(c) : queue == 1 ? transmit(c) : false;
-	if (irq)
-		virtio_dev_interrupt(&c->vdev, VIRTIO_MMIO_INT_VRING);
-	void (*out)(void *, const char *, size_t) = c->out;
-	void *opaque = c->out_opaque;
-	pthread_mutex_unlock(&c->vdev.lock);
 	if (queue == 1) {
-		if (out && c->tx_len)
-			out(opaque, c->tx, c->tx_len);
-		c->tx_len = 0;
-		pthread_mutex_unlock(&c->tx_lock);
+		transmit(c);
+		return;
 	}
+	if (queue != 0)
+		return;
+	pthread_mutex_lock(&c->vdev.lock);
+	if (deliver(c))
+		virtio_dev_interrupt(&c->vdev, VIRTIO_MMIO_INT_VRING);
+	pthread_mutex_unlock(&c->vdev.lock);
 }
 
 void virtio_console_input(struct virtio_console *c, const void *data, size_t len)
