@@ -1,0 +1,46 @@
+-- Profiles (API.md): profiles/<name>.lua from the test tree; "default" always exists.
+test("default always exists", function(t)
+  local v = provium:vm("pdef")
+  t:eq(v:info().profile, "default")
+end)
+
+test("a profile from tests/lua/profiles: env for the init, setup once per VM", function(t)
+  local v = provium:vm("psmall", "small")
+  t:eq(v:info().profile, "small")
+  t:eq(v:info().memory, 64)
+  t:eq(v:read_file("/tmp/setup-ran"), "yes")
+  t:eq(v:succeed("cat /proc/1/environ | tr '\\0' '\\n' | grep PROFILE_MARK"), "PROFILE_MARK=small\n")
+end)
+
+test("opts override profile fields", function(t)
+  local v = provium:vm("popts", "small", { memory = 128, env = { PROFILE_MARK = "over" } })
+  t:eq(v:info().memory, 128)
+  t:eq(v:succeed("cat /proc/1/environ | tr '\\0' '\\n' | grep PROFILE_MARK"), "PROFILE_MARK=over\n")
+end)
+
+test("a profile can be a table", function(t)
+  local ran = false
+  local v = provium:vm("ptable", { memory = 32, setup = function(vm) ran = vm.name end })
+  t:eq(ran, "ptable")
+  t:eq(v:info().memory, 32)
+end)
+
+test("a missing profile raises invalid naming where it looked", function(t)
+  local e = t:error(function() provium:vm("pmissing", "no-such-profile") end)
+  t:eq(e.code, "invalid")
+  t:match(e.message, "no profile \"no%-such%-profile\"")
+  t:match(e.message, "tests/lua/profiles/no%-such%-profile.lua")
+  t:eq(provium:get("pmissing"), nil)
+end)
+
+test("a profile that does not return a table raises invalid", function(t)
+  local e = t:error(function() provium:vm("pbroken", "broken") end)
+  t:eq(e.code, "invalid")
+  t:match(e.message, "must return a table")
+end)
+
+test("a profile with disks is unsupported on the sandbox", function(t)
+  local e = t:error(function() provium:vm("pdisk", { disks = { { size = 1024 } } }) end)
+  t:eq(e.code, "unsupported")
+  t:match(e.message, "sandbox backend has no disks")
+end)
