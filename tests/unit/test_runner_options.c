@@ -158,9 +158,9 @@ static void test_shuffle_is_a_seeded_permutation(void **state)
 	(void)state;
 	char *a[10], *b[10];
 	struct file_list x = {a, 10, 10}, y = {b, 10, 10};
-	static char names[10][4];
+	static char names[10][12];
 	for (int i = 0; i < 10; i++) {
-		snprintf(names[i], 4, "%d", i);
+		snprintf(names[i], sizeof(names[i]), "%d", i);
 		a[i] = b[i] = names[i];
 	}
 	discover_shuffle(&x, 1234);
