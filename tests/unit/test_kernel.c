@@ -201,6 +201,56 @@ static void test_build_script_and_pvm_cmdline(void **state)
 	unsetenv("PROVIUM_SOURCE_DIR");
 }
 
+/* kernel_ensure(true) on a cache that has the kernel but no initramfs packs one (a
+ * second, through kernels/build.sh) and then kernel_paths finds both. Borrows the
+ * real cache's kernel through a link, so it needs `make kernel` and the agent. */
+static void test_ensure_builds_what_is_missing(void **state)
+{
+	(void)state;
+	char script[PATH_MAX], cmd[PATH_MAX * 2], line[PATH_MAX + 32], kdir[PATH_MAX] = "";
+	char agent[PATH_MAX + 32];
+	assert_int_equal(kernel_build_script(script, sizeof(script)), 0);
+	size_t n = strlen(script) - strlen("/kernels/build.sh");
+	snprintf(agent, sizeof(agent), "%.*s/build/provium-agent", (int)n, script);
+	if (access(agent, X_OK) != 0) {
+		print_message("agent not built (%s): run make\n", agent);
+		skip();
+	}
+	/* Where the real cache keeps the kernel (PROVIUM_CACHE_DIR points at tmpdir). */
+	snprintf(cmd, sizeof(cmd), "env -u PROVIUM_CACHE_DIR '%s' --paths --no-initramfs 2>/dev/null", script);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	while (fgets(line, sizeof(line), p))
+		if (!strncmp(line, "vmlinux ", 8))
+			sscanf(line, "vmlinux %4095s", kdir);
+	int st = pclose(p);
+	if (st != 0 || !kdir[0]) {
+		print_message("guest kernel not built: run make kernel\n");
+		skip();
+	}
+	*strrchr(kdir, '/') = 0;
+
+	char link[PATH_MAX + 64];
+	snprintf(link, sizeof(link), "%s/kernel", tmpdir);
+	assert_int_equal(mkdir(link, 0755), 0);
+	snprintf(link, sizeof(link), "%s/kernel/%s", tmpdir, strrchr(kdir, '/') + 1);
+	assert_int_equal(symlink(kdir, link), 0);
+	setenv("PROVIUM_AGENT", agent, 1);
+
+	char k[PATH_MAX], i[PATH_MAX];
+	assert_int_equal(kernel_ensure(false), -ENOENT);
+	assert_int_equal(kernel_ensure(true), 0);
+	assert_int_equal(kernel_paths(k, i, sizeof(k)), 0);
+	assert_non_null(strstr(k, kdir));
+	assert_int_equal(strncmp(i, tmpdir, strlen(tmpdir)), 0);
+	struct stat sb;
+	assert_int_equal(stat(i, &sb), 0);
+	assert_true(sb.st_size > 1024 * 1024);
+	/* Now current: nothing to do. */
+	assert_int_equal(kernel_ensure(false), 0);
+	unsetenv("PROVIUM_AGENT");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +259,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cached_paths_resolve_current_links, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_overrides, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_script_and_pvm_cmdline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ensure_builds_what_is_missing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
