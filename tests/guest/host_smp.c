@@ -27,6 +27,19 @@ static void boot_cpus(unsigned cpus)
 }
 
 static void test_two_cpus(void **state) { (void)state; boot_cpus(2); }
+
+/* The failure path: aimed at an APIC id no vCPU has, the guest must say how far the
+ * AP got (nowhere) as a SKIP, not claim a PASS. */
+static void test_missing_ap_is_reported(void **state)
+{
+	(void)state;
+	guest_boot(&g, "smp", "console=ttyS0 ap=5 ap_timeout_ms=300", 64, 2);
+	guest_wait_exit(&g, GUEST_TIMEOUT_MS);
+	guest_expect_exit(&g, 0);
+	guest_expect(&g, "SKIP: AP 5: after INIT/SIPI it did not start (no write from real mode) (stage 0 of 4): timed out");
+	guest_expect_not(&g, "came up");
+	guest_expect(&g, "SUMMARY: 2 tests, 0 unexpected failures, 1 skipped");
+}
 static void test_four_cpus(void **state) { (void)state; boot_cpus(4); }
 
 int main(void)
@@ -34,6 +47,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_two_cpus, guest_teardown),
 		cmocka_unit_test_teardown(test_four_cpus, guest_teardown),
+		cmocka_unit_test_teardown(test_missing_ap_is_reported, guest_teardown),
 	};
 
 	return cmocka_run_group_tests_name("guest_smp", tests, NULL, NULL);
