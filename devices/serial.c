@@ -13,6 +13,7 @@
 #include "vmm/vmm.h"
 
 #include <errno.h>
+#include <msgpack.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -284,6 +285,75 @@ void serial_free(struct serial *s)
 	pthread_mutex_destroy(&s->lock);
 	free(s->rx);
 	free(s);
+}
+
+/* ---- snapshot ---- */
+
+static const char *const reg_names[] = {"ier", "fcr", "lcr", "mcr", "lsr", "msr", "scr",
+					"dll", "dlm", "thr_ipending"};
+
+static uint8_t *reg_ptr(struct serial *s, size_t i, uint8_t *thr)
+{
+	uint8_t *regs[] = {&s->ier, &s->fcr, &s->lcr, &s->mcr, &s->lsr, &s->msr, &s->scr,
+			   &s->dll, &s->dlm, thr};
+	return regs[i];
+}
+
+int serial_save(struct serial *s, struct msgpack_packer *pk)
+{
+	pthread_mutex_lock(&s->lock);
+	uint8_t thr = s->thr_ipending;
+	msgpack_pack_map(pk, PV_ARRAY_SIZE(reg_names) + 1);
+	for (size_t i = 0; i < PV_ARRAY_SIZE(reg_names); i++) {
+		msgpack_pack_str_with_body(pk, reg_names[i], strlen(reg_names[i]));
+		msgpack_pack_uint8(pk, *reg_ptr(s, i, &thr));
+	}
+	msgpack_pack_str_with_body(pk, "rx", 2);
+	msgpack_pack_bin(pk, s->rx_count);
+	size_t first = PV_MIN(s->rx_count, SERIAL_RX_CAP - s->rx_head);
+	msgpack_pack_bin_body(pk, s->rx + s->rx_head, first);
+	msgpack_pack_bin_body(pk, s->rx, s->rx_count - first);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static const msgpack_object *map_get(const msgpack_object *map, const char *key)
+{
+	size_t kl = strlen(key);
+	for (uint32_t i = 0; i < map->via.map.size; i++) {
+		const msgpack_object_kv *kv = &map->via.map.ptr[i];
+		if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == kl &&
+		    !memcmp(kv->key.via.str.ptr, key, kl))
+			return &kv->val;
+	}
+	return NULL;
+}
+
+int serial_load(struct serial *s, const struct msgpack_object *st)
+{
+	if (!st || st->type != MSGPACK_OBJECT_MAP)
+		return pv_error(EINVAL, "serial state: not a map");
+	uint8_t vals[PV_ARRAY_SIZE(reg_names)];
+	for (size_t i = 0; i < PV_ARRAY_SIZE(reg_names); i++) {
+		const msgpack_object *o = map_get(st, reg_names[i]);
+		if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > 0xff)
+			return pv_error(EINVAL, "serial state: missing or bad \"%s\"", reg_names[i]);
+		vals[i] = (uint8_t)o->via.u64;
+	}
+	const msgpack_object *rx = map_get(st, "rx");
+	if (!rx || rx->type != MSGPACK_OBJECT_BIN || rx->via.bin.size > SERIAL_RX_CAP)
+		return pv_error(EINVAL, "serial state: missing or bad \"rx\"");
+	pthread_mutex_lock(&s->lock);
+	uint8_t thr = 0;
+	for (size_t i = 0; i < PV_ARRAY_SIZE(reg_names); i++)
+		*reg_ptr(s, i, &thr) = vals[i];
+	s->thr_ipending = thr != 0;
+	s->rx_head = 0;
+	s->rx_count = rx->via.bin.size;
+	memcpy(s->rx, rx->via.bin.ptr, s->rx_count);
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }
 
 /* ---- attached to a VM ---- */

@@ -69,5 +69,14 @@ size_t serial_receive(struct serial *s, const void *data, size_t len);
 
 /* A UART on the VM's port bus at `base` raising ISA `irq`; freed by vm_destroy. */
 int serial_create(struct vm *vm, uint16_t base, int irq, struct serial **out);
+/* The VM's UART at 0x3f8 (made by vm_create), for snapshots. */
+struct serial *vm_serial(struct vm *vm);
+
+/* Snapshot: the registers and unread input as one msgpack map, and back. Loading
+ * re-evaluates the interrupt line. */
+struct msgpack_packer;
+struct msgpack_object;
+int serial_save(struct serial *s, struct msgpack_packer *pk);
+int serial_load(struct serial *s, const struct msgpack_object *state);
 
 #endif

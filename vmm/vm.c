@@ -189,7 +189,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	}
 	if ((err = evloop_create(&vm->loop)))
 		goto fail;
-	if ((err = serial_create(vm, 0x3f8, 4, NULL)))
+	if ((err = serial_create(vm, 0x3f8, 4, &vm->serial)))
 		goto fail;
 	if ((err = platform_create(vm)))
 		goto fail;
@@ -555,6 +555,7 @@ struct bus *vm_pio_bus(struct vm *vm) { return vm->pio; }
 struct bus *vm_mmio_bus(struct vm *vm) { return vm->mmio; }
 struct evloop *vm_evloop(struct vm *vm) { return vm->loop; }
 int vm_kvm_fd(const struct vm *vm) { return vm->kvm_fd; }
+struct serial *vm_serial(struct vm *vm) { return vm->serial; }
 int vm_fd(const struct vm *vm) { return vm->vm_fd; }
 
 uint64_t vm_alloc_mmio(struct vm *vm, uint64_t size)

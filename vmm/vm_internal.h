@@ -88,6 +88,7 @@ struct vm {
 	int64_t halt_timer;
 
 	struct vm_cleanup *cleanups;
+	struct serial *serial;     /* the UART at 0x3f8 */
 };
 
 /* vcpu.c */

@@ -12,6 +12,8 @@
 #include "devices/serial.h"
 #include "vmm/bus.h"
 
+#include <errno.h>
+#include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -267,6 +269,69 @@ static void test_linux_16550a_autoconfig(void **state)
 	assert_int_equal(rd(f, UART_LCR), 0x03);
 }
 
+static void test_save_load_round_trip(void **state)
+{
+	struct fake *f = *state;
+	wr(f, UART_LCR, UART_LCR_DLAB);
+	wr(f, UART_DLL, 0x03);
+	wr(f, UART_LCR, 0x1b);
+	wr(f, UART_FCR, UART_FCR_ENABLE | 0x40);
+	wr(f, UART_MCR, UART_MCR_OUT2 | UART_MCR_RTS);
+	wr(f, UART_SCR, 0x99);
+	wr(f, UART_IER, UART_IER_RDI);
+	serial_receive(f->s, "snap", 4);
+	assert_int_equal(rd(f, UART_RBR), 's'); /* ring head no longer at 0 */
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	assert_int_equal(serial_save(f->s, &pk), 0);
+
+	struct fake g = {0};
+	struct serial_hooks h = {fake_irq, fake_out, &g};
+	assert_int_equal(serial_new(&h, &g.s), 0);
+	g.bus = bus_create("pio");
+	assert_int_equal(bus_register(g.bus, BASE, 8, &serial_bus_ops, g.s), 0);
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(serial_load(g.s, &up.data), 0);
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+
+	/* Same registers, same pending input, interrupt line raised again. */
+	assert_int_equal(g.level, 1);
+	assert_int_equal(rd(&g, UART_LCR), 0x1b);
+	assert_int_equal(rd(&g, UART_SCR), 0x99);
+	assert_int_equal(rd(&g, UART_MCR), UART_MCR_OUT2 | UART_MCR_RTS);
+	assert_int_equal(rd(&g, UART_IER), UART_IER_RDI);
+	/* 3 bytes are below the trigger level of 4: character timeout. */
+	assert_int_equal(rd(&g, UART_IIR), UART_IIR_FIFO | 0x0c);
+	wr(&g, UART_LCR, 0x9b);
+	assert_int_equal(rd(&g, UART_DLL), 0x03);
+	wr(&g, UART_LCR, 0x1b);
+	char got[3];
+	for (int i = 0; i < 3; i++)
+		got[i] = rd(&g, UART_RBR);
+	assert_memory_equal(got, "nap", 3);
+	assert_false(rd(&g, UART_LSR) & UART_LSR_DR);
+	assert_int_equal(g.level, 0);
+
+	/* A malformed state is refused with a message. */
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "ier", 3);
+	msgpack_pack_uint8(&pk, 1);
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(serial_load(g.s, &up.data), -EINVAL);
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+	bus_destroy(g.bus);
+	serial_free(g.s);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -282,6 +347,7 @@ int main(void)
 		T(test_fcr_clears_receiver),
 		T(test_loopback_and_msr),
 		T(test_linux_16550a_autoconfig),
+		T(test_save_load_round_trip),
 	};
 	return cmocka_run_group_tests_name("serial", tests, NULL, NULL);
 }
