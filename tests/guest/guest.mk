@@ -42,6 +42,9 @@ $(BUILD)/guest/obj/%.o: tests/guest/%.c
 $(BUILD)/guest/%.elf: $(BUILD)/guest/obj/%.o $(GUEST_LIB_OBJS) tests/guest/lib/guest.ld
 	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $< $(GUEST_LIB_OBJS)
 
+# The loader's unit test loads the exit guest as its "good ELF" image.
+$(BUILD)/tests/unit/test_boot: $(BUILD)/guest/exit.elf
+
 # Host-side tests boot the guests under the real VMM, so they need every guest built.
 $(BUILD)/tests/guest/host_%: tests/guest/host_%.c $(BUILD)/libprovium.a $(GUEST_ELFS)
 	@mkdir -p $(@D)

@@ -45,11 +45,26 @@ struct guest {
 
 static struct guest *guest_current;
 
+/* <build>/guest/<name>.elf for the build tree this binary lives in
+ * (<build>/tests/guest/host_*), else $PROVIUM_BUILD, else "build". */
 static inline const char *guest_elf_path(const char *name)
 {
 	static char path[1024];
+	char exe[768];
 	const char *b = getenv("PROVIUM_BUILD");
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *p;
 
+	if (n > 0) {
+		exe[n] = 0;
+		p = strstr(exe, "/tests/guest/");
+		if (p) {
+			*p = 0;
+			snprintf(path, sizeof(path), "%s/guest/%s.elf", exe, name);
+			if (access(path, R_OK) == 0)
+				return path;
+		}
+	}
 	snprintf(path, sizeof(path), "%s/guest/%s.elf", b && *b ? b : "build", name);
 	return path;
 }

@@ -160,10 +160,23 @@ static const struct bz_opts bz_default = {
 	.pref_address = 0x400000,
 };
 
+/* The build tree this binary lives in (<build>/tests/unit/test_boot), else
+ * $PROVIUM_BUILD, else "build": where the test guest ELF is. */
 static const char *build_dir(void)
 {
+	static char dir[512];
 	const char *b = getenv("PROVIUM_BUILD");
+	ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+	char *p;
 
+	if (n > 0) {
+		dir[n] = 0;
+		p = strstr(dir, "/tests/unit/");
+		if (p) {
+			*p = 0;
+			return dir;
+		}
+	}
 	return b && *b ? b : "build";
 }
 
@@ -231,7 +244,7 @@ static void check_common(struct guestmem *m, const struct boot_info *bi, const c
 
 static void test_guest_elf(void **state)
 {
-	char path[512];
+	char path[1024];
 	struct guestmem m = mem_new(64 * MIB);
 	struct boot_params_in in = { .kernel = path, .cmdline = "exit=7 console=ttyS0" };
 	struct boot_info bi;
