@@ -98,7 +98,8 @@ int discover_files(char *const *paths, int npaths, struct file_list *out)
 		if (r < 0)
 			goto fail;
 	}
-	qsort(out->v, out->n, sizeof(char *), cmp);
+	if (out->n)
+		qsort(out->v, out->n, sizeof(char *), cmp);
 	size_t w = 0;
 	for (size_t i = 0; i < out->n; i++) {
 		if (w && !strcmp(out->v[w - 1], out->v[i]))
