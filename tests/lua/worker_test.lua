@@ -54,6 +54,7 @@ test("a slow request on the VM connection does not delay a worker", function(t)
 end)
 
 test("requests from two tasks on one connection both get their replies", function(t)
+  v() -- start it before the tasks share it
   local r = provium.all({
     function() return v():run("sleep 0.3; echo x").stdout end,
     function() return v():run("echo y").stdout end,
