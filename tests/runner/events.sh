@@ -101,4 +101,29 @@ open(sys.argv[1], "wb").write(m)
 P
 "$PROVIUM" events "$W/unknown.mp" > "$W/unk" 2>&1 && grep -Eq "new_kind +zz=true" "$W/unk" \
   && ok "unknown kinds and fields are shown, not rejected" || nok "unknown kind" "$(cat "$W/unk")"
+# vm_spawn / vm_exit from a sandbox VM, and the live VM count they drive
+mkdir -p "$W/vm"
+cat > "$W/vm/vm_test.lua" <<'L'
+test("boots a vm", function(t)
+  local vm = provium:vm("web")
+  t:eq(vm:run("echo hi").stdout, "hi\n")
+end)
+L
+"$PROVIUM" run --events "$W/vm.mp" "$W/vm" > "$W/out" 2>&1; code=$?
+if grep -q "no rootfs\|no backend available" "$W/out"; then
+  ok "# SKIP no VM backend here: $(grep -m1 -o 'no rootfs.*\|no backend available.*' "$W/out")"
+else
+  events "$W/vm.mp" > "$W/vm.jsonl"
+  check "a VM test: exit 0 and a valid stream" python3 "$root/tests/runner/check_events.py" "$W/vm.jsonl" "$proto" exit_code=0
+  check "vm_spawn then vm_exit for vm web, inside the file's start/end" python3 - "$W/vm.jsonl" <<'P'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+kinds = [e["ev"] for e in ev]
+sp = [e for e in ev if e["ev"] == "vm_spawn"]
+ex = [e for e in ev if e["ev"] == "vm_exit"]
+assert len(sp) == 1 and len(ex) == 1, kinds
+assert sp[0]["vm"] == "web" and sp[0]["backend"] in ("sandbox", "kvm") and sp[0]["boot_ns"] > 0, sp
+assert kinds.index("file_start") < kinds.index("vm_spawn") < kinds.index("vm_exit") < kinds.index("file_end"), kinds
+P
+fi
 done_testing

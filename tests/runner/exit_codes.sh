@@ -74,4 +74,34 @@ kill -TERM $pid
 wait $pid; code=$?
 [ $code = 130 ] && gone "$(cat "$W/sleeper.pid")" && [ -z "$(ls -A "$W/tmp")" ] \
   && ok "SIGTERM: exit 130, processes and temp dir gone" || nok "SIGTERM: exit $code" "$(tail -3 "$W/out")"
+# SIGINT while a sandbox VM runs: the VM's processes go too
+mkdir -p "$W/vmint"
+cat > "$W/vmint/vm_test.lua" <<'L'
+test("holds a vm", function(t)
+  local vm = provium:vm("held")
+  provium.sleep(60)
+end)
+L
+TMPDIR=$W/tmp "$PROVIUM" run --events "$W/vmint.mp" "$W/vmint" > "$W/out" 2>&1 &
+pid=$!
+vpid=
+for _ in $(seq 100); do
+  vpid=$("$PROVIUM" events --format json "$W/vmint.mp" 2>/dev/null | python3 -c '
+import json, sys
+for e in map(json.loads, sys.stdin):
+    if e["ev"] == "vm_spawn": print(e.get("pid", ""))' 2>/dev/null)
+  [ -n "$vpid" ] && break
+  grep -q "no rootfs\|no backend" "$W/out" && break
+  sleep 0.1
+done
+if [ -z "$vpid" ]; then
+  kill -INT $pid; wait $pid
+  ok "# SKIP no VM started here: $(tail -1 "$W/out")"
+else
+  alive=no; [ -e "/proc/$vpid" ] && alive=yes
+  kill -INT $pid; wait $pid; code=$?
+  [ $code = 130 ] && [ $alive = yes ] && gone "$vpid" && [ -z "$(ls -A "$W/tmp")" ] \
+    && ok "SIGINT with a VM running: exit 130, the VM (pid $vpid) and temp dir gone" \
+    || nok "SIGINT with a VM: exit $code, vm pid $vpid" "$(tail -3 "$W/out")"
+fi
 done_testing
