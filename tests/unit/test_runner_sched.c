@@ -158,7 +158,7 @@ static int fake_normal(const struct worker_args *a)
 					    __ATOMIC_SEQ_CST);
 	w_event(a->chan_fd, "file_start", a->file, NULL, NULL); /* dropped: the parent sent one */
 	w_event(a->chan_fd, "test_start", a->file, "one", NULL);
-	sleep_ms(150);
+	sleep_ms(250);
 	w_event(a->chan_fd, "test_end", a->file, "one", i == 1 ? "fail" : "pass");
 	w_event(a->chan_fd, "test_start", a->file, "two", NULL);
 	w_event(a->chan_fd, "test_end", a->file, "two", "pass");
@@ -345,7 +345,7 @@ static void test_jobs_bound_parallelism(void **state)
 		struct sched_result res;
 		assert_int_equal(sched_run(&c, &res), 0);
 		assert_int_equal(res.files_started, 6);
-		/* each file holds a slot for 150 ms: with -j2 two overlap, never three */
+		/* each file holds a slot for 250 ms: with -j2 two overlap, never three */
 		assert_int_equal(sh->max_running, jobs);
 	}
 }
