@@ -48,4 +48,4 @@ $(BUILD)/tests/unit/test_boot: $(BUILD)/guest/exit.elf
 # Host-side tests boot the guests under the real VMM, so they need every guest built.
 $(BUILD)/tests/guest/host_%: tests/guest/host_%.c $(BUILD)/libprovium.a $(GUEST_ELFS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libprovium.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -DPROVIUM_SRCDIR='"$(CURDIR)"' $(LDFLAGS) -o $@ $< $(BUILD)/libprovium.a $(LDLIBS) -lcmocka
