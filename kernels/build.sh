@@ -17,6 +17,8 @@
 # agent, the scripts). $CACHE/kernel/current[-pvm] and $CACHE/initramfs/current.cpio
 # point at the latest build; runner/kernel.c reads them.
 # CACHE = $PROVIUM_CACHE_DIR, else $XDG_CACHE_HOME/provium, else ~/.cache/provium.
+# PROVIUM_KERNEL_FRAGMENTS="a.config b.config" adds your own fragments on top;
+# PROVIUM_KERNEL_JOBS=N sets make -j (default: nproc).
 set -euo pipefail
 # Everything runs inside main(), parsed whole before it starts, so editing this file
 # during a 4-minute build cannot break the running build.
@@ -32,7 +34,7 @@ while [ $# -gt 0 ]; do
     --paths) mode=paths ;;
     --initramfs) mode=initramfs ;;
     --no-initramfs) initramfs=0 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -57,6 +59,14 @@ if [ $variant = pvm ]; then
   fragments+=("$kdir/config-pvm")
   patches+=("$kdir/pvm-no-int3-selftest.patch")
 fi
+# Your own options on top (docs/kernels.md): extra fragments, applied last, checked
+# like the others, hashed into a cache entry (and an object tree) of their own.
+extra_tag=
+for f in ${PROVIUM_KERNEL_FRAGMENTS:-}; do
+  [ -r "$f" ] || die "PROVIUM_KERNEL_FRAGMENTS: cannot read $f"
+  fragments+=("$(cd "$(dirname "$f")" && pwd)/$(basename "$f")")
+  extra_tag=-extra
+done
 srcver() {
   local v
   v=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || true)
@@ -199,6 +209,7 @@ build_kernel() {
     src=$src-pvm
   fi
   obj=$cache/obj/$variant
+  [ -n "$extra_tag" ] && obj=$obj-$khash
   mkdir -p "$obj"
   tmp=$cache/kernel/.tmp.$khash
   rm -rf "$tmp"; mkdir -p "$tmp"
@@ -213,7 +224,7 @@ build_kernel() {
   fi
   if ! "$kdir/check-config.sh" "$obj/.config" "${fragments[@]}" > "$tmp/check.txt" 2>&1; then
     cat "$tmp/check.txt" >&2
-    die "the resolved .config lacks required options (a dependency is missing from kernels/config)"
+    die "the resolved .config lacks required options: olddefconfig dropped them because a dependency is off (add it to the fragment)"
   fi
   say "$(tail -1 "$tmp/check.txt")"
 

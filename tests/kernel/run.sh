@@ -10,6 +10,8 @@ set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${PROVIUM_BUILD:-$root/build}
 agent=$build/provium-agent
+# provium finds kernels/build.sh here even when PROVIUM_BUILD is outside the checkout.
+export PROVIUM_SOURCE_DIR=$root PROVIUM_AGENT=$agent
 tmp=$(mktemp -d /tmp/provium-kernel-tests.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 n=0
@@ -53,6 +55,20 @@ if paths=$("$root/kernels/build.sh" --paths --no-initramfs 2>&1); then
 else
   skip "built kernel .config has every option kernels/config requires" "kernel not built ($paths)"
 fi
+
+# ---- a missing source package is a clear error ----
+out=$(PROVIUM_CACHE_DIR=$tmp/nosrc PROVIUM_LINUX_SOURCE=/nonexistent/linux.tar.xz \
+      "$root/kernels/build.sh" --no-initramfs 2>&1); rc=$?
+errs=()
+[ $rc -eq 1 ] || errs+=("build.sh exited $rc, want 1")
+grep -q 'no kernel source: /nonexistent/linux.tar.xz is missing (apt-get install linux-source-6.1' <<<"$out" || errs+=("build.sh: $out")
+if [ -x "$build/provium" ]; then
+  out=$(PROVIUM_CACHE_DIR=$tmp/nosrc PROVIUM_LINUX_SOURCE=/nonexistent/linux.tar.xz "$build/provium" kernel build 2>&1); rc=$?
+  [ $rc -eq 3 ] || errs+=("provium kernel build exited $rc, want 3")
+  grep -q 'provium kernel build: guest kernel build failed' <<<"$out" || errs+=("provium kernel build: $(tail -3 <<<"$out")")
+fi
+if [ ${#errs[@]} -eq 0 ]; then ok "no kernel source: build.sh and provium kernel build fail saying what to install"
+else fail "no kernel source: build.sh and provium kernel build fail saying what to install" "${errs[@]}"; fi
 
 # ---- the cache: no-op rebuilds, stale initramfs, `provium kernel path` ----
 # A private cache that borrows the built kernel (a link to its hash directory), so

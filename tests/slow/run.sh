@@ -62,6 +62,19 @@ if [ $have_pvm = 1 ]; then
   else fail "PVM kernel .config has config + config-pvm" "$out"; fi
 fi
 
+# An option whose dependency is off is dropped by olddefconfig: the build must fail
+# and name it (here VIRTIO_PCI, which needs PCI; ~20 s, configures only).
+if [ $have_default = 1 ]; then
+  echo 'CONFIG_VIRTIO_PCI=y' > "$tmp/needs-pci.config"
+  out=$(PROVIUM_KERNEL_FRAGMENTS=$tmp/needs-pci.config "$root/kernels/build.sh" --no-initramfs 2>&1); rc=$?
+  if [ $rc -ne 0 ] && grep -q 'CONFIG_VIRTIO_PCI=y wanted, .config has it unset' <<<"$out" &&
+     grep -q 'lacks required options' <<<"$out"; then
+    ok "a required option olddefconfig drops fails the build, named"
+  else
+    fail "a required option olddefconfig drops fails the build, named" "rc=$rc" "$(tail -10 <<<"$out")"
+  fi
+fi
+
 # The PVM vmlinux must not call int3_selftest() from alternative_instructions(); the
 # normal one does (so the check can see the call at all).
 calls_selftest() {
