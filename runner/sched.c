@@ -382,8 +382,12 @@ static void finish_file(struct sched *s, struct slot *sl, const char *start_erro
 	if (sl->fd >= 0)
 		close(sl->fd);
 	sl->fd = -1;
-	if (sl->pid > 0)
-		kill(-sl->pid, SIGKILL); /* whatever the worker left in its group */
+	/* --keep: VMs of failed tests outlive a worker that ended normally, with their
+	 * temp dir; anything else the worker left in its group is killed. */
+	bool keep = s->cfg->base.keep && !start_error && WIFEXITED(sl->status) &&
+		    WEXITSTATUS(sl->status) == 0 && sl->c.failed > 0 && !interrupts;
+	if (sl->pid > 0 && !keep)
+		kill(-sl->pid, SIGKILL);
 
 	const char *why = NULL;
 	int st = sl->status;
@@ -437,7 +441,10 @@ static void finish_file(struct sched *s, struct slot *sl, const char *start_erro
 	}
 	claims_worker_exit(s->claims, sl->wid);
 	if (sl->tmp) {
-		sched_rmtree(sl->tmp);
+		if (keep)
+			pv_log("%s: --keep: temp dir %s kept", sl->file, sl->tmp);
+		else
+			sched_rmtree(sl->tmp);
 		free(sl->tmp);
 	}
 	free(sl->cur_test);

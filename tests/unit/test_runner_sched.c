@@ -520,6 +520,62 @@ static void test_stuck_worker_is_killed_after_timeout_and_grace(void **state)
 	assert_int_equal(res.file_errors, 1);
 }
 
+/* Leaves a child behind after a failed test, then exits normally. */
+static int fake_leaver(const struct worker_args *a)
+{
+	int i = file_no(a->file);
+	snprintf(sh->tmp[i], sizeof(sh->tmp[i]), "%s", a->tmp_dir);
+	pid_t g = fork();
+	if (g == 0) {
+		for (;;)
+			pause();
+	}
+	sh->grandchild[i] = g;
+	w_event(a->chan_fd, "test_start", a->file, "t", NULL);
+	w_event(a->chan_fd, "test_end", a->file, "t", "fail");
+	w_event(a->chan_fd, "file_end", a->file, NULL, NULL);
+	return 0;
+}
+
+static bool alive(pid_t p)
+{
+	char path[64], st = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", p);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool ok = fscanf(f, "%*d %*s %c", &st) == 1 && st != 'Z' && st != 'X';
+	fclose(f);
+	return ok;
+}
+
+static void test_keep_leaves_failed_files_processes_and_tmp(void **state)
+{
+	(void)state;
+	for (int keep = 0; keep <= 1; keep++) {
+		memset(sh, 0, sizeof(*sh));
+		sched_worker_entry = fake_leaver;
+		struct seen seen = {0};
+		struct sched_cfg c = cfg_for(1, 1, &seen);
+		c.base.keep = keep;
+		struct sched_result res;
+		assert_int_equal(sched_run(&c, &res), 0);
+		pid_t g = sh->grandchild[0];
+		assert_true(g > 0);
+		if (keep) {
+			assert_true(alive(g));
+			assert_false(gone(sh->tmp[0]));
+			kill(g, SIGKILL);
+			sched_rmtree(sh->tmp[0]);
+		} else {
+			for (int i = 0; i < 100 && alive(g); i++)
+				sleep_ms(10);
+			assert_false(alive(g));
+			assert_true(gone(sh->tmp[0]));
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -531,6 +587,7 @@ int main(void)
 		cmocka_unit_test(test_sigint_tears_everything_down),
 		cmocka_unit_test(test_fail_fast_stops_scheduling),
 		cmocka_unit_test(test_stuck_worker_is_killed_after_timeout_and_grace),
+		cmocka_unit_test(test_keep_leaves_failed_files_processes_and_tmp),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
