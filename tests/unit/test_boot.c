@@ -240,6 +240,8 @@ static void check_common(struct guestmem *m, const struct boot_info *bi, const c
 	assert_int_equal(bi->stack & 15, 0);
 }
 
+static void expect_fail_size(struct guestmem *m, uint64_t size, const struct boot_params_in *in);
+
 /* ---- good images ---- */
 
 static void test_guest_elf(void **state)
@@ -378,6 +380,28 @@ static void test_initrd_below_addr_max(void **state)
 	assert_true(bi.initrd_addr >= 0x20000000 - 0x3000);
 	assert_int_equal(bi.initrd_addr & 0xfff, 0);
 	assert_int_equal(bp_of(&m)->e820_table[2].size, 1024 * MIB - 0x100000);
+	mem_free(&m);
+}
+
+/* An ELF vmlinux has no header of its own: its initrd stays below the 2 GiB
+ * initrd_addr_max the loader assumes, even with 3 GiB of RAM (the most we take). */
+static void test_elf_initrd_large_ram(void **state)
+{
+	static unsigned char buf[0x1000 + 0x2000], rd[3000];
+	struct guestmem m = mem_new(BOOT_MAX_RAM);
+	struct boot_params_in in = { .cmdline = "x" };
+	struct boot_info bi;
+
+	(void)state;
+	in.kernel = put_file("elf-rd", buf, make_elf(buf, 0x100000, 0x100000, 0x100000, 0x2000, 0x2000));
+	in.initrd = put_file("rd-elf", rd, sizeof(rd));
+	assert_int_equal(boot_load(m.p, m.size, &in, &bi), 0);
+	assert_true(bi.initrd_addr + sizeof(rd) <= 0x80000000ull);
+	assert_true(bi.initrd_addr >= 0x80000000ull - 0x2000);
+	assert_int_equal(bp_of(&m)->hdr.ramdisk_image, bi.initrd_addr);
+	assert_int_equal(bp_of(&m)->e820_table[2].size, BOOT_MAX_RAM - 0x100000);
+	/* One byte more RAM than that is refused. */
+	expect_fail_size(&m, BOOT_MAX_RAM + 4096, &in);
 	mem_free(&m);
 }
 
@@ -598,6 +622,15 @@ static void test_bad_images(void **state)
 	mem_free(&m);
 }
 
+static void expect_fail_size(struct guestmem *m, uint64_t size, const struct boot_params_in *in)
+{
+	struct boot_info bi;
+	int r = boot_load(m->p, size, in, &bi);
+
+	if (r != -EINVAL || !strstr(pv_errmsg(), "not supported"))
+		fail_msg("boot_load with %llu bytes = %d, \"%s\"", (unsigned long long)size, r, pv_errmsg());
+}
+
 static void test_bad_ram_size(void **state)
 {
 	static unsigned char buf[0x1000 + 0x2000];
@@ -618,6 +651,7 @@ int main(void)
 		cmocka_unit_test(test_bzimage_synthetic),
 		cmocka_unit_test(test_bzimage_not_relocatable),
 		cmocka_unit_test(test_initrd_below_addr_max),
+		cmocka_unit_test(test_elf_initrd_large_ram),
 		cmocka_unit_test(test_bzimage_real),
 		cmocka_unit_test(test_vmlinux_real),
 		cmocka_unit_test(test_bad_images),
