@@ -271,6 +271,12 @@ function VM:syscall(name, ...)
 end
 
 -- Files --------------------------------------------------------------------------------------
+-- an agent error message that names the path (the agent usually does already)
+function V.with_path(r, path)
+  local m = (r.message and r.message ~= "") and r.message or (r.errname or "error")
+  if m:find(path, 1, true) then return m end
+  return path .. ": " .. m
+end
 local CHUNK = 256 * 1024
 
 function VM:read_file(path, opts)
@@ -282,7 +288,7 @@ function VM:read_file(path, opts)
   local data = conn.c:stream(id, "data")
   conn.c:forget(id)
   if not r.ok then
-    r.message = path .. ": " .. (r.message ~= "" and r.message or r.errname)
+    r.message = V.with_path(r, path)
     V.agent_error(r, "vm:read_file", self.name)
   end
   parts[1] = data
@@ -316,7 +322,7 @@ function VM:write_file(path, data, opts)
     r = conn:await(id, deadline, "vm:write_file", "write_file")
   end
   if not r.ok then
-    r.message = path .. ": " .. (r.message ~= "" and r.message or r.errname)
+    r.message = V.with_path(r, path)
     V.agent_error(r, "vm:write_file", self.name)
   end
   return r.result.size
@@ -403,7 +409,7 @@ function VM:pull(guest_path, host_path, opts)
   if not r then os.remove(host_path); V.timeout_error("vm:pull", self.name, "pulling " .. guest_path) end
   if not r.ok then
     os.remove(host_path)
-    r.message = guest_path .. ": " .. (r.message ~= "" and r.message or r.errname)
+    r.message = V.with_path(r, guest_path)
     V.agent_error(r, "vm:pull", self.name)
   end
   return size

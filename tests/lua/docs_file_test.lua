@@ -1,0 +1,22 @@
+-- docs/file.md example: whole files, directories and an open guest fd.
+test("files in the guest", function(t)
+  local vm = provium:vm("files-doc")
+  vm:mkdir("/etc/app", { parents = true })
+  vm:write_file("/etc/app/config", "port=8080\n", { mode = tonumber("600", 8) })
+  vm:write_file("/etc/app/config", "debug=1\n", { append = true })
+  t:eq(vm:read_file("/etc/app/config"), "port=8080\ndebug=1\n")
+  t:eq(vm:stat("/etc/app/config").mode, tonumber("600", 8))
+  t:eq(vm:ls("/etc/app"), { "config" })
+
+  local f = vm:open("/var/data.bin", "w+")
+  f:write("0123456789")
+  f:seek("set", 4)
+  t:eq(f:read(3), "456")
+  t:eq(f:tell(), 7)
+  f:sync()
+  f:close()
+
+  vm:rm("/etc/app", { recursive = true })
+  t:eq(vm:exists("/etc/app"), false)
+  t:eq(vm:stat("/etc/app"), nil)
+end)
