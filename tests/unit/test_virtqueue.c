@@ -635,7 +635,7 @@ static void test_fuzz_regression_corpus(void **state)
 	const char *dir = "tests/fuzz/virtqueue_corpus";
 	char alt[4096];
 	DIR *d = opendir(dir);
-	if (!d) { /* not run from the repository root: go from build*/tests/unit/ */
+	if (!d) { /* not run from the repository root: look next to the binary (build/tests/unit) */
 		ssize_t l = readlink("/proc/self/exe", alt, sizeof(alt) - 64);
 		if (l > 0) {
 			alt[l] = 0;
