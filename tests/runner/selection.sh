@@ -3,18 +3,7 @@
 # --exclude-tags, --slow, --shard K/N (the union of the shards is exactly the whole
 # selection, no file twice), --shuffle --seed (same seed, same order), -j (files
 # really run in parallel, never more than N at once), --fail-fast, provium list,
-# no PATH: tests/ when it exists, else the current directory
-mkdir -p "$W/proj/tests/deep" "$W/flat"
-echo 'test("in tests", function(t) end)' > "$W/proj/tests/deep/a_test.lua"
-echo 'test("outside tests", function(t) error("not selected") end)' > "$W/proj/top_test.lua"
-echo 'test("in cwd", function(t) end)' > "$W/flat/test_here.lua"
-(cd "$W/proj" && "$PROVIUM" run --format tap) > "$W/out" 2>&1
-grep -q "^ok 1 - tests/deep/a_test.lua: in tests" "$W/out" && ! grep -q top_test "$W/out" \
-  && ok "no PATH: tests/ is searched (recursively), not the rest" || nok "default tests/" "$(cat "$W/out")"
-(cd "$W/flat" && "$PROVIUM" run --format tap) > "$W/out" 2>&1
-grep -q "^ok 1 - test_here.lua: in cwd" "$W/out" && ok "no PATH and no tests/: the current directory" || nok "default cwd" "$(cat "$W/out")"
-
-# provium version.
+# provium version, the default PATH.
 . "$(dirname "$0")/lib.sh"
 mkdir -p "$W/s/sub"
 cat > "$W/s/meta_test.lua" <<'L'
