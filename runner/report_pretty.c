@@ -21,6 +21,8 @@ struct pretty {
 	struct reporter r;
 	struct fbuf *files;
 	bool status_shown;
+	bool stream;  /* one file at a time (-j1 or one file): lines as they happen */
+	char *hdr;    /* stream mode: the file whose header line was printed last */
 };
 
 #define C(p, code) ((p)->r.cfg.color ? (code) : "")
@@ -74,6 +76,28 @@ static void draw_status(struct pretty *p)
 	p->status_shown = true;
 }
 
+/* Where a file's lines go: straight out when files cannot interleave, else the
+ * file's buffer (printed at its file_end). */
+static void header(struct pretty *p, const char *file)
+{
+	if (p->hdr && !strcmp(p->hdr, file))
+		return;
+	free(p->hdr);
+	p->hdr = strdup(file);
+	clear_status(p);
+	fprintf(p->r.cfg.out, "%s%s%s\n", C(p, BOLD), file, C(p, RESET));
+}
+
+static FILE *dest(struct pretty *p, const char *file)
+{
+	if (p->stream) {
+		header(p, file);
+		return p->r.cfg.out;
+	}
+	struct fbuf *b = fbuf_of(p, file, true);
+	return b ? b->f : NULL;
+}
+
 /* Indents every line of text by `ind` spaces. */
 static void put_indented(FILE *f, const char *text, int ind)
 {
@@ -98,24 +122,26 @@ static void on_test_end(struct pretty *p, const msgpack_object *ev)
 	bool bad = !strcmp(outcome, "fail") || !strcmp(outcome, "error");
 	if (p->r.cfg.verbose < 0 && !bad)
 		return;
-	struct fbuf *b = fbuf_of(p, file, true);
-	if (!b)
+	FILE *f = dest(p, file);
+	if (!f)
 		return;
 	report_fmt_duration(dur, sizeof(dur), (uint64_t)ev_int(ev, "duration_ns", 0));
 	if (!strcmp(outcome, "pass")) {
-		fprintf(b->f, "  %sok%s   %s %s(%s)%s\n", C(p, GREEN), C(p, RESET), test, C(p, DIM),
+		fprintf(f, "  %sok%s   %s %s(%s)%s\n", C(p, GREEN), C(p, RESET), test, C(p, DIM),
 			dur, C(p, RESET));
 	} else if (!strcmp(outcome, "skip") || !strcmp(outcome, "todo")) {
 		bool skip = !strcmp(outcome, "skip");
-		fprintf(b->f, "  %s%s%s %s%s%s%s\n", C(p, skip ? YELLOW : BLUE), skip ? "skip" : "todo",
+		fprintf(f, "  %s%s%s %s%s%s%s\n", C(p, skip ? YELLOW : BLUE), skip ? "skip" : "todo",
 			C(p, RESET), test, m ? " — " : "", m ? m : "", "");
 	} else {
-		fprintf(b->f, "  %s%s%s %s %s(%s)%s\n", C(p, RED), !strcmp(outcome, "fail") ? "FAIL" : "ERR ",
+		fprintf(f, "  %s%s%s %s %s(%s)%s\n", C(p, RED), !strcmp(outcome, "fail") ? "FAIL" : "ERR ",
 			C(p, RESET), test, C(p, DIM), dur, C(p, RESET));
-		put_indented(b->f, m ? m : outcome, 7);
+		put_indented(f, m ? m : outcome, 7);
 		if (w)
-			fprintf(b->f, "       %sat %s%s\n", C(p, DIM), w, C(p, RESET));
+			fprintf(f, "       %sat %s%s\n", C(p, DIM), w, C(p, RESET));
 	}
+	if (p->stream)
+		fflush(f);
 }
 
 static void on_file_end(struct pretty *p, const msgpack_object *ev)
@@ -129,7 +155,13 @@ static void on_file_end(struct pretty *p, const msgpack_object *ev)
 	bool body = b && (fflush(b->f), b->len > 0);
 	clear_status(p);
 	uint64_t failed = (uint64_t)ev_int(ev, "failed", 0);
-	if (body || e || p->r.cfg.verbose >= 0) {
+	if (p->stream) {
+		if (e) {
+			header(p, file);
+			fprintf(o, "  %sFILE ERROR%s\n", C(p, RED), C(p, RESET));
+			put_indented(o, e, 7);
+		}
+	} else if (body || e || p->r.cfg.verbose >= 0) {
 		report_fmt_duration(dur, sizeof(dur), (uint64_t)ev_int(ev, "duration_ns", 0));
 		const char *col = e || failed ? RED : GREEN;
 		fprintf(o, "%s%s%s %s(%s)%s\n", C(p, BOLD), C(p, col), file, C(p, DIM), dur, C(p, RESET));
@@ -180,7 +212,15 @@ static void pretty_event(struct reporter *r, const msgpack_object *ev)
 	struct pretty *p = (struct pretty *)r;
 	char kind[32], file[1024], text[8192], test[512];
 	ev_kind(ev, kind, sizeof(kind));
-	if (!strcmp(kind, "test_end")) {
+	if (!strcmp(kind, "run_start")) {
+		const msgpack_object *files = ev_get(ev, "files");
+		p->stream = ev_int(ev, "jobs", 0) == 1 ||
+			    (files && files->type == MSGPACK_OBJECT_ARRAY && files->via.array.size <= 1);
+	} else if (!strcmp(kind, "file_start") && p->stream && r->cfg.verbose >= 0 &&
+		   ev_str(ev, "file", file, sizeof(file))) {
+		header(p, file);
+		fflush(r->cfg.out);
+	} else if (!strcmp(kind, "test_end")) {
 		on_test_end(p, ev);
 	} else if (!strcmp(kind, "file_end")) {
 		on_file_end(p, ev);
@@ -189,12 +229,12 @@ static void pretty_event(struct reporter *r, const msgpack_object *ev)
 		return;
 	} else if (!strcmp(kind, "test_log") && r->cfg.verbose > 0 &&
 		   ev_str(ev, "file", file, sizeof(file)) && ev_str(ev, "text", text, sizeof(text))) {
-		struct fbuf *b = fbuf_of(p, file, true);
-		if (b) {
+		FILE *f = dest(p, file);
+		if (f) {
 			if (!ev_str(ev, "test", test, sizeof(test)))
 				strcpy(test, "");
-			fprintf(b->f, "  %slog%s  %s: ", C(p, DIM), C(p, RESET), test);
-			put_indented(b->f, text, 0);
+			fprintf(f, "  %slog%s  %s: ", C(p, DIM), C(p, RESET), test);
+			put_indented(f, text, 0);
 		}
 	}
 	draw_status(p);
@@ -222,6 +262,7 @@ static void pretty_destroy(struct reporter *r)
 		free(b->file);
 		free(b);
 	}
+	free(p->hdr);
 	free(p);
 }
 

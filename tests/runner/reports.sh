@@ -60,6 +60,19 @@ grep -q "1 passed, 1 failed, 1 skipped, 0 todo, 1 errors" "$W/pretty" && ok "pre
 ! grep -q "passes" "$W/quiet" && grep -q "FAIL quotes" "$W/quiet" && ok "-q hides passing tests, keeps failures" || nok "-q" "$(cat "$W/quiet")"
 "$PROVIUM" run -v "$W/r/x_test.lua" > "$W/verbose" 2>&1
 grep -q "log <line> &" "$W/verbose" && ok "-v shows test logs" || nok "-v" "$(cat "$W/verbose")"
+# one file at a time (-j1): lines appear as tests end, not when the file ends
+mkdir -p "$W/st"
+cat > "$W/st/slow_test.lua" <<'L'
+test("quick", function(t) end)
+test("lingers", function(t) provium.sleep(3) end)
+L
+"$PROVIUM" run -j1 "$W/st" > "$W/stream" 2>&1 &
+spid=$!
+seen=no
+for _ in $(seq 25); do grep -q "ok   quick" "$W/stream" && { seen=yes; break; }; sleep 0.1; done
+grep -q "lingers" "$W/stream" && seen=late
+wait $spid
+[ $seen = yes ] && ok "pretty -j1 prints each test line when the test ends" || nok "pretty -j1 streaming: $seen" "$(cat "$W/stream")"
 if command -v script > /dev/null; then
   script -qc "NO_COLOR=1 $PROVIUM run $W/r/y_test.lua" /dev/null > "$W/tty1" 2>&1
   script -qc "$PROVIUM run $W/r/y_test.lua" /dev/null > "$W/tty2" 2>&1
