@@ -100,3 +100,22 @@ test("vm_spawn and vm_exit events", function(t)
   t:eq(exits[2].vm, "ev-b")
   t:eq(exits[2].reason, "teardown")
 end)
+
+test("a worker killed with SIGKILL leaves no sandbox behind", function(t)
+  local pidfile = provium.tmpdir() .. "/crash.pid"
+  local r = child.run("sandbox_crash.fixture.lua", { PV_CRASH_PIDFILE = pidfile })
+  t:ne(r.code, 0) -- the file is reported as crashed
+  local f = assert(io.open(pidfile))
+  local pid, ns = f:read("n", "l")
+  f:close()
+  t:gt(pid, 1)
+  ns = ns:match("pid:%[%d+%]")
+  t:ok(ns, "the sandbox's pid namespace")
+  wait_until(function() return io.open("/proc/" .. pid .. "/stat") == nil end,
+    { timeout = 5, message = "sandbox PID 1 gone" })
+  -- no process is left in that pid namespace (its sleeps and the worker's agent)
+  local p = io.popen("find /proc/[0-9]*/ns/pid -maxdepth 0 -lname '" ..
+    ns:gsub("%[", "\\["):gsub("%]", "\\]") .. "' 2>/dev/null")
+  t:eq(p:read("a"), "")
+  p:close()
+end)
