@@ -6,7 +6,8 @@
  * Kicking: vcpu_kick() sets run->immediate_exit and sends VCPU_KICK_SIGNAL to the
  * thread, so KVM_RUN returns -EINTR whether the thread is inside KVM_RUN or about to
  * enter it (KVM_CAP_IMMEDIATE_EXIT). The thread clears immediate_exit before it
- * looks at the stop/pause flags, so no kick is lost. */
+ * looks at the stop/pause flags, so no kick is lost; and it marks itself kickable
+ * before it first looks at them, so a kick racing its start is not lost either. */
 #include "vmm/vm_internal.h"
 #include "vmm/boot.h"
 #include "vmm/bus.h"
@@ -154,8 +155,11 @@ void vcpu_kick(struct vcpu *c)
 	if (!c->run)
 		return;
 	__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	if (c->thread_started)
-		pthread_kill(c->thread, VCPU_KICK_SIGNAL);
+	/* Not c->thread_started: that is set after pthread_create returns, by which
+	 * time the new thread may already sleep in KVM_RUN (an AP waiting for SIPI)
+	 * and would never see immediate_exit. */
+	if (atomic_load(&c->kickable))
+		pthread_kill(c->self, VCPU_KICK_SIGNAL);
 }
 
 /* Answers a halt probe (see halt_tick in vm.c) from the vCPU's own thread, which
@@ -303,6 +307,8 @@ static void *vcpu_thread(void *arg)
 	char tname[16];
 	snprintf(tname, sizeof(tname), "vcpu%u", c->index);
 	pthread_setname_np(pthread_self(), tname);
+	c->self = pthread_self();
+	atomic_store(&c->kickable, true);
 	for (;;) {
 		if (atomic_load(&vm->stopping))
 			break;

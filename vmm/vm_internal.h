@@ -29,6 +29,10 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool thread_started;
+	/* Set by the vCPU thread itself before it first looks at the stop/pause
+	 * flags: a kicker that sees it false knows the thread will see the flag. */
+	pthread_t self;
+	atomic_bool kickable;
 	bool paused;   /* parked in vcpu_park(); protected by vm->lock */
 	/* Halt detection (vm.c's halt_tick): the thread answers a probe kick with
 	 * its MP state; halted_rounds counts probes in a row that found it halted
