@@ -81,7 +81,7 @@ int virtq_pop(struct virtqueue *vq, struct virtq_elem *e)
 		return pv_error(EINVAL, "queue %u: avail entry %u names descriptor %u of %u",
 				vq->index, vq->last_avail, head, vq->num);
 
-	const volatile struct vring_desc *table = vq->desc;
+	const uint8_t *table = (const uint8_t *)vq->desc;
 	unsigned tsize = vq->num, idx = head, visited = 0;
 	bool indirect = false;
 	uint64_t total = 0;
@@ -92,10 +92,14 @@ int virtq_pop(struct virtqueue *vq, struct virtq_elem *e)
 		if (++visited > tsize)
 			return chain_error(vq, head, indirect ? "loop in indirect table"
 						      : "descriptor loop");
-		uint64_t addr = le64toh(table[idx].addr);
-		uint32_t len = le32toh(table[idx].len);
-		uint16_t flags = le16toh(table[idx].flags);
-		uint16_t next = le16toh(table[idx].next);
+		/* One copy of the descriptor: the guest may rewrite it under us, and an
+		 * indirect table need only be 8-byte aligned (Linux kmallocs it). */
+		struct vring_desc d;
+		memcpy(&d, table + 16 * idx, sizeof(d));
+		uint64_t addr = le64toh(d.addr);
+		uint32_t len = le32toh(d.len);
+		uint16_t flags = le16toh(d.flags);
+		uint16_t next = le16toh(d.next);
 		if (flags & VRING_DESC_F_INDIRECT) {
 			if (indirect)
 				return chain_error(vq, head, "nested indirect table");
@@ -106,8 +110,8 @@ int virtq_pop(struct virtqueue *vq, struct virtq_elem *e)
 			if (len / 16 > VIRTQ_MAX_SEGS)
 				return chain_error(vq, head, "indirect table too long");
 			table = gmem_ptr(vq->mem, addr, len);
-			if (!table || (addr & 15))
-				return chain_error(vq, head, "indirect table outside guest RAM or misaligned");
+			if (!table)
+				return chain_error(vq, head, "indirect table outside guest RAM");
 			tsize = len / 16;
 			idx = 0;
 			visited = 0;
