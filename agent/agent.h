@@ -31,6 +31,7 @@ struct conn {
 	int fd;
 	atomic_int refs;
 	atomic_bool dead;           /* the socket failed or the reader ended */
+	int dead_fd;                /* eventfd, readable once the connection is torn down */
 	pthread_mutex_t wlock;      /* one frame at a time on the socket */
 	pthread_mutex_t lock;       /* tasks */
 	pthread_cond_t cond;        /* a task went away */

@@ -69,6 +69,8 @@ void conn_put(struct conn *c)
 	if (atomic_fetch_sub(&c->refs, 1) != 1)
 		return;
 	close(c->fd);
+	if (c->dead_fd >= 0)
+		close(c->dead_fd);
 	pthread_mutex_destroy(&c->wlock);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
@@ -446,12 +448,15 @@ static void conn_teardown(struct conn *c)
 {
 	struct task *t, *sinks = NULL;
 
+	uint64_t one = 1;
+
 	atomic_store(&c->dead, true);
 	shutdown(c->fd, SHUT_RDWR);
+	if (c->dead_fd >= 0 && write(c->dead_fd, &one, sizeof(one)) < 0) {
+		/* cannot fail for one write */
+	}
 	pthread_mutex_lock(&c->lock);
 	for (t = c->tasks; t; t = t->next) {
-		uint64_t one = 1;
-
 		atomic_store(&t->cancel, true);
 		if (write(t->wake_fd, &one, sizeof(one)) < 0) {
 			/* already signalled */
@@ -535,6 +540,7 @@ void conn_serve(int fd)
 		return;
 	}
 	c->fd = fd;
+	c->dead_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	atomic_init(&c->refs, 1);
 	pthread_mutex_init(&c->wlock, NULL);
 	pthread_mutex_init(&c->lock, NULL);

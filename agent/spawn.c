@@ -24,17 +24,22 @@ static void *pump_main(void *arg)
 	uint8_t *buf = malloc(65536);
 
 	while (buf && (pm->fd[0] >= 0 || pm->fd[1] >= 0)) {
-		struct pollfd pf[2];
+		struct pollfd pf[3];
 		int n = 0;
 
 		for (int i = 0; i < 2; i++)
 			if (pm->fd[i] >= 0)
 				pf[n++] = (struct pollfd){ .fd = pm->fd[i], .events = POLLIN };
-		if (poll(pf, (nfds_t)n, -1) < 0) {
+		/* A process that escaped its group may keep the pipes open: stop when
+		 * the connection goes away. */
+		pf[n] = (struct pollfd){ .fd = pm->c->dead_fd, .events = POLLIN };
+		if (poll(pf, (nfds_t)n + 1, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		if (pf[n].revents)
+			break;
 		for (int j = 0; j < n; j++) {
 			int i = pf[j].fd == pm->fd[0] ? 0 : 1;
 			ssize_t got;

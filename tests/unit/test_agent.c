@@ -3,6 +3,7 @@
  * order, process-tree kill, concurrency across and within connections, poweroff,
  * cleanup when a connection closes, and random frames that must not hurt it.
  * Files, fds, tail, syscalls and clock are in test_agent_files.c. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -602,6 +603,60 @@ static void test_closing_connection_kills_its_processes(void **state)
 	assert_int_equal(kill((pid_t)pid, 0), -1);
 }
 
+static int thread_count(pid_t pid)
+{
+	char p[64];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(p, sizeof(p), "/proc/%d/task", pid);
+	if (!(d = opendir(p)))
+		return -1;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* A grandchild that leaves the process group and keeps the output pipes open must
+ * hold neither an exec reply nor a closed connection's threads. */
+static void test_escaped_grandchild_holds_nothing(void **state)
+{
+	struct ac a;
+	struct ac_rep r, s = { 0 };
+	uint64_t t0;
+	int base;
+
+	(void)state;
+	connect_agent(&a);
+	t0 = ac_now_ns();
+	assert_int_equal(ac_callf(&a, &r, PV_OP_EXEC, "cmd=s", "setsid sleep 4 & echo hi"), 0);
+	assert_true(ac_now_ns() - t0 < 2000000000ull);
+	char *out = ac_res_str(&r, "stdout");
+	assert_string_equal(out, "hi\n");
+	free(out);
+	ac_rep_free(&r);
+	ac_close(&a);
+
+	/* Idle, the agent has 3 threads (accept loop, reaper, signals); earlier tests'
+	 * connections may take a moment to wind down. */
+	for (int i = 0; i < 300 && thread_count(unix_agent) > 3; i++)
+		usleep(10000);
+	base = thread_count(unix_agent);
+	assert_int_equal(base, 3);
+	connect_agent(&a);
+	assert_int_equal(ac_wait(&a, ac_sendf(&a, PV_OP_SPAWN, "cmd=s", "setsid sleep 4 & echo hi"),
+				 &s, 5000), 0);
+	assert_true(s.f->ok);
+	ac_rep_free(&s);
+	assert_true(thread_count(unix_agent) > base);
+	ac_close(&a);
+	for (int i = 0; i < 200 && thread_count(unix_agent) > base; i++)
+		usleep(10000);
+	assert_int_equal(thread_count(unix_agent), base);
+}
+
 /* ---- concurrency ---- */
 
 static void test_slow_exec_does_not_block_other_connection(void **state)
@@ -703,6 +758,7 @@ int main(void)
 		cmocka_unit_test(test_spawn_1mib_stdout_in_order),
 		cmocka_unit_test(test_spawn_signal_kill_tree_wait_timeout),
 		cmocka_unit_test(test_closing_connection_kills_its_processes),
+		cmocka_unit_test(test_escaped_grandchild_holds_nothing),
 		cmocka_unit_test(test_slow_exec_does_not_block_other_connection),
 		cmocka_unit_test(test_poweroff_and_reboot_exit_when_not_pid1),
 		cmocka_unit_test(test_fd_agent_exits_when_connection_closes),
