@@ -39,6 +39,23 @@ static int check_cache_dir(const char *dir)
 	return r;
 }
 
+/* Per-file temp dirs go under $TMPDIR: make sure one can be made there. */
+static int check_tmpdir(void)
+{
+	const char *t = getenv("TMPDIR");
+	char *p;
+	if (asprintf(&p, "%s/provium-XXXXXX", t && *t ? t : "/tmp") < 0)
+		return pv_error(ENOMEM, "out of memory");
+	int r = 0;
+	if (!mkdtemp(p))
+		r = pv_error(errno, "cannot make temp dirs in %s: %s", t && *t ? t : "/tmp",
+			     strerror(errno));
+	else
+		rmdir(p);
+	free(p);
+	return r;
+}
+
 static void observe(void *ctx, const msgpack_object *pub)
 {
 	struct runctx *rc = ctx;
@@ -235,7 +252,7 @@ int cmd_run(int argc, char **argv)
 	}
 	const char *backend = pv_resolve_backend(o.backend, why, sizeof(why));
 	int code;
-	if (!backend || check_cache_dir(o.cache_dir) < 0) {
+	if (!backend || check_cache_dir(o.cache_dir) < 0 || check_tmpdir() < 0) {
 		/* infrastructure, before any test ran */
 		fprintf(stderr, "provium run: %s\n", backend ? pv_errmsg() : why);
 		runctx_start(&rc, &o, backend, &fl);

@@ -38,6 +38,7 @@ struct slot {
 	uint64_t hang_at;   /* pv_now_ns() when the current test counts as hung; 0: none */
 	double cur_timeout;
 	bool hung;
+	char *start_err;    /* why the worker could not be started */
 };
 
 struct sched {
@@ -364,9 +365,7 @@ static int start_file(struct sched *s, struct slot *sl, size_t idx)
 			close(sv[0]);
 		sl->reaped = true;
 		sl->status = -1;
-		/* reported like a crash by finish_file */
-		free(sl->cur_test);
-		sl->cur_test = strdup(err); /* carried to finish_file as the message */
+		sl->start_err = strdup(err); /* finish_file reports it as a file error */
 		return -1;
 	}
 	setpgid(sl->pid, sl->pid); /* both sides, so a kill right after fork reaches it */
@@ -512,9 +511,9 @@ int sched_run(const struct sched_cfg *cfg, struct sched_result *res)
 			if (!sl)
 				break;
 			if (start_file(&s, sl, next++) < 0) {
-				char *e = sl->cur_test;
-				sl->cur_test = NULL;
-				finish_file(&s, sl, e ? e : "unknown error");
+				char *e = sl->start_err;
+				sl->start_err = NULL;
+				finish_file(&s, sl, e ? e : "out of memory");
 				free(e);
 				continue;
 			}

@@ -37,6 +37,7 @@ if "$PROVIUM" version | grep -q "kvm *unavailable"; then
 else
   ok "# SKIP kvm can run Linux guests here: no kvm infrastructure error to provoke"
 fi
+TMPDIR=/nonexistent/provium expect_code 3 "a TMPDIR where no temp dir can be made" "$PROVIUM" run "$W/pass"
 expect_code 4 "a filter that matches nothing" "$PROVIUM" run -f no-such-test-name "$W/pass"
 expect_code 4 "a directory without test files" "$PROVIUM" run "$W/empty"
 expect_code 0 "the filter selects a test" "$PROVIUM" run -f passes "$W/pass"

@@ -576,6 +576,28 @@ static void test_keep_leaves_failed_files_processes_and_tmp(void **state)
 	}
 }
 
+static void test_worker_that_cannot_start_is_a_file_error(void **state)
+{
+	(void)state;
+	memset(sh, 0, sizeof(*sh));
+	sched_worker_entry = fake_normal;
+	struct seen seen = {0};
+	struct sched_cfg c = cfg_for(2, 2, &seen);
+	setenv("TMPDIR", "/nonexistent/provium-tmp", 1);
+	struct sched_result res;
+	int r = sched_run(&c, &res);
+	unsetenv("TMPDIR");
+	assert_int_equal(r, 0);
+	assert_int_equal(res.files_started, 2);
+	assert_int_equal(res.file_errors, 2);
+	for (int f = 0; f < 2; f++) {
+		int fe = find(&seen, "file_end", files8[f]);
+		assert_true(fe > find(&seen, "file_start", files8[f]));
+		assert_non_null(strstr(seen.error[fe], "could not start a worker"));
+	}
+	assert_int_equal(count(&seen, "test_start", NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -588,6 +610,7 @@ int main(void)
 		cmocka_unit_test(test_fail_fast_stops_scheduling),
 		cmocka_unit_test(test_stuck_worker_is_killed_after_timeout_and_grace),
 		cmocka_unit_test(test_keep_leaves_failed_files_processes_and_tmp),
+		cmocka_unit_test(test_worker_that_cannot_start_is_a_file_error),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
