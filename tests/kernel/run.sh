@@ -181,7 +181,7 @@ run_init() {
   local name=$1 cmdline=$2 probe=$3 r=$tmp/root-$1
   cp -a "$tmp/r1" "$r"
   printf '#!/bin/sh\n%s\n' "$probe" > "$r/probe"; chmod 755 "$r/probe"
-  PROVIUM_SANDBOX=1 PROVIUM_CMDLINE="$cmdline" PROVIUM_AGENT=/probe \
+  PROVIUM_SANDBOX=1 PROVIUM_CMDLINE="$cmdline" PROVIUM_INIT_AGENT_CMD=/probe \
     timeout 20 unshare --mount --pid --net --uts --fork --kill-child sh -c '
       mount --make-rprivate / &&
       ip link add eth0 type veth peer name eth1 &&
