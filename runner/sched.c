@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,6 +52,7 @@ struct sched {
 	size_t cap;
 	msgpack_sbuffer sb;
 	bool stop;
+	pid_t parent_pid;
 };
 
 static int sigpipe_fds[2] = {-1, -1};
@@ -337,6 +339,10 @@ static int start_file(struct sched *s, struct slot *sl, size_t idx)
 	if (!err && sl->pid == 0) {
 		/* the worker */
 		setpgid(0, 0);
+		/* a parent killed outright (SIGKILL) must not leave workers behind */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != s->parent_pid)
+			_exit(2);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGCHLD, SIG_DFL);
@@ -460,7 +466,7 @@ static void signal_all(struct sched *s, int sig)
 
 int sched_run(const struct sched_cfg *cfg, struct sched_result *res)
 {
-	struct sched s = {.cfg = cfg, .res = res};
+	struct sched s = {.cfg = cfg, .res = res, .parent_pid = getpid()};
 	struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term, old_chld, old_pipe;
 	int r = 0;
 	memset(res, 0, sizeof(*res));

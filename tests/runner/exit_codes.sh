@@ -75,6 +75,23 @@ kill -TERM $pid
 wait $pid; code=$?
 [ $code = 130 ] && gone "$(cat "$W/sleeper.pid")" && [ -z "$(ls -A "$W/tmp")" ] \
   && ok "SIGTERM: exit 130, processes and temp dir gone" || nok "SIGTERM: exit $code" "$(tail -3 "$W/out")"
+# the parent killed outright (SIGKILL): its workers do not outlive it
+mkdir -p "$W/orphan"
+cat > "$W/orphan/o_test.lua" <<L
+test("waits", function(t)
+  local f = io.open("/proc/self/stat"); local pid = f:read("a"):match("^(%d+)"); f:close()
+  f = io.open("$W/worker.pid", "w"); f:write(pid); f:close()
+  provium.sleep(60)
+end)
+L
+"$PROVIUM" run "$W/orphan" > "$W/out" 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -s "$W/worker.pid" ] && break; sleep 0.1; done
+wpid=$(cat "$W/worker.pid" 2>/dev/null)
+kill -KILL $pid; wait $pid 2>/dev/null
+[ -n "$wpid" ] && gone "$wpid" && ok "a SIGKILLed parent takes its workers with it" || nok "worker $wpid outlived its SIGKILLed parent"
+[ -n "$wpid" ] && kill -KILL "$wpid" 2>/dev/null
+
 # SIGINT while a sandbox VM runs: the VM's processes go too
 mkdir -p "$W/vmint"
 cat > "$W/vmint/vm_test.lua" <<'L'
