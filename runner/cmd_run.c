@@ -12,6 +12,7 @@
 #include "vmm/util.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -238,6 +239,9 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "provium run: %s\n(provium run --help lists the flags)\n", pv_errmsg());
 		return 2;
 	}
+	/* A reader of --events - or of the report that goes away must not kill the run
+	 * before run_end and the teardown: writes fail with EPIPE instead. */
+	signal(SIGPIPE, SIG_IGN);
 	if (runctx_select(&o, &fl) < 0) {
 		fprintf(stderr, "provium run: %s\n", pv_errmsg());
 		opts_free(&o);
