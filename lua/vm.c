@@ -5,6 +5,7 @@
  * non-blocking work. Exposed as provium._c_vm. */
 #include "lua/errors.h"
 #include "lua/sandbox.h"
+#include "runner/doctor.h"
 #include "vmm/util.h"
 
 #include <errno.h>
@@ -14,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -209,25 +209,14 @@ static int l_tostring(lua_State *L)
 	return 1;
 }
 
-/* provium._c_vm.kvm_linux_ok() -> bool, reason: can /dev/kvm run Linux guests here? */
+/* provium._c_vm.kvm_linux_ok() -> bool, reason: can /dev/kvm run Linux guests here?
+ * (provium doctor's probe, runner/doctor.h, is the one source of truth) */
 static int l_kvm_linux_ok(lua_State *L)
 {
-	struct stat st;
-	if (access("/dev/kvm", R_OK | W_OK) < 0) {
-		lua_pushboolean(L, 0);
-		lua_pushfstring(L, "/dev/kvm is not usable (%s)", strerror(errno));
-		return 2;
-	}
-	if (stat("/sys/module/kvm_intel", &st) == 0 || stat("/sys/module/kvm_amd", &st) == 0) {
-		lua_pushboolean(L, 1);
-		lua_pushliteral(L, "/dev/kvm is hardware virtualization (kvm_intel/kvm_amd)");
-		return 2;
-	}
-	lua_pushboolean(L, 0);
-	if (stat("/sys/module/kvm_pvm", &st) == 0)
-		lua_pushliteral(L, "/dev/kvm is kvm_pvm, which cannot run Linux guests' user space");
-	else
-		lua_pushliteral(L, "/dev/kvm has neither kvm_intel nor kvm_amd loaded");
+	char why[256] = "";
+	int ok = doctor_linux_guests_ok(why, sizeof(why));
+	lua_pushboolean(L, ok);
+	lua_pushstring(L, why[0] ? why : (ok ? "hardware KVM" : "unknown"));
 	return 2;
 }
 
