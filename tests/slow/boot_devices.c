@@ -1,6 +1,6 @@
 /* boot_devices.c — the slow tier's Linux boot with every virtio device attached
  * (tests/slow/linux_boot.sh builds and runs it): serial + virtio-blk (a sparse
- * image of --disk-mib) + virtio-console + virtio-rng, booted until every --until
+ * image of --disk-mib with one MBR partition) + virtio-console + virtio-rng, booted until every --until
  * text has appeared on the console, the guest exits, or --timeout passes. Prints
  * the console log, then "## key=value" lines with what the devices saw.
  *
@@ -21,6 +21,22 @@
 
 #define MAX_UNTIL 16
 #define LOG_MAX (1u << 20)
+
+/* One MBR partition (type 0x83) from sector 2048 to the end, written host-side, so
+ * the kernel's partition scan (which reads the disk through the device) prints
+ * " vda: vda1". */
+static int write_mbr(struct virtio_blk *b)
+{
+	uint8_t mbr[512] = {0};
+	uint32_t start = 2048, count = (uint32_t)(virtio_blk_size(b) / 512) - start;
+	uint8_t *e = mbr + 446;
+	e[4] = 0x83;
+	memcpy(e + 8, &start, 4);
+	memcpy(e + 12, &count, 4);
+	mbr[510] = 0x55;
+	mbr[511] = 0xaa;
+	return virtio_blk_write_sectors(b, 0, mbr, 1);
+}
 
 int main(int argc, char **argv)
 {
@@ -55,7 +71,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "boot_devices: %s\n", pv_errmsg());
 		return 2;
 	}
-	if (virtio_blk_create(&bo, &blk) < 0 || virtio_blk_attach(blk, vm) < 0 ||
+	if (virtio_blk_create(&bo, &blk) < 0 || write_mbr(blk) < 0 || virtio_blk_attach(blk, vm) < 0 ||
 	    virtio_console_create("hvc0", &con) < 0 || virtio_console_attach(con, vm) < 0 ||
 	    virtio_rng_create("rng0", &rng) < 0 || virtio_rng_attach(rng, vm) < 0 ||
 	    vm_start(vm) < 0) {

@@ -24,7 +24,8 @@ names=("the kernel banner 'Linux version 6.1'"
        "virtio-blk probed: [vda] with its size (${disk_mib} MiB)"
        "virtio-console probed: hvc0 registered as a console"
        "virtio-rng used by the kernel (bytes handed out)"
-       "virtio-blk used by the kernel (partition scan reads)")
+       "virtio-blk read by the kernel: the partition scan finds vda1"
+       "virtio-blk request stats count the kernel's reads")
 skip_all() { for t in "${names[@]}"; do skip "$t" "$1"; done; echo "1..$n"; exit 0; }
 
 [ -n "$vmlinux" ] && [ -r "$vmlinux" ] || skip_all "no kernel (PROVIUM_VMLINUX='$vmlinux')"
@@ -48,7 +49,7 @@ cmdline="console=hvc0 console=ttyS0 earlycon=uart8250,io,0x3f8 $extra panic=-1"
 t0=$SECONDS
 "$tmp/boot_devices" --kernel "$vmlinux" --cmdline "$cmdline" --timeout "$timeout" \
   --disk-mib $disk_mib --until "Linux version 6.1" --until "[vda] $sectors 512-byte" \
-  --until "console [hvc0] enabled" > "$tmp/console.txt" 2> "$tmp/err.txt"
+  --until "console [hvc0] enabled" --until " vda: vda1" > "$tmp/console.txt" 2> "$tmp/err.txt"
 rc=$?
 took=$((SECONDS - t0))
 val() { sed -n "s/^## $1=//p" "$tmp/console.txt" | tail -1; }
@@ -61,8 +62,9 @@ check() { # name regex
 check "${names[0]}" 'Linux version 6\.1'
 check "${names[1]}" "$blk_re"
 check "${names[2]}" "$hvc_re"
+check "${names[4]}" ' vda: vda1'
 rb=$(val rng_bytes); br=$(val blk_reads)
 if [ "${rb:-0}" -gt 0 ]; then ok "${names[3]}: $rb bytes"; else fail "${names[3]}" "${ctx[@]}"; fi
-if [ "${br:-0}" -gt 0 ]; then ok "${names[4]}: $br reads, $(val blk_read_bytes) bytes"; else fail "${names[4]}" "${ctx[@]}"; fi
+if [ "${br:-0}" -gt 0 ]; then ok "${names[5]}: $br reads, $(val blk_read_bytes) bytes"; else fail "${names[5]}" "${ctx[@]}"; fi
 echo "# linux boot with devices: $took s"
 echo "1..$n"
