@@ -24,7 +24,7 @@ end
 
 local function get_ns(c, clock, op)
   local conn = c._vm:_link(op)
-  return conn:call("clock_get", { clock = clock }, S.deadline(nil), op).ns
+  return conn:call("clock_get", { clock = clock }, V.deadline(nil), op).ns
 end
 
 function Clock:now_ns() return get_ns(self, "realtime", "clock:now_ns") end

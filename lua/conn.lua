@@ -8,6 +8,16 @@ local perr = provium._error
 local V = provium._vm or {}
 provium._vm = V
 
+-- V.deadline(opts) -> absolute deadline for a blocking call: now + opts.timeout, else a
+-- moment after the running test's deadline, so that the scheduler stops a test that
+-- overruns its timeout (reporting where it waited and tearing its VMs down) before
+-- the call gives up by itself; nil outside tests.
+function V.deadline(opts)
+  if opts and opts.timeout then return S.now() + opts.timeout end
+  local d = S.deadline(nil)
+  return d and d + 1 or nil
+end
+
 local Conn = {}
 Conn.__index = Conn
 V.Conn = Conn

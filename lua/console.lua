@@ -80,7 +80,7 @@ function Console:write(data)
   end
   local s = sb(self, "console:write")
   local off = 1
-  local deadline = S.deadline(nil)
+  local deadline = V.deadline(nil)
   while off <= #data do
     local n = s:console_write(data:sub(off))
     off = off + n

@@ -39,7 +39,7 @@ end
 
 local function call(f, op, agent_op, args)
   local conn = live(f, op)
-  return conn:call(agent_op, args, S.deadline(nil), op)
+  return conn:call(agent_op, args, V.deadline(nil), op)
 end
 
 -- f:read([n]) -> up to n bytes (all to EOF without n), nil at EOF
@@ -107,7 +107,7 @@ end
 
 function File:tail_stream(opts)
   local conn = live(self, "f:tail_stream")
-  local _, id = conn:call("tail_fd", { fd = self._fd, poll_ms = opts and opts.poll_ms }, S.deadline(nil), "f:tail_stream")
+  local _, id = conn:call("tail_fd", { fd = self._fd, poll_ms = opts and opts.poll_ms }, V.deadline(nil), "f:tail_stream")
   return V.Stream.tail(self._vm, conn, id, self._path)
 end
 
@@ -116,6 +116,6 @@ function File:close()
   local conn = live(self, "f:close")
   self._closed = true
   if conn.c:closed() == nil then
-    conn:call("close", { fd = self._fd }, S.deadline(nil), "f:close")
+    conn:call("close", { fd = self._fd }, V.deadline(nil), "f:close")
   end
 end

@@ -49,7 +49,7 @@ function Process:_take(name)
 end
 
 local function call(self, op, agent_op, args, deadline)
-  return self._conn:call(agent_op, args, deadline or S.deadline(nil), op)
+  return self._conn:call(agent_op, args, deadline or V.deadline(nil), op)
 end
 
 local function set_status(self, r)
@@ -62,7 +62,7 @@ end
 
 -- p:wait([opts]) -> {code=, signal=, stdout=, stderr=}
 function Process:wait(opts)
-  local deadline = S.deadline(opts)
+  local deadline = V.deadline(opts)
   if not self._state or self._state == "running" then
     -- the host enforces the deadline (a pending proc_wait ends with the process or
     -- the connection on the agent side)

@@ -67,7 +67,7 @@ end
 -- s:next([opts]) -> next line (without "\n"), or nil at EOF / on timeout (s:eof() tells)
 function Stream:next(opts)
   check(self, "stream:next")
-  local deadline = S.deadline(opts)
+  local deadline = V.deadline(opts)
   self._timed_out = false
   while true do
     local nl = self._buf:find("\n", 1, true)
@@ -104,7 +104,7 @@ local function wait_match(self, pattern, opts, op)
   if type(pattern) ~= "string" then
     perr({ code = "invalid", op = op, vm = self._vmname, message = "pattern must be a string" }, 4)
   end
-  local deadline = S.deadline(opts)
+  local deadline = V.deadline(opts)
   while true do
     local r = table.pack(find(self, pattern, opts.plain))
     if r[1] then return r end

@@ -122,11 +122,15 @@ local function run(self, cmd, opts, op)
   opts = opts_table(opts, op, self.name)
   local conn = self:_link(op)
   local a = cmd_args(cmd, opts, op, self.name)
-  local deadline = S.deadline(opts)
-  if deadline then
+  local deadline = V.deadline(opts)
+  if opts.timeout then
     -- the agent enforces the timeout (and kills the process group); we wait a bit longer
-    a.timeout_ns = math.max(1, math.floor((deadline - S.now()) * 1e9))
+    a.timeout_ns = math.max(1, math.floor(opts.timeout * 1e9))
     deadline = deadline + 5
+  elseif deadline then
+    -- bounded by the test's timeout: the scheduler stops the test at its deadline and
+    -- reports where it waited; the agent's limit is only a backstop
+    a.timeout_ns = math.max(1, math.floor((deadline - S.now() + 2) * 1e9))
   end
   local t0 = S.now()
   local id = conn:send("exec", a, op)
@@ -266,7 +270,7 @@ function VM:syscall(name, ...)
     for i = 1, args.n do list[i] = args[i] end
     a.args = list
   end
-  local r = conn:call("syscall", a, S.deadline(nil), "vm:syscall(" .. name .. ")")
+  local r = conn:call("syscall", a, V.deadline(nil), "vm:syscall(" .. name .. ")")
   return r.ret
 end
 
@@ -284,7 +288,7 @@ function VM:read_file(path, opts)
   local conn = self:_link("vm:read_file")
   local id = conn:send("read_file", { path = path }, "vm:read_file")
   local parts = {}
-  local r = conn:await(id, S.deadline(opts), "vm:read_file", "read_file")
+  local r = conn:await(id, V.deadline(opts), "vm:read_file", "read_file")
   local data = conn.c:stream(id, "data")
   conn.c:forget(id)
   if not r.ok then
@@ -302,7 +306,7 @@ function VM:write_file(path, data, opts)
   opts = opts_table(opts, "vm:write_file", self.name)
   local conn = self:_link("vm:write_file")
   local a = { path = path, append = opts.append and true or nil, mode = opts.mode }
-  local deadline = S.deadline(opts)
+  local deadline = V.deadline(opts)
   local r
   if #data <= CHUNK then
     a.data = data
@@ -332,7 +336,7 @@ local function simple(op, agent_op, argf, resf)
   return function(self, ...)
     local conn = self:_link(op)
     local a = argf(self, ...)
-    local r = conn:call(agent_op, a, S.deadline(nil), op)
+    local r = conn:call(agent_op, a, V.deadline(nil), op)
     if resf then return resf(r) end
   end
 end
@@ -341,7 +345,7 @@ function VM:stat(path)
   check_arg(type(path) == "string", "vm:stat", self.name, "path must be a string")
   local conn = self:_link("vm:stat")
   local id = conn:send("stat", { path = path }, "vm:stat")
-  local r = conn:await(id, S.deadline(nil), "vm:stat", "stat")
+  local r = conn:await(id, V.deadline(nil), "vm:stat", "stat")
   if not r.ok then
     if r.errname == "ENOENT" or r.errname == "ENOTDIR" then return nil end
     V.agent_error(r, "vm:stat", self.name)
@@ -396,7 +400,7 @@ function VM:pull(guest_path, host_path, opts)
     local d = conn.c:stream(id, "data")
     if d ~= "" then f:write(d); size = size + #d end
     return conn.c:reply(id)
-  end, S.deadline(opts), "pulling " .. guest_path .. " from vm " .. self.name)
+  end, V.deadline(opts), "pulling " .. guest_path .. " from vm " .. self.name)
   local rest = conn.c:stream(id, "data")
   conn.c:forget(id)
   if ok and r and r.ok then
@@ -421,7 +425,7 @@ function VM:open(path, mode)
   check_arg(type(mode) == "string" and mode:match("^[rwa]%+?b?$"), "vm:open", self.name,
     ("mode must be one of r w a r+ w+ a+, got %q"):format(tostring(mode)))
   local conn = self:_link("vm:open")
-  local r = conn:call("open", { path = path, mode = mode:gsub("b", "") }, S.deadline(nil), "vm:open")
+  local r = conn:call("open", { path = path, mode = mode:gsub("b", "") }, V.deadline(nil), "vm:open")
   return V.File.new(self, conn, r.fd, path)
 end
 
@@ -430,7 +434,7 @@ function VM:tail_file(path, opts)
   opts = opts_table(opts, "vm:tail_file", self.name)
   local conn = self:_link("vm:tail_file")
   local a = { path = path, from = opts.from, poll_ms = opts.poll_ms }
-  local _, id = conn:call("tail", a, S.deadline(nil), "vm:tail_file")
+  local _, id = conn:call("tail", a, V.deadline(nil), "vm:tail_file")
   return V.Stream.tail(self, conn, id, "tail " .. path)
 end
 
@@ -438,7 +442,7 @@ function VM:fd_stream(fd, opts)
   check_arg(math.type(fd) == "integer", "vm:fd_stream", self.name, "fd must be an integer (from f:fd())")
   opts = opts_table(opts, "vm:fd_stream", self.name)
   local conn = self:_link("vm:fd_stream")
-  local _, id = conn:call("tail_fd", { fd = fd, poll_ms = opts.poll_ms }, S.deadline(nil), "vm:fd_stream")
+  local _, id = conn:call("tail_fd", { fd = fd, poll_ms = opts.poll_ms }, V.deadline(nil), "vm:fd_stream")
   return V.Stream.tail(self, conn, id, "fd " .. fd)
 end
 
@@ -446,7 +450,7 @@ function VM:spawn(cmd, opts)
   opts = opts_table(opts, "vm:spawn", self.name)
   local conn = self:_link("vm:spawn")
   local a = cmd_args(cmd, opts, "vm:spawn", self.name)
-  local r, id = conn:call("spawn", a, S.deadline(opts), "vm:spawn")
+  local r, id = conn:call("spawn", a, V.deadline(opts), "vm:spawn")
   return V.Process.new(self, conn, id, r.pid, cmd)
 end
 

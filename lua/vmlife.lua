@@ -120,7 +120,7 @@ function VM:wait_ready(opts)
   if st ~= "running" then
     perr({ code = "closed", op = "vm:wait_ready", vm = self.name, message = "VM is " .. st }, 2)
   end
-  self._conn:call("ping", nil, S.deadline(opts), "vm:wait_ready")
+  self._conn:call("ping", nil, V.deadline(opts), "vm:wait_ready")
   return true
 end
 
