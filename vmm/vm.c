@@ -263,17 +263,19 @@ static int start_threads(struct vm *vm)
 	if (err)
 		return pv_error(err, "vm %s: pthread_create: %s", vm->name, strerror(err));
 	vm->loop_started = true;
+	/* Count every vCPU as running up front, so vm_wait (from any thread) cannot
+	 * see zero running while the later threads are still being created. */
 	pthread_mutex_lock(&vm->lock);
 	vm->started = true;
-	pthread_mutex_unlock(&vm->lock);
+	vm->running = vm->ncpus;
 	vm->halt_timer = evloop_add_timer(vm->loop, VM_HALT_PROBE_NS, halt_tick, vm);
+	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
-		pthread_mutex_lock(&vm->lock);
-		vm->running++;
-		pthread_mutex_unlock(&vm->lock);
 		if ((err = vcpu_start_thread(&vm->vcpus[i]))) {
-			vm_vcpu_finished(vm);
 			pv_error_prefix(err, "vm %s", vm->name);
+			pthread_mutex_lock(&vm->lock);
+			vm->running -= vm->ncpus - i; /* the threads never created */
+			pthread_mutex_unlock(&vm->lock);
 			vm_request_exit(vm, VM_EXIT_ERROR, 0, pv_errmsg());
 			return err;
 		}

@@ -307,6 +307,25 @@ static void test_several_vcpus_exit_and_join(void **state)
 	vm_destroy(vm);
 }
 
+static void test_exit_races_ap_thread_start(void **state)
+{
+	(void)state;
+	NEED_KVM();
+	/* vCPU 0 exits at once, often before the AP threads are created or while
+	 * they enter KVM_RUN to wait for SIPI: every one must still be kicked out. */
+	for (int i = 0; i < 100; i++) {
+		struct vm *vm = make_vm(4);
+		memcpy(vm_gpa(vm, CODE_LONG, sizeof(exit42)), exit42, sizeof(exit42));
+		assert_int_equal(vm_start_raw(vm, CODE_LONG, true), 0);
+		struct vm_exit ex;
+		int err = vm_wait(vm, 10000, &ex);
+		if (err)
+			fail_msg("run %d: a vCPU thread was not kicked out of KVM_RUN", i);
+		assert_int_equal(ex.code, 42);
+		vm_destroy(vm);
+	}
+}
+
 static void test_destroy_without_start(void **state)
 {
 	(void)state;
@@ -535,6 +554,7 @@ int main(void)
 		cmocka_unit_test(test_stop_spinning_guest),
 		cmocka_unit_test(test_pause_resume),
 		cmocka_unit_test(test_several_vcpus_exit_and_join),
+		cmocka_unit_test(test_exit_races_ap_thread_start),
 		cmocka_unit_test(test_destroy_without_start),
 		cmocka_unit_test(test_bad_config_rejected),
 		cmocka_unit_test(test_alloc_irq_and_cmdline),
