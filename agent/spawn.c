@@ -84,12 +84,7 @@ int op_spawn(struct req *r)
 		cmd_free(&cmd);
 		return -r->err;
 	}
-	/* Initial stdin data; later data comes with proc_write. */
-	if (cmd.stdin_len && write_all(in, cmd.stdin_data, cmd.stdin_len) < 0) {
-		/* the child closed stdin already: like a shell, that is not our error */
-	}
 	p->stdin_fd = in;
-	cmd_free(&cmd);
 
 	b = reply_ok(r);
 	pv_pack_map(b, 1);
@@ -109,12 +104,20 @@ int op_spawn(struct req *r)
 		rc = pthread_create(&th, &attr, pump_main, pm);
 		pthread_attr_destroy(&attr);
 		if (rc == 0) {
+			/* Initial stdin goes in once the pump drains stdout, or a child
+			 * like cat that echoes a large stdin would block us both. Later
+			 * data comes with proc_write, after this on the same thread. */
+			if (cmd.stdin_len && write_all(in, cmd.stdin_data, cmd.stdin_len) < 0) {
+				/* the child closed stdin early: like a shell, not our error */
+			}
+			cmd_free(&cmd);
 			proc_put(p);
 			return 0;
 		}
 		conn_put(r->c);
 		free(pm);
 	}
+	cmd_free(&cmd);
 	/* No pump: the output cannot be delivered; stop the process. */
 	close(out);
 	close(err);

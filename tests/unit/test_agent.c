@@ -494,6 +494,35 @@ static void test_spawn_streams_stdin_wait(void **state)
 	ac_close(&a);
 }
 
+/* Initial stdin larger than the pipes: cat echoes it while we are still writing. */
+static void test_spawn_large_stdin_echo(void **state)
+{
+	const char *argv[] = { "cat", NULL };
+	size_t len = 1 << 20;
+	char *data = malloc(len);
+	struct ac a;
+	struct ac_rep s = { 0 }, r;
+	uint64_t id;
+
+	(void)state;
+	for (size_t i = 0; i < len; i++)
+		data[i] = (char)('a' + i % 26);
+	connect_agent(&a);
+	id = ac_sendf(&a, PV_OP_SPAWN, "argv=a stdin=y", argv, data, len);
+	assert_int_equal(ac_wait(&a, id, &s, 10000), 0);
+	assert_true(s.f->ok);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_PROC_CLOSE_STDIN, "pid=I",
+				  (long long)ac_res_int(&s, "pid")), 0);
+	assert_true(r.f->ok);
+	ac_rep_free(&r);
+	assert_int_equal(ac_collect(&a, id, &s, true, false, 20000), 0);
+	assert_int_equal(s.out.len, len);
+	assert_memory_equal(s.out.d, data, len);
+	free(data);
+	ac_rep_free(&s);
+	ac_close(&a);
+}
+
 static void test_spawn_1mib_stdout_in_order(void **state)
 {
 	struct ac a;
@@ -816,6 +845,7 @@ int main(void)
 		cmocka_unit_test(test_exec_large_output_complete_in_order),
 		cmocka_unit_test(test_exec_as_unprivileged_user),
 		cmocka_unit_test(test_spawn_streams_stdin_wait),
+		cmocka_unit_test(test_spawn_large_stdin_echo),
 		cmocka_unit_test(test_spawn_1mib_stdout_in_order),
 		cmocka_unit_test(test_spawn_signal_kill_tree_wait_timeout),
 		cmocka_unit_test(test_closing_connection_kills_its_processes),
