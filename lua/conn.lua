@@ -70,6 +70,15 @@ function Conn:wait(check, deadline, what)
   end
 end
 
+-- Conn:poll_now(): reads what already arrived without waiting (for drain()), unless
+-- another task is the reader (it will deliver it).
+function Conn:poll_now()
+  local r = self.reader
+  if r and r ~= S.current() and (r == true or not r.dead) then return end
+  local ok, n = pcall(self.c.pump, self.c)
+  if ok and n > 0 then self.cond:signal() end
+end
+
 -- Raises the provium error for an agent error reply.
 function V.agent_error(r, op, vm)
   local code = r.code

@@ -135,6 +135,7 @@ local function proc_stream(self, name)
       if self:_pull() then return true end
     end, deadline, ("waiting for %s of process %d on vm %s"):format(name, self.pid, self._vmname))
   end
+  function src.poll_now() self._conn:poll_now() end
   function src.close() end
   return V.stream_new("Tail", self._vmname, name .. " of process " .. self.pid, src)
 end

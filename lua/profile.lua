@@ -78,6 +78,10 @@ local function load_named(name)
       validate(t, p)
       t.name = t.name or name
       t._path = p
+      -- relative paths in a profile are relative to the profile's file
+      for _, k in ipairs({ "rootfs", "kernel", "initrd" }) do
+        if type(t[k]) == "string" and t[k]:sub(1, 1) ~= "/" then t[k] = d .. "/" .. t[k] end
+      end
       return t
     end
   end

@@ -144,6 +144,7 @@ end
 -- s:drain() -> everything buffered now (without waiting)
 function Stream:drain()
   check(self, "stream:drain")
+  if self._src.poll_now then self._src.poll_now() end
   fill(self)
   local b = self._buf
   self._buf = ""
@@ -184,6 +185,7 @@ function Stream.tail(vm, conn, id, what)
     end, deadline, ("waiting for %s on vm %s"):format(what, vm.name))
     if not ok then src.pending_eof = true end
   end
+  function src.poll_now() conn:poll_now() end
   function src.close()
     if conn.c:closed() == nil then
       pcall(conn.call, conn, "cancel", { target = id }, S.now() + 5, "stream:close")

@@ -201,6 +201,7 @@ test("pause stops every process of the VM and resume continues them", function(t
   t:ok(s:next({ timeout = 5 }))
   v:pause()
   t:eq(v:state(), "paused")
+  provium.sleep(0.1) -- let what was already sent arrive
   s:drain()
   provium.sleep(0.3)
   t:eq(s:drain(), "")
