@@ -13,8 +13,9 @@
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 OUT" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=$1
+out=$(realpath -m "$1")  # absolute: the script cds into its temp dir
 agent=${PROVIUM_AGENT:-$root/build/provium-agent}
+agent=$(realpath "$agent" 2>/dev/null || echo "$agent")  # rootfs.sh cds away: make relative paths absolute
 busybox=${PROVIUM_BUSYBOX:-/bin/busybox}
 epoch=${SOURCE_DATE_EPOCH:-0}
 
