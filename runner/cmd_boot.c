@@ -221,6 +221,8 @@ int cmd_boot(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	/* A closed output pipe must not kill us with the terminal left raw. */
+	signal(SIGPIPE, SIG_IGN);
 	struct term t = {0};
 	term_raw(&t);
 
