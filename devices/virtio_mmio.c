@@ -179,7 +179,7 @@ static void status_write(struct virtio_dev *v, uint32_t val)
 		virtio_dev_needs_reset(v, "DRIVER_OK before FEATURES_OK");
 		return;
 	}
-	v->status = (v->status & VIRTIO_CONFIG_S_NEEDS_RESET) | val;
+	v->status |= val; /* bits are only ever added; 0 (reset) is handled by the caller */
 	if ((add & VIRTIO_CONFIG_S_DRIVER_OK) && v->vops->driver_ok)
 		v->vops->driver_ok(v);
 }

@@ -507,6 +507,77 @@ static void test_detach_fails_requests_and_keeps_writes(void **state)
 	assert_memory_equal(r, w, 512);
 }
 
+struct churn {
+	struct virtio_blk *b;
+	atomic_bool stop;
+	unsigned rounds;
+};
+
+/* Host thread: changes rules, cache mode and sectors while the guest side runs. */
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+	uint8_t buf[512];
+	memset(buf, 0xab, sizeof(buf));
+	while (!atomic_load(&c->stop)) {
+		struct virtio_blk_fault f;
+		virtio_blk_fault_init(&f, VIRTIO_BLK_FAIL_READS);
+		f.probability = 0.3;
+		f.seed = c->rounds + 1;
+		virtio_blk_fault_add(c->b, &f);
+		virtio_blk_fault_init(&f, VIRTIO_BLK_SLOW);
+		f.delay_ms = 1;
+		virtio_blk_fault_add(c->b, &f);
+		virtio_blk_set_cache(c->b, c->rounds & 1 ? VIRTIO_BLK_CACHE_WRITEBACK
+							 : VIRTIO_BLK_CACHE_NONE);
+		virtio_blk_write_sectors(c->b, 1000 + c->rounds % 16, buf, 1);
+		struct virtio_blk_fault list[8];
+		virtio_blk_faults_list(c->b, list, 8);
+		if (c->rounds % 3 == 0)
+			virtio_blk_crash(c->b);
+		virtio_blk_faults_clear(c->b);
+		c->rounds++;
+	}
+	return NULL;
+}
+
+static void test_host_api_concurrent_with_requests(void **state)
+{
+	struct fix *x = *state;
+	start_loop(x);
+	struct churn c = {.b = x->b};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, churn_thread, &c), 0);
+	uint8_t w[4096];
+	fill(w, sizeof(w), 4);
+	unsigned done = 0, bad = 0;
+	uint64_t t0 = pv_now_ns();
+	while (pv_now_ns() - t0 < 500 * 1000000ull) {
+		struct req r[8];
+		for (int i = 0; i < 8; i++)
+			r[i] = submit(x, i & 1 ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN,
+				      (uint64_t)(done + i) % 1000, w, 4096);
+		fake_kick(&x->f, 0);
+		for (int i = 0; i < 8; i++) {
+			assert_int_equal(wait_used(x, NULL, 5000), 1);
+		}
+		for (int i = 0; i < 8; i++) {
+			uint8_t st = status_of(x, &r[i]);
+			bad += st != VIRTIO_BLK_S_OK && st != VIRTIO_BLK_S_IOERR;
+		}
+		done += 8;
+		x->f.brk = 0x100000; /* reuse request memory (rings live below) */
+	}
+	atomic_store(&c.stop, true);
+	pthread_join(t, NULL);
+	print_message("%u requests, %u host rounds\n", done, c.rounds);
+	assert_int_equal(bad, 0);
+	assert_true(c.rounds > 0 && done > 0);
+	struct virtio_blk_stats st;
+	virtio_blk_get_stats(x->b, &st);
+	assert_int_equal(st.reads + st.writes + st.errors, done);
+}
+
 static void test_broken_chain_marks_needs_reset(void **state)
 {
 	struct fix *x = *state;
@@ -624,6 +695,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_writeback_crash_loses_unflushed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_completion_waits_on_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_detach_fails_requests_and_keeps_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_api_concurrent_with_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broken_chain_marks_needs_reset, setup, teardown),
 		cmocka_unit_test(test_temp_image_and_errors),
 		cmocka_unit_test_setup_teardown(test_save_state_has_transport, setup, teardown),

@@ -18,6 +18,7 @@
 #include "vmm/util.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -506,6 +507,40 @@ static void test_event_idx_suppresses_interrupts(void **state)
 	assert_int_equal(avail_event(u, 16), 7);
 }
 
+static void test_config_change_and_status_rules(void **state)
+{
+	struct rngfix *x = *state;
+	struct virtio_dev *v = x->f.v;
+	/* Before DRIVER_OK a config change bumps the generation without an interrupt. */
+	uint32_t gen = fake_rd32(&x->f, VIRTIO_MMIO_CONFIG_GENERATION);
+	pthread_mutex_lock(&v->lock);
+	virtio_dev_config_changed(v);
+	pthread_mutex_unlock(&v->lock);
+	assert_int_equal(fake_rd32(&x->f, VIRTIO_MMIO_CONFIG_GENERATION), gen + 1);
+	assert_int_equal(atomic_load(&x->f.irqs), 0);
+	rng_up(x, ~0ull);
+	pthread_mutex_lock(&v->lock);
+	virtio_dev_config_changed(v);
+	pthread_mutex_unlock(&v->lock);
+	assert_int_equal(fake_rd32(&x->f, VIRTIO_MMIO_CONFIG_GENERATION), gen + 2);
+	assert_int_equal(atomic_load(&x->f.irqs), 1);
+	assert_int_equal(fake_rd32(&x->f, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG);
+	/* The driver cannot clear status bits other than by a reset. */
+	fake_wr32(&x->f, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	assert_true(fake_rd32(&x->f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_DRIVER_OK);
+	/* DRIVER_OK without FEATURES_OK is a driver bug: NEEDS_RESET. */
+	fake_wr32(&x->f, VIRTIO_MMIO_STATUS, 0);
+	fake_wr32(&x->f, VIRTIO_MMIO_STATUS, 3);
+	fake_wr32(&x->f, VIRTIO_MMIO_STATUS, 3 | VIRTIO_CONFIG_S_DRIVER_OK);
+	assert_true(fake_rd32(&x->f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	/* Queue registers are frozen while the queue is ready. */
+	fake_wr32(&x->f, VIRTIO_MMIO_STATUS, 0);
+	rng_up(x, ~0ull);
+	uint32_t desc = fake_rd32(&x->f, VIRTIO_MMIO_QUEUE_DESC_LOW);
+	fake_wr32(&x->f, VIRTIO_MMIO_QUEUE_DESC_LOW, desc + 0x1000);
+	assert_int_equal(fake_rd32(&x->f, VIRTIO_MMIO_QUEUE_DESC_LOW), desc);
+}
+
 static void test_save_load_roundtrip(void **state)
 {
 	struct rngfix *x = *state;
@@ -698,6 +733,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_outside_ram_needs_reset, rng_setup,
 						rng_teardown),
 		cmocka_unit_test_setup_teardown(test_event_idx_suppresses_interrupts, rng_setup,
+						rng_teardown),
+		cmocka_unit_test_setup_teardown(test_config_change_and_status_rules, rng_setup,
 						rng_teardown),
 		cmocka_unit_test_setup_teardown(test_save_load_roundtrip, rng_setup, rng_teardown),
 		cmocka_unit_test(test_fuzz_ring_parser),
