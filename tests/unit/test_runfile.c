@@ -294,6 +294,7 @@ int main(void)
 		struct worker_args a = {.slow = getenv("RUNFILE_SLOW") != NULL};
 		struct run *r = run_file(dump, &a);
 		printf("exit %d\n", r->status);
+		free_run(r);
 		return 0;
 	}
 	const struct CMUnitTest tests[] = {
