@@ -97,6 +97,8 @@ int agentconn_flush(struct agentconn *c)
 				continue;
 			if (errno == EAGAIN)
 				return 1;
+			if (errno == EPIPE || errno == ECONNRESET)
+				return conn_fail(c, errno, "the agent closed the connection");
 			return conn_fail(c, errno, "the agent connection broke: %s", strerror(errno));
 		}
 		c->out_off += (size_t)n;
@@ -160,7 +162,10 @@ int agentconn_pump(struct agentconn *c, agentconn_frame_cb cb, void *ud)
 			if (errno == EAGAIN)
 				break;
 			eof = true;
-			conn_fail(c, errno, "the agent connection broke: %s", strerror(errno));
+			if (errno == ECONNRESET)
+				conn_fail(c, errno, "the agent closed the connection");
+			else
+				conn_fail(c, errno, "the agent connection broke: %s", strerror(errno));
 			break;
 		}
 		if (n == 0) {

@@ -87,6 +87,11 @@ local function boot(vm, opts)
       or (provium._is_error(ready) and ready.message or tostring(ready))
     local code = (ok2 or not provium._is_error(ready)) and "timeout"
       or (ready.code == "protocol" and "protocol" or "infra")
+    if code == "infra" then
+      -- init is going down: give the console reader a moment to see its last words
+      local until_t = S.now() + 0.5
+      while S.now() < until_t and not select(3, sb:console_read(sb:console_pos())) do S.sleep(0.01) end
+    end
     local con = console_tail(vm)
     free_sandbox(vm)
     vm._state = "crashed"

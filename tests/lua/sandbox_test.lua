@@ -132,3 +132,16 @@ test("a test that times out in vm:run says what it waited for and loses its VMs"
   t:eq(#exits, 1)
   t:eq(exits[1].reason, "teardown")
 end)
+
+test("a sandbox whose init fails to start the agent reports it with the console", function(t)
+  local root = provium.tmpdir() .. "/badroot"
+  t:eq(os.execute(("mkdir -p %s/bin && cp /bin/busybox %s/bin/sh && printf '#!/bin/sh\\necho init is broken\\nexit 3\\n' > %s/init && chmod 755 %s/init")
+    :format(root, root, root, root)), true)
+  local e = t:error(function() provium:vm("broken", { rootfs = root }) end)
+  t:eq(e.code, "infra")
+  t:eq(e.op, "vm:start")
+  t:eq(e.vm, "broken")
+  t:match(e.message, "the agent closed the connection")
+  t:match(e.message, "console:\ninit is broken")
+  t:eq(provium:get("broken"), nil)
+end)
