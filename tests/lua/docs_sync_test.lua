@@ -1,5 +1,5 @@
 -- The docs show the example files verbatim: every `<!-- example: PATH -->` marker in
--- docs/writing-tests.md, docs/lab.md and docs/json.md is followed by a lua code block
+-- docs/writing-tests.md, docs/lab.md, docs/json.md and the VM API pages is followed by a lua code block
 -- equal to that file (so the examples the docs show are the ones make test runs).
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local root = here .. "/../.."
@@ -11,7 +11,10 @@ local function read(path)
   return s
 end
 
-for _, doc in ipairs({ "docs/writing-tests.md", "docs/lab.md", "docs/json.md" }) do
+for _, doc in ipairs({ "docs/writing-tests.md", "docs/lab.md", "docs/json.md",
+    -- the VM API pages (L2)
+    "docs/vm.md", "docs/process.md", "docs/file.md", "docs/worker.md", "docs/streams.md",
+    "docs/console.md", "docs/clock.md", "docs/profiles.md", "docs/sandbox.md" }) do
   test(doc .. " shows its examples verbatim", function(t)
     local text = read(root .. "/" .. doc)
     local n = 0
