@@ -260,6 +260,15 @@ function S.abandon(group)
   end
 end
 
+-- S.tasks_of(group) -> the live tasks of a group, oldest first.
+function S.tasks_of(group)
+  local r = {}
+  for t in pairs(waiting) do if t.group == group then r[#r + 1] = t end end
+  for _, item in ipairs(ready) do if item[1].group == group and not item[1].dead then r[#r + 1] = item[1] end end
+  table.sort(r, function(a, b) return a.id < b.id end)
+  return r
+end
+
 -- What a blocked task is waiting for, for timeout reports.
 function S.describe(task)
   local w = task.blocked
@@ -274,13 +283,16 @@ end
 function Task:done() return self.dead == true end
 function Task:wait(opts)
   local deadline = S.deadline(opts)
+  local function timed_out()
+    local at = provium._where and provium._where(self.co, 0)
+    provium._error({ code = "timeout", op = "task:wait", message = ("task did not finish in time; it is %s%s"):format(
+      S.describe(self), at and (" at " .. at) or "") })
+  end
   while not self.dead do
     if not in_task() then
-      if not S.run(self, deadline) then
-        provium._error({ code = "timeout", op = "task:wait", message = "task did not finish in time" })
-      end
+      if not S.run(self, deadline) then timed_out() end
     elseif not self.done_cond:wait(deadline, "waiting for a task") and not self.dead then
-      provium._error({ code = "timeout", op = "task:wait", message = "task did not finish in time" })
+      timed_out()
     end
   end
   if self.abandoned then

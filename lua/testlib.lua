@@ -358,6 +358,11 @@ local function run_test(rec)
     where = where_in(task.co, 0)
     message = ("test timed out after %g s, %s\n%s"):format(timeout, S.describe(task),
       debug.traceback(task.co, nil, 0))
+    for _, other in ipairs(S.tasks_of(group)) do
+      if other ~= task then
+        message = message .. ("\nalso running: a task at %s, %s"):format(where_in(other.co, 0) or "?", S.describe(other))
+      end
+    end
     S.abandon(group)
     if provium._test_timed_out then pcall(provium._test_timed_out, rec) end
   elseif task.err ~= nil then

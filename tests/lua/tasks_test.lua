@@ -52,6 +52,7 @@ test("task:wait with a timeout raises timeout", function(t)
   local task = provium.go(function() provium.sleep(5) end)
   local e = t:error(function() task:wait({ timeout = 0.1 }) end)
   t:eq(e.code, "timeout")
+  t:match(e.message, "it is sleeping 5 s at .*tasks_test%.lua:%d+$")
 end)
 
 test("wait_until returns the first truthy value", function(t)
