@@ -326,6 +326,42 @@ static void test_exit_races_ap_thread_start(void **state)
 	}
 }
 
+static void test_platform_ports_through_the_bus(void **state)
+{
+	(void)state;
+	NEED_KVM();
+	struct vm *vm = make_vm(1);
+	struct bus *pio = vm_pio_bus(vm);
+	/* Ports Linux pokes are claimed (so never logged as unclaimed). */
+	static const uint16_t quiet[] = {0x80, 0xed, 0x20, 0xa1, 0x40, 0x43, 0x4d0, 0x61,
+					 0x2f8, 0x3e8, 0x2e8, 0xcf8, 0xcfc};
+	for (size_t i = 0; i < PV_ARRAY_SIZE(quiet); i++) {
+		uint8_t v = 0;
+		if (!bus_access(pio, quiet[i], &v, 1, false))
+			fail_msg("port 0x%x is not claimed", quiet[i]);
+	}
+	/* No UART at COM2: reads as all-ones, which Linux takes as "absent". */
+	uint8_t v = 0;
+	bus_access(pio, 0x2fd, &v, 1, false);
+	assert_int_equal(v, 0xff);
+	/* The i8042 status says "nothing to read, ready for a command". */
+	assert_true(bus_access(pio, 0x64, &v, 1, false));
+	assert_int_equal(v, 0);
+	/* A 4-byte write to the exit port ends the VM with that value. */
+	uint32_t code = 0x1234;
+	assert_true(bus_access(pio, 0xf4, &code, 4, true));
+	struct vm_exit ex;
+	assert_int_equal(vm_wait(vm, 0, &ex), 0);
+	assert_int_equal(ex.reason, VM_EXIT_PORT);
+	assert_int_equal(ex.code, 0x1234);
+	/* The first reason wins. */
+	uint8_t reset = 0xfe;
+	assert_true(bus_access(pio, 0x64, &reset, 1, true));
+	assert_int_equal(vm_wait(vm, 0, &ex), 0);
+	assert_int_equal(ex.reason, VM_EXIT_PORT);
+	vm_destroy(vm);
+}
+
 static void test_destroy_without_start(void **state)
 {
 	(void)state;
@@ -555,6 +591,7 @@ int main(void)
 		cmocka_unit_test(test_pause_resume),
 		cmocka_unit_test(test_several_vcpus_exit_and_join),
 		cmocka_unit_test(test_exit_races_ap_thread_start),
+		cmocka_unit_test(test_platform_ports_through_the_bus),
 		cmocka_unit_test(test_destroy_without_start),
 		cmocka_unit_test(test_bad_config_rejected),
 		cmocka_unit_test(test_alloc_irq_and_cmdline),
