@@ -9,7 +9,8 @@ end
 test("log holds everything printed since boot", function(t)
   local c = v():console()
   t:match(tostring(c), "^Console%(con%)$")
-  -- /init logs the agent start on the console
+  -- /init logs the agent start on the console (just after starting it: wait for it)
+  wait_until(function() return c:log():find("provium-init: agent started", 1, true) end, { timeout = 5 })
   t:match(c:log(), "provium%-init: agent started")
   v():run("echo from-guest > /proc/1/fd/1")
   wait_until(function() return c:log():find("from-guest", 1, true) end, { timeout = 5 })

@@ -2,6 +2,7 @@
 test("console output and input", function(t)
   local vm = provium:vm("console-doc")
   local con = vm:console()
+  con:expect("agent started", { timeout = 5 }) -- /init says so on its console
   t:match(con:log(), "agent started")
   local live = con:read()
   vm:run("echo 'kernel: something happened' > /proc/1/fd/1")
