@@ -255,3 +255,22 @@ uint64_t blk_store_discard_cache(struct blk_store *s)
 	s->nent = 0;
 	return lost;
 }
+
+void blk_store_foreach(struct blk_store *s,
+		       void (*fn)(void *opaque, uint64_t lba, const uint8_t *data), void *opaque)
+{
+	for (uint64_t b = 0; b < s->nbucket; b++)
+		for (struct blk_cache_ent *e = s->bucket[b]; e; e = e->next)
+			fn(opaque, e->lba, e->data);
+}
+
+int blk_store_cache_put(struct blk_store *s, uint64_t lba, const uint8_t *data)
+{
+	if (lba >= s->sectors)
+		return -ERANGE;
+	struct blk_cache_ent *e = cache_get(s, lba);
+	if (!e)
+		return -ENOMEM;
+	memcpy(e->data, data, SECT);
+	return 0;
+}

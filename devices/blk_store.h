@@ -32,6 +32,11 @@ int blk_store_zero(struct blk_store *s, uint64_t lba, uint64_t nsect, bool unmap
 int blk_store_flush(struct blk_store *s);
 /* Drops the cache; returns how many sectors were lost. */
 uint64_t blk_store_discard_cache(struct blk_store *s);
+/* Calls fn for every cached sector (snapshot save). */
+void blk_store_foreach(struct blk_store *s,
+		       void (*fn)(void *opaque, uint64_t lba, const uint8_t *data), void *opaque);
+/* Puts one sector into the cache (snapshot load); -ENOMEM or -ERANGE. */
+int blk_store_cache_put(struct blk_store *s, uint64_t lba, const uint8_t *data);
 /* Drops cached copies of [lba, lba+nsect) (the image was written behind the cache). */
 void blk_store_invalidate(struct blk_store *s, uint64_t lba, uint64_t nsect);
 

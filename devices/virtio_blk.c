@@ -335,10 +335,20 @@ static void blk_reset(struct device *d)
 	virtio_dev_reset(&b->vdev);
 }
 
+static void pack_sector(void *opaque, uint64_t lba, const uint8_t *data)
+{
+	msgpack_packer *pk = opaque;
+	msgpack_pack_array(pk, 2);
+	msgpack_pack_uint64(pk, lba);
+	msgpack_pack_bin_with_body(pk, data, SECT);
+}
+
+/* State: the transport, the cache mode, detached, and the volatile cache itself
+ * ("cache": [[lba, 512 bytes], ...]) so a restored VM keeps its unflushed writes. */
 static int blk_save(struct device *d, msgpack_packer *pk)
 {
 	struct virtio_blk *b = (struct virtio_blk *)d;
-	msgpack_pack_map(pk, 4);
+	msgpack_pack_map(pk, 5);
 	msgpack_pack_str_with_body(pk, "transport", 9);
 	int err = virtio_dev_save(&b->vdev, pk);
 	pthread_mutex_lock(&b->lock);
@@ -348,6 +358,9 @@ static int blk_save(struct device *d, msgpack_packer *pk)
 	b->store.writeback ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 	msgpack_pack_str_with_body(pk, "detached", 8);
 	b->detached ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	msgpack_pack_str_with_body(pk, "cache", 5);
+	msgpack_pack_array(pk, (uint32_t)b->store.nent);
+	blk_store_foreach(&b->store, pack_sector, pk);
 	pthread_mutex_unlock(&b->lock);
 	return err;
 }
@@ -358,6 +371,7 @@ static int blk_load(struct device *d, const msgpack_object *st)
 	const msgpack_object *t = virtio_msgpack_get(st, "transport");
 	const msgpack_object *wb = virtio_msgpack_get(st, "writeback");
 	const msgpack_object *det = virtio_msgpack_get(st, "detached");
+	const msgpack_object *cache = virtio_msgpack_get(st, "cache");
 	if (!t)
 		return pv_error(EINVAL, "%s: saved state has no transport", d->id);
 	int err = virtio_dev_load(&b->vdev, t);
@@ -368,8 +382,23 @@ static int blk_load(struct device *d, const msgpack_object *st)
 		b->store.writeback = wb->via.boolean;
 	if (det && det->type == MSGPACK_OBJECT_BOOLEAN)
 		b->detached = det->via.boolean;
+	if (cache && cache->type == MSGPACK_OBJECT_ARRAY) {
+		blk_store_discard_cache(&b->store);
+		for (uint32_t i = 0; i < cache->via.array.size && !err; i++) {
+			const msgpack_object *e = &cache->via.array.ptr[i];
+			if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2 ||
+			    e->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+			    e->via.array.ptr[1].type != MSGPACK_OBJECT_BIN ||
+			    e->via.array.ptr[1].via.bin.size != SECT)
+				err = pv_error(EINVAL, "%s: saved cache entry %u is malformed", d->id, i);
+			else if (blk_store_cache_put(&b->store, e->via.array.ptr[0].via.u64,
+						     (const uint8_t *)e->via.array.ptr[1].via.bin.ptr) < 0)
+				err = pv_error(EINVAL, "%s: saved cache entry %u is outside the disk",
+					       d->id, i);
+		}
+	}
 	pthread_mutex_unlock(&b->lock);
-	return 0;
+	return err;
 }
 
 static void blk_destroy(struct device *d)

@@ -612,6 +612,11 @@ static void test_temp_image_and_errors(void **state)
 static void test_save_state_has_transport(void **state)
 {
 	struct fix *x = *state;
+	/* An unflushed write in the writeback cache is part of the saved state. */
+	assert_int_equal(virtio_blk_set_cache(x->b, VIRTIO_BLK_CACHE_WRITEBACK), 0);
+	uint8_t w[512], r[512];
+	fill(w, 512, 61);
+	assert_int_equal(run(x, VIRTIO_BLK_T_OUT, 77, w, 512), VIRTIO_BLK_S_OK);
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer pk;
@@ -625,7 +630,14 @@ static void test_save_state_has_transport(void **state)
 	const msgpack_object *st = virtio_msgpack_get(t, "status");
 	assert_non_null(st);
 	assert_true(st->via.u64 & VIRTIO_CONFIG_S_DRIVER_OK);
+	const msgpack_object *cache = virtio_msgpack_get(&up.data, "cache");
+	assert_non_null(cache);
+	assert_int_equal(cache->via.array.size, 1);
+	assert_int_equal(virtio_blk_crash(x->b), 1); /* gone ... */
 	assert_int_equal(x->f.v->dev.ops->load(&x->f.v->dev, &up.data), 0);
+	assert_int_equal(virtio_blk_dirty_bytes(x->b), 512); /* ... and back */
+	assert_int_equal(run(x, VIRTIO_BLK_T_IN, 77, r, 512), VIRTIO_BLK_S_OK);
+	assert_memory_equal(r, w, 512);
 	msgpack_unpacked_destroy(&up);
 	msgpack_sbuffer_destroy(&sb);
 }
