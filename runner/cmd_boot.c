@@ -4,7 +4,7 @@
  *   provium boot --kernel K [--initrd I] [--cmdline C] [--memory M] [--cpus N]
  *
  * When stdin is a terminal it is put in raw mode and every key goes to the guest;
- * Ctrl-A x quits (Ctrl-A Ctrl-A sends a Ctrl-A), like QEMU. Otherwise stdin is
+ * Ctrl-A x quits (Ctrl-A Ctrl-A sends a Ctrl-A, Ctrl-A h lists these), like QEMU. Otherwise stdin is
  * forwarded as it comes. Exit status: the guest's exit-port code; 0 after Ctrl-A x
  * or a guest reset; 1 when the guest crashed (triple fault, KVM error); 2 for bad
  * arguments or an unusable kernel image; 3 when /dev/kvm is missing or unusable. */
@@ -136,7 +136,10 @@ static bool forward_keys(struct vm *vm, const char *buf, size_t n, bool *esc)
 				return true;
 			if (c == 1)
 				out[o++] = 1;
-			continue; /* unknown escape: dropped */
+			else if (c == 'h' || c == 'H' || c == '?')
+				fprintf(stderr, "\r\nC-a x    quit\r\nC-a C-a  send C-a\r\n"
+					"C-a h    this help\r\n");
+			continue; /* other escapes: dropped */
 		}
 		if (c == 1) {
 			*esc = true;
