@@ -4,8 +4,8 @@
  *   provium boot --kernel K [--initrd I] [--cmdline C] [--memory M] [--cpus N]
  *
  * When stdin is a terminal it is put in raw mode and every key goes to the guest;
- * Ctrl-A x quits (Ctrl-A Ctrl-A sends a Ctrl-A, Ctrl-A h lists these), like QEMU. Otherwise stdin is
- * forwarded as it comes. Exit status: the guest's exit-port code; 0 after Ctrl-A x
+ * Ctrl-A x quits (Ctrl-A Ctrl-A sends a Ctrl-A, Ctrl-A h lists these), like QEMU.
+ * Otherwise stdin is forwarded as it comes. Exit status: the guest's exit-port code; 0 after Ctrl-A x
  * or a guest reset; 1 when the guest crashed (triple fault, KVM error); 2 for bad
  * arguments or an unusable kernel image; 3 when /dev/kvm is missing or unusable. */
 #include "runner/commands.h"
