@@ -28,18 +28,23 @@ function V.conn(fd, vmname)
   return setmetatable({ c = c, vm = vmname, cond = S.cond(), reader = nil }, Conn)
 end
 
+-- true when another live task is the reader (blocked on the socket)
+local function other_reader(self)
+  local r = self.reader
+  return type(r) == "table" and r ~= S.current() and not r.dead
+end
+
 -- Conn:wait(check, deadline, what) -> the first non-nil check(), or check() at the deadline.
 function Conn:wait(check, deadline, what)
   while true do
     local v = check()
     if v ~= nil then return v end
     if deadline and S.now() >= deadline then
-      pcall(self.c.pump, self.c)
+      if not other_reader(self) then pcall(self.c.pump, self.c) end
       return check()
     end
     local me = S.current()
-    local r = self.reader
-    if me and r and r ~= me and not r.dead then
+    if me and other_reader(self) then
       -- someone else reads the socket; it signals after each batch
       local slice = S.now() + 0.25
       if deadline and deadline < slice then slice = deadline end
@@ -73,8 +78,7 @@ end
 -- Conn:poll_now(): reads what already arrived without waiting (for drain()), unless
 -- another task is the reader (it will deliver it).
 function Conn:poll_now()
-  local r = self.reader
-  if r and r ~= S.current() and (r == true or not r.dead) then return end
+  if other_reader(self) then return end
   local ok, n = pcall(self.c.pump, self.c)
   if ok and n > 0 then self.cond:signal() end
 end
