@@ -268,7 +268,8 @@ int op_ls(struct req *r)
 		n++;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_str);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_str);
 	pv_pack_map(reply_ok(r), 1);
 	pv_pack_str(&r->fb, "names");
 	pv_pack_array(&r->fb, (uint32_t)n);
