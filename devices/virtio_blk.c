@@ -222,6 +222,13 @@ static bool handle(struct virtio_blk *b, struct blk_req **qp)
 	struct blk_req *q = *qp;
 	uint64_t lo, hi;
 	uint32_t written = 0;
+	if (!q->elem.in_len) { /* nowhere to put a status: hand it back, count an error */
+		pthread_mutex_lock(&b->lock);
+		b->stats.errors++;
+		pthread_mutex_unlock(&b->lock);
+		return virtio_dev_queue_live(&b->vdev, 0) &&
+		       virtq_push(&b->vdev.vq[0], q->elem.head, 0);
+	}
 	uint8_t st = parse(b, q, &lo, &hi);
 	if (st != VIRTIO_BLK_S_OK)
 		return complete(b, q, st, 0);

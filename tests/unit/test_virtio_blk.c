@@ -578,6 +578,65 @@ static void test_host_api_concurrent_with_requests(void **state)
 	assert_int_equal(st.reads + st.writes + st.errors, done);
 }
 
+/* Random requests: header split over descriptors, odd lengths, missing status,
+ * unknown types, sectors near and past the end, discard segment lists. The device
+ * must answer each one (or need a reset) and never touch memory it was not given
+ * (ASan in check-asan) nor grow the image. */
+static void test_fuzz_requests(void **state)
+{
+	struct fix *x = *state;
+	uint64_t seed = 99;
+	static const uint32_t lens[] = {0, 1, 15, 16, 17, 511, 512, 513, 1024, 4096};
+	static const uint32_t types[] = {0, 1, 4, 8, 11, 13, 2, 77};
+	unsigned answered = 0;
+	for (int it = 0; it < 3000; it++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t r = seed >> 11;
+		x->f.brk = 0x100000;
+		uint64_t h = fake_alloc(&x->f, 64, 8);
+		struct virtio_blk_outhdr hdr = {.type = types[r % 8]};
+		uint64_t sect[] = {0, SECTORS - 1, SECTORS, SECTORS + 1, UINT64_MAX, r % SECTORS};
+		hdr.sector = sect[(r >> 3) % 6];
+		memcpy(fake_ptr(&x->f, h), &hdr, sizeof(hdr));
+		/* a discard/write-zeroes payload right after the header */
+		struct virtio_blk_discard_write_zeroes dz = {.sector = sect[(r >> 6) % 6],
+							     .num_sectors = (uint32_t)(r >> 9) % 5,
+							     .flags = (uint32_t)(r >> 12) % 3};
+		memcpy(fake_ptr(&x->f, h + 16), &dz, sizeof(dz));
+		uint32_t hlen = (uint32_t)(r >> 14) % 3 ? 16 : (uint32_t)(r >> 16) % 40;
+		struct fake_buf b[5];
+		unsigned n = 0;
+		if ((r >> 20) & 1) { /* header split in two */
+			b[n++] = (struct fake_buf){h, hlen / 2, false};
+			b[n++] = (struct fake_buf){h + hlen / 2, hlen - hlen / 2, false};
+		} else {
+			b[n++] = (struct fake_buf){h, hlen, false};
+		}
+		uint32_t dlen = lens[(r >> 22) % 10];
+		uint64_t data = fake_alloc(&x->f, dlen + 1, 8);
+		b[n++] = (struct fake_buf){data, dlen, (r >> 26) & 1};
+		if ((r >> 27) % 4)
+			b[n++] = (struct fake_buf){fake_alloc(&x->f, 1, 1), 1, true};
+		fake_submit(&x->f, 0, b, n, (r >> 29) & 1);
+		fake_kick(&x->f, 0);
+		if (fake_rd32(&x->f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET) {
+			assert_int_not_equal(fake_negotiate(&x->f, ~0ull), 0);
+			fake_setup_queue(&x->f, 0, 128);
+			fake_driver_ok(&x->f);
+			continue;
+		}
+		uint32_t len;
+		assert_int_equal(fake_get_used(&x->f, 0, NULL, &len), 1);
+		assert_true(len <= dlen + 1);
+		answered++;
+	}
+	print_message("%u random requests answered\n", answered);
+	assert_true(answered > 2000);
+	struct stat st;
+	assert_int_equal(stat(x->path, &st), 0);
+	assert_int_equal(st.st_size, SECTORS * 512);
+}
+
 static void test_broken_chain_marks_needs_reset(void **state)
 {
 	struct fix *x = *state;
@@ -708,6 +767,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slow_completion_waits_on_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_detach_fails_requests_and_keeps_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_api_concurrent_with_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fuzz_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broken_chain_marks_needs_reset, setup, teardown),
 		cmocka_unit_test(test_temp_image_and_errors),
 		cmocka_unit_test_setup_teardown(test_save_state_has_transport, setup, teardown),
