@@ -24,7 +24,8 @@ end
 function H.binary()
   local b = provium.env("PROVIUM_BUILD")
   if b and b ~= "" then return b .. "/provium" end
-  return (capture("readlink /proc/$PPID/exe"):gsub("%s+$", ""))
+  -- " (deleted)": the binary was rebuilt while this run goes on; use the new one
+  return (capture("readlink /proc/$PPID/exe"):gsub("%s+$", ""):gsub(" %(deleted%)$", ""))
 end
 
 local n = 0
