@@ -4,7 +4,8 @@
  * fail-writes rule fails exactly the writes it covers; a slow rule delays the
  * completion by at least its delay without stopping the vCPU; writeback + crash
  * loses the unflushed write and keeps the flushed one; a live detach gives the
- * guest IOERR and DEVICE_NEEDS_RESET without losing completed writes. */
+ * guest IOERR and DEVICE_NEEDS_RESET without losing completed writes; a counted
+ * fail-reads rule and a corrupt rule show up in what the guest reads. */
 #include "tests/guest/host_virtio.h"
 #include "devices/virtio_blk.h"
 
@@ -207,6 +208,36 @@ static void test_live_detach(void **state)
 	assert_memory_equal(r, s, 512);
 }
 
+/* fail_reads with count=1 fails only the first read of sector 5; corrupt flips
+ * byte 3 of sector 6 in what the guest reads (the image is untouched). */
+static void test_fail_reads_and_corrupt(void **state)
+{
+	(void)state;
+	struct virtio_blk *b = boot_with_disk("faults", NULL);
+	uint8_t s[512], r[512];
+	for (unsigned i = 0; i < 512; i++)
+		s[i] = (uint8_t)(0x40 + i);
+	assert_int_equal(virtio_blk_write_sectors(b, 6, s, 1), 0);
+	struct virtio_blk_fault f;
+	virtio_blk_fault_init(&f, VIRTIO_BLK_FAIL_READS);
+	f.from = f.to = 5;
+	f.count = 1;
+	assert_true(virtio_blk_fault_add(b, &f) > 0);
+	virtio_blk_fault_init(&f, VIRTIO_BLK_CORRUPT);
+	f.from = f.to = 6;
+	f.offset = 3;
+	f.xor = 0xff;
+	assert_true(virtio_blk_fault_add(b, &f) > 0);
+	vguest_start(&g);
+	guest_wait_exit(&g, GUEST_TIMEOUT_MS);
+	show_log();
+	guest_expect_exit(&g, 0);
+	guest_expect(&g, "read 5: first status=1 second status=0");
+	guest_expect(&g, "sector 6 bytes 2..4: 42 bc 44"); /* 0x43 ^ 0xff = 0xbc */
+	assert_int_equal(virtio_blk_read_sectors(b, 6, 1, r), 0);
+	assert_memory_equal(r, s, 512);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +246,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_slow_io, teardown),
 		cmocka_unit_test_teardown(test_writeback_crash, teardown),
 		cmocka_unit_test_teardown(test_live_detach, teardown),
+		cmocka_unit_test_teardown(test_fail_reads_and_corrupt, teardown),
 	};
 	return cmocka_run_group_tests_name("guest_virtio_blk", tests, NULL, NULL);
 }

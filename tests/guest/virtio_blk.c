@@ -7,7 +7,9 @@
  *   blk=slow    a read with a slow rule: still pending right after the kick,
  *               completes later
  *   blk=crash   write sector 10, flush, write sector 11, no flush
- *   blk=detach  wait for the host to detach the disk, then see IOERR + NEEDS_RESET */
+ *   blk=detach  wait for the host to detach the disk, then see IOERR + NEEDS_RESET
+ *   blk=faults  read sector 5 twice (a count=1 fail-reads rule), read sector 6
+ *               (a corrupt rule) and print what came back */
 #include "guest.h"
 #include "virtio.h"
 
@@ -121,6 +123,14 @@ static void mode_detach(void)
 	report(virtio_status(&d) & VSTAT_NEEDS_RESET, "device signals DEVICE_NEEDS_RESET");
 }
 
+static void mode_faults(void)
+{
+	int first = rw(T_IN, 5, buf, 512), second = rw(T_IN, 5, buf, 512);
+	printf("read 5: first status=%d second status=%d\n", first, second);
+	report(rw(T_IN, 6, buf, 512) == 0, "read sector 6");
+	printf("sector 6 bytes 2..4: %02x %02x %02x\n", buf[2], buf[3], buf[4]);
+}
+
 int main(void)
 {
 	if (!virtio_find(2, 0, &d)) {
@@ -142,6 +152,8 @@ int main(void)
 		mode_crash();
 	else if (cmdline_has("blk=detach"))
 		mode_detach();
+	else if (cmdline_has("blk=faults"))
+		mode_faults();
 	else
 		report(false, "a blk= mode on the command line");
 	return report_summary();
