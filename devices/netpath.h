@@ -77,7 +77,7 @@ struct netpath_rule {
 	void *match_opaque;
 	/* Called when the rule is removed (or the netpath destroyed); may be NULL. */
 	void (*free_opaque)(void *opaque);
-	const char *label;        /* shown by netpath_rules(); copied */
+	const char *label;        /* for messages (the owner's rule name); copied */
 };
 
 /* Where a passing frame goes. Return 0 when delivered, -errno when it could not
