@@ -356,8 +356,14 @@ local function run_test(rec)
   if not finished then
     outcome = "error"
     where = where_in(task.co, 0)
-    message = ("test timed out after %g s, %s\n%s"):format(timeout, S.describe(task),
-      debug.traceback(task.co, nil, 0))
+    local tb = {}
+    for line in debug.traceback(task.co, nil, 0):gmatch("[^\n]+") do
+      -- the library's own frames say nothing to the test's author
+      if not line:find(PREFIX:sub(2), 1, true) and not line:find("[C]: in function 'coroutine.yield'", 1, true) then
+        tb[#tb + 1] = line
+      end
+    end
+    message = ("test timed out after %g s, %s\n%s"):format(timeout, S.describe(task), table.concat(tb, "\n"))
     for _, other in ipairs(S.tasks_of(group)) do
       if other ~= task then
         message = message .. ("\nalso running: a task at %s, %s"):format(where_in(other.co, 0) or "?", S.describe(other))
