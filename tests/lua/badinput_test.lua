@@ -46,3 +46,13 @@ test("an unknown method and a never-returning test inside a run", function(t)
   t:eq(e.where, "asserts.fixture.lua:17")
   t:contains(r.out, "asserts.fixture.lua:17")
 end)
+
+test("a duplicate VM name is an error at the second lab:vm", function(t)
+  local r = child.run("dupvm.fixture.lua")
+  t:eq(r.code, 1)
+  local e = r.by_test["duplicate VM name"]["end"]
+  t:eq(e.outcome, "error")
+  t:eq(e.where, "dupvm.fixture.lua:5")
+  t:eq(e.message, "provium: lab:vm on same: duplicate VM name (already in lab root)")
+  t:eq(#child.find(r, "vm_exit", { vm = "same" }), 1, "the first VM is torn down at file end")
+end, { timeout = 30 })
