@@ -81,7 +81,8 @@ enum virtio_blk_cache { VIRTIO_BLK_CACHE_NONE, VIRTIO_BLK_CACHE_WRITEBACK };
 int virtio_blk_set_cache(struct virtio_blk *b, enum virtio_blk_cache mode);
 enum virtio_blk_cache virtio_blk_get_cache(struct virtio_blk *b);
 /* Power loss: every write the guest has not flushed is gone. Returns how many
- * sectors were discarded. */
+ * sectors were discarded. (Freeing the device — vm_destroy() — writes the cache
+ * out like a clean shutdown, so vm:crash() must call this first.) */
 uint64_t virtio_blk_crash(struct virtio_blk *b);
 /* Bytes held in the volatile cache. */
 uint64_t virtio_blk_dirty_bytes(struct virtio_blk *b);
