@@ -144,6 +144,8 @@ int proc_wait_exit(struct proc *p, int64_t timeout_ns);
 void procs_kill_owned(struct conn *c);
 void procs_kill_all(void);
 void pack_status(struct pv_fbuf *b, struct proc *p);   /* state, code, signal */
+/* The exit status under the table lock: code -1 unless exited, sig 0 unless signaled. */
+void proc_snapshot(struct proc *p, enum proc_state *state, int *code, int *sig);
 
 /* fds.c */
 void fds_close_owned(struct conn *c);

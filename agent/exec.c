@@ -499,6 +499,8 @@ int op_exec(struct req *r)
 	int in = -1, rc;
 	size_t in_off = 0;
 	bool timed_out = false, exited = false;
+	enum proc_state state;
+	int code, sig;
 	struct pv_fbuf *b;
 
 	if ((rc = arg_int_opt(r, "timeout_ns", &timeout_ns, 0)) < 0)
@@ -578,11 +580,12 @@ int op_exec(struct req *r)
 		if (ob[i].fd >= 0)
 			close(ob[i].fd);
 
+	proc_snapshot(p, &state, &code, &sig);
 	b = reply_ok(r);
 	pv_pack_map(b, 7);
 	pv_pack_kv_int(b, "pid", p->pid);
-	pv_pack_kv_int(b, "code", p->state == PROC_EXITED ? p->code : -1);
-	pv_pack_kv_int(b, "signal", p->state == PROC_SIGNALED ? p->sig : 0);
+	pv_pack_kv_int(b, "code", code);
+	pv_pack_kv_int(b, "signal", sig);
 	pv_pack_kv_bin(b, "stdout", ob[0].d, ob[0].len);
 	pv_pack_kv_bin(b, "stderr", ob[1].d, ob[1].len);
 	pv_pack_kv_uint(b, "duration_ns", mono_ns() - start);

@@ -194,6 +194,15 @@ int proc_wait_exit(struct proc *p, int64_t timeout_ns)
 	return rc;
 }
 
+void proc_snapshot(struct proc *p, enum proc_state *state, int *code, int *sig)
+{
+	pthread_mutex_lock(&procs_lock);
+	*state = p->state;
+	*code = p->state == PROC_EXITED ? p->code : -1;
+	*sig = p->state == PROC_SIGNALED ? p->sig : 0;
+	pthread_mutex_unlock(&procs_lock);
+}
+
 void pack_status(struct pv_fbuf *b, struct proc *p)
 {
 	static const char *const names[] = { "running", "exited", "signaled" };
