@@ -113,6 +113,14 @@ const char *netpath_name(const struct netpath *np)
 	return np->name;
 }
 
+void netpath_set_loop(struct netpath *np, struct evloop *loop)
+{
+	pthread_mutex_lock(&np->lock);
+	if (!np->pending)
+		np->loop = loop;
+	pthread_mutex_unlock(&np->lock);
+}
+
 void netpath_set_sink(struct netpath *np, enum netpath_dir dir, netpath_sink_fn fn, void *opaque)
 {
 	pthread_mutex_lock(&np->lock);

@@ -109,6 +109,10 @@ int netpath_create(const char *name, struct evloop *loop, uint64_t seed, struct 
 void netpath_destroy(struct netpath *np);
 const char *netpath_name(const struct netpath *np);
 
+/* Sets the event loop for delayed frames when it was not known at create (a NIC
+ * made before its VM). Call before any DELAY rule is added. */
+void netpath_set_loop(struct netpath *np, struct evloop *loop);
+
 void netpath_set_sink(struct netpath *np, enum netpath_dir dir, netpath_sink_fn fn, void *opaque);
 void netpath_set_capture(struct netpath *np, netpath_capture_fn fn, void *opaque);
 
