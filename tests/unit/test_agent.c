@@ -2,7 +2,8 @@
  * and protocol errors, exec and spawn with every option, streams complete and in
  * order, process-tree kill, concurrency across and within connections, poweroff,
  * cleanup when a connection closes, and random frames that must not hurt it.
- * Files, fds, tail, syscalls and clock are in test_agent_files.c. */
+ * Files, fds, tail, syscalls and clock are in test_agent_files.c; namespaces,
+ * privileges, poweroff and transports in test_agent_system.c. */
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,9 +11,6 @@
 #include <cmocka.h>
 
 #include "tests/unit/agent_client.h"
-
-#include <sys/time.h>
-#include <linux/vm_sockets.h>
 
 static char sock_dir[] = "/tmp/provium-agent-test.XXXXXX";
 static char sock_path[256];
@@ -722,113 +720,6 @@ static void test_slow_exec_does_not_block_other_connection(void **state)
 	ac_close(&b);
 }
 
-/* ---- poweroff / reboot ---- */
-
-static void test_poweroff_and_reboot_exit_when_not_pid1(void **state)
-{
-	struct ac a;
-	struct ac_rep r;
-	int st;
-
-	(void)state;
-	assert_int_equal(ac_start(&a, NULL), 0);
-	assert_int_equal(ac_hello(&a), 0);
-	assert_int_equal(ac_callf(&a, &r, PV_OP_POWEROFF, ""), 0);
-	assert_true(r.f->ok);
-	ac_rep_free(&r);
-	st = ac_stop(&a);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), PV_AGENT_EXIT_POWEROFF);
-
-	assert_int_equal(ac_start(&a, NULL), 0);
-	assert_int_equal(ac_hello(&a), 0);
-	assert_int_equal(ac_callf(&a, &r, PV_OP_REBOOT, ""), 0);
-	assert_true(r.f->ok);
-	ac_rep_free(&r);
-	st = ac_stop(&a);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), PV_AGENT_EXIT_REBOOT);
-}
-
-static void test_fd_agent_exits_when_connection_closes(void **state)
-{
-	struct ac a;
-	struct ac_rep s = { 0 };
-	int st;
-	int64_t pid;
-
-	(void)state;
-	assert_int_equal(ac_start(&a, NULL), 0);
-	assert_int_equal(ac_hello(&a), 0);
-	assert_int_equal(ac_wait(&a, ac_sendf(&a, PV_OP_SPAWN, "cmd=s", "sleep 100"), &s, 5000), 0);
-	pid = ac_res_int(&s, "pid");
-	ac_rep_free(&s);
-	st = ac_stop(&a);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), 0);
-	for (int i = 0; i < 300 && kill((pid_t)pid, 0) == 0; i++)
-		usleep(10000);
-	assert_int_equal(kill((pid_t)pid, 0), -1);
-}
-
-/* --vsock binds and listens; a full round trip needs vsock loopback (a guest or the
- * vsock_loopback module), which these hosts lack: then only the listener is checked. */
-static void test_vsock_listener_and_usage(void **state)
-{
-	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_LOCAL,
-				  .svm_port = 20000 + (unsigned)(getpid() % 20000) };
-	char port[16];
-	pid_t pid;
-	int st, fd;
-
-	(void)state;
-	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		fprintf(stderr, "# no AF_VSOCK on this host: %s\n", strerror(errno));
-		skip();
-	}
-	snprintf(port, sizeof(port), "%u", sa.svm_port);
-	pid = fork();
-	if (pid == 0) {
-		execl(ac_agent_path(), ac_agent_path(), "--vsock", port, (char *)NULL);
-		_exit(127);
-	}
-	usleep(300000);
-	assert_int_equal(waitpid(pid, &st, WNOHANG), 0); /* still listening */
-	struct timeval tv = { .tv_sec = 1 };
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		struct ac a;
-		struct ac_rep r;
-
-		ac_init(&a, fd, 0);
-		assert_int_equal(ac_hello(&a), 0);
-		assert_int_equal(ac_callf(&a, &r, PV_OP_PING, ""), 0);
-		assert_true(r.f->ok);
-		ac_rep_free(&r);
-		ac_close(&a);
-	} else {
-		fprintf(stderr, "# vsock loopback unavailable (%s): checked the listener only\n",
-			strerror(errno));
-		close(fd);
-	}
-	kill(pid, SIGTERM);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-
-	/* bad usage is exit status 2 */
-	pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(null, 2);
-		execl(ac_agent_path(), ac_agent_path(), "--unix", (char *)NULL);
-		_exit(127);
-	}
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -851,9 +742,6 @@ int main(void)
 		cmocka_unit_test(test_closing_connection_kills_its_processes),
 		cmocka_unit_test(test_escaped_grandchild_holds_nothing),
 		cmocka_unit_test(test_slow_exec_does_not_block_other_connection),
-		cmocka_unit_test(test_poweroff_and_reboot_exit_when_not_pid1),
-		cmocka_unit_test(test_fd_agent_exits_when_connection_closes),
-		cmocka_unit_test(test_vsock_listener_and_usage),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

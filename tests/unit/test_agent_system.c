@@ -1,0 +1,395 @@
+/* test_agent_system.c — build/provium-agent where the system matters: sethostname and
+ * mount inside new UTS/mount namespaces, reboot(2) ending a PID namespace, EACCES and
+ * EPERM for an agent running as uid 65534, poweroff/reboot exit statuses, the --fd
+ * agent exiting with its connection, the vsock listener and usage errors, and a
+ * stress run of many connections doing mixed work at once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <linux/vm_sockets.h>
+
+#include "tests/unit/agent_client.h"
+
+static char dir[] = "/tmp/provium-agent-system.XXXXXX";
+static char sock_path[256];
+static pid_t unix_agent;
+
+static char *path(const char *name)
+{
+	static char p[4][512];
+	static int i;
+
+	i = (i + 1) % 4;
+	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
+	return p[i];
+}
+
+static void assert_err(struct ac_rep *r, int err, const char *code)
+{
+	assert_non_null(r->f);
+	assert_false(r->f->ok);
+	assert_int_equal(r->f->err, err);
+	assert_string_equal(r->f->code, code ? code : "");
+}
+
+static void write_host(const char *p, const char *s)
+{
+	FILE *f = fopen(p, "w");
+
+	assert_non_null(f);
+	fputs(s, f);
+	fclose(f);
+}
+
+/* ---- in namespaces / as another user ---- */
+
+static void test_namespaced_hostname_and_mount(void **state)
+{
+	struct ac a;
+	struct ac_rep r;
+	const char *h[] = { "ns-host", NULL };
+	char mnt[600], src[] = "none";
+
+	(void)state;
+	if (getuid() != 0)
+		skip();
+	assert_int_equal(ac_start(&a, &(struct ac_opts){ .unshare_flags = CLONE_NEWUTS |
+										   CLONE_NEWNS }), 0);
+	assert_int_equal(ac_hello(&a), 0);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_SETHOSTNAME, "name=s", "agent-test"), 0);
+	assert_true(r.f->ok);
+	ac_rep_free(&r);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_UNAME, ""), 0);
+	assert_true(pv_obj_streq(ac_res(&r, "nodename"), "agent-test"));
+	ac_rep_free(&r);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_SYSCALL, "name=s args=a", "sethostname", h), 0);
+	assert_true(r.f->ok);
+	ac_rep_free(&r);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_EXEC, "cmd=s", "hostname"), 0);
+	char *out = ac_res_str(&r, "stdout");
+	assert_string_equal(out, "ns-host\n");
+	free(out);
+	ac_rep_free(&r);
+
+	snprintf(mnt, sizeof(mnt), "%s", path("mnt"));
+	mkdir(mnt, 0755);
+	const char *margs[] = { src, mnt, "tmpfs", "nosuid,nodev", "size=1m", NULL };
+	assert_int_equal(ac_callf(&a, &r, PV_OP_SYSCALL, "name=s args=a", "mount", margs), 0);
+	assert_true(r.f->ok);
+	ac_rep_free(&r);
+	snprintf(mnt + strlen(mnt), sizeof(mnt) - strlen(mnt), "%s", "/inside");
+	assert_int_equal(ac_callf(&a, &r, PV_OP_WRITE_FILE, "path=s data=s", mnt, "x"), 0);
+	assert_true(r.f->ok);
+	ac_rep_free(&r);
+	assert_int_equal(access(mnt, F_OK), -1); /* not visible outside the namespace */
+	const char *uargs[] = { path("mnt"), NULL };
+	assert_int_equal(ac_callf(&a, &r, PV_OP_SYSCALL, "name=s args=a", "umount", uargs), 0);
+	assert_true(r.f->ok);
+	ac_rep_free(&r);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_SYSCALL, "name=s args=a", "umount", uargs), 0);
+	assert_err(&r, EINVAL, NULL);
+	ac_rep_free(&r);
+	const char *bad[] = { src, path("nope"), "tmpfs", NULL };
+	assert_int_equal(ac_callf(&a, &r, PV_OP_SYSCALL, "name=s args=a", "mount", bad), 0);
+	assert_err(&r, ENOENT, NULL);
+	ac_rep_free(&r);
+	ac_stop(&a);
+}
+
+static void test_reboot_in_pid_namespace_ends_it(void **state)
+{
+	struct ac a;
+	struct ac_rep r;
+	const char *cmd[] = { "poweroff", NULL };
+	int st;
+
+	(void)state;
+	if (getuid() != 0)
+		skip();
+	assert_int_equal(ac_start(&a, &(struct ac_opts){ .unshare_flags = CLONE_NEWPID }), 0);
+	assert_int_equal(ac_hello(&a), 0);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_SYSCALL, "name=s", "getpid"), 0);
+	assert_int_equal(ac_res_int(&r, "ret"), 1);
+	ac_rep_free(&r);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_SYSCALL, "name=s args=a", "reboot", cmd), 0);
+	assert_true(r.f->ok);
+	ac_rep_free(&r);
+	st = ac_stop(&a);
+	/* the namespace's init ended (reboot(2) in a PID namespace kills it with
+	 * SIGINT for poweroff); our mirror exits 128+SIGINT */
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 128 + SIGINT);
+}
+
+static void test_eacces_as_unprivileged_agent(void **state)
+{
+	struct ac a;
+	struct ac_rep r;
+
+	(void)state;
+	if (getuid() != 0)
+		skip();
+	write_host(path("secret"), "root only");
+	chmod(path("secret"), 0600);
+	chmod(dir, 0755);
+	assert_int_equal(ac_start(&a, &(struct ac_opts){ .set_uid = true, .uid = 65534 }), 0);
+	assert_int_equal(ac_hello(&a), 0);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_READ_FILE, "path=s", path("secret")), 0);
+	assert_err(&r, EACCES, NULL);
+	ac_rep_free(&r);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_WRITE_FILE, "path=s data=s", path("nobody"), "x"), 0);
+	assert_err(&r, EACCES, NULL);
+	ac_rep_free(&r);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_SETHOSTNAME, "name=s", "nope"), 0);
+	assert_err(&r, EPERM, NULL);
+	ac_rep_free(&r);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_CLOCK_SET, "ns=I", 1LL), 0);
+	assert_err(&r, EPERM, NULL);
+	ac_rep_free(&r);
+	ac_stop(&a);
+	unlink(path("secret"));
+}
+
+/* ---- poweroff / reboot ---- */
+
+static void test_poweroff_and_reboot_exit_when_not_pid1(void **state)
+{
+	struct ac a;
+	struct ac_rep r;
+	int st;
+
+	(void)state;
+	assert_int_equal(ac_start(&a, NULL), 0);
+	assert_int_equal(ac_hello(&a), 0);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_POWEROFF, ""), 0);
+	assert_true(r.f->ok);
+	ac_rep_free(&r);
+	st = ac_stop(&a);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), PV_AGENT_EXIT_POWEROFF);
+
+	assert_int_equal(ac_start(&a, NULL), 0);
+	assert_int_equal(ac_hello(&a), 0);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_REBOOT, ""), 0);
+	assert_true(r.f->ok);
+	ac_rep_free(&r);
+	st = ac_stop(&a);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), PV_AGENT_EXIT_REBOOT);
+}
+
+static void test_fd_agent_exits_when_connection_closes(void **state)
+{
+	struct ac a;
+	struct ac_rep s = { 0 };
+	int st;
+	int64_t pid;
+
+	(void)state;
+	assert_int_equal(ac_start(&a, NULL), 0);
+	assert_int_equal(ac_hello(&a), 0);
+	assert_int_equal(ac_wait(&a, ac_sendf(&a, PV_OP_SPAWN, "cmd=s", "sleep 100"), &s, 5000), 0);
+	pid = ac_res_int(&s, "pid");
+	ac_rep_free(&s);
+	st = ac_stop(&a);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	for (int i = 0; i < 300 && kill((pid_t)pid, 0) == 0; i++)
+		usleep(10000);
+	assert_int_equal(kill((pid_t)pid, 0), -1);
+}
+
+/* --vsock binds and listens; a full round trip needs vsock loopback (a guest or the
+ * vsock_loopback module), which these hosts lack: then only the listener is checked. */
+static void test_vsock_listener_and_usage(void **state)
+{
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_LOCAL,
+				  .svm_port = 20000 + (unsigned)(getpid() % 20000) };
+	char port[16];
+	pid_t pid;
+	int st, fd;
+
+	(void)state;
+	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		fprintf(stderr, "# no AF_VSOCK on this host: %s\n", strerror(errno));
+		skip();
+	}
+	snprintf(port, sizeof(port), "%u", sa.svm_port);
+	pid = fork();
+	if (pid == 0) {
+		execl(ac_agent_path(), ac_agent_path(), "--vsock", port, (char *)NULL);
+		_exit(127);
+	}
+	usleep(300000);
+	assert_int_equal(waitpid(pid, &st, WNOHANG), 0); /* still listening */
+	struct timeval tv = { .tv_sec = 1 };
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		struct ac a;
+		struct ac_rep r;
+
+		ac_init(&a, fd, 0);
+		assert_int_equal(ac_hello(&a), 0);
+		assert_int_equal(ac_callf(&a, &r, PV_OP_PING, ""), 0);
+		assert_true(r.f->ok);
+		ac_rep_free(&r);
+		ac_close(&a);
+	} else {
+		fprintf(stderr, "# vsock loopback unavailable (%s): checked the listener only\n",
+			strerror(errno));
+		close(fd);
+	}
+	kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+	/* bad usage is exit status 2 */
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 2);
+		execl(ac_agent_path(), ac_agent_path(), "--unix", (char *)NULL);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+}
+
+/* ---- many connections at once ---- */
+
+struct worker {
+	int n;
+	int failures;
+	char why[200];
+};
+
+static void *stress_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct ac a;
+
+	if (ac_connect_unix(&a, sock_path) < 0 || ac_hello(&a) < 0) {
+		snprintf(w->why, sizeof(w->why), "connect");
+		w->failures++;
+		return NULL;
+	}
+	for (int k = 0; k < 20 && !w->failures; k++) {
+		char cmd[64], want[64], file[600], data[64];
+		struct ac_rep r = { 0 }, s = { 0 };
+		uint64_t id;
+		char *out;
+
+		snprintf(cmd, sizeof(cmd), "echo %d-%d", w->n, k);
+		snprintf(want, sizeof(want), "%d-%d\n", w->n, k);
+		if (ac_callf(&a, &r, PV_OP_EXEC, "cmd=s", cmd) < 0 || !r.f->ok) {
+			snprintf(w->why, sizeof(w->why), "exec %s", cmd);
+			w->failures++;
+		} else if (strcmp((out = ac_res_str(&r, "stdout")), want) != 0) {
+			snprintf(w->why, sizeof(w->why), "exec %s gave %s", cmd, out);
+			w->failures++;
+			free(out);
+		} else {
+			free(out);
+		}
+		ac_rep_free(&r);
+
+		id = ac_sendf(&a, PV_OP_SPAWN, "cmd=s", "printf x; exit 3");
+		if (ac_wait(&a, id, &s, 10000) < 0 || !s.f->ok ||
+		    ac_collect(&a, id, &s, true, false, 10000) < 0 || s.out.len != 1) {
+			snprintf(w->why, sizeof(w->why), "spawn output");
+			w->failures++;
+		} else if (ac_callf(&a, &r, PV_OP_PROC_WAIT, "pid=I",
+				    (long long)ac_res_int(&s, "pid")) < 0 ||
+			   ac_res_int(&r, "code") != 3) {
+			snprintf(w->why, sizeof(w->why), "proc_wait code");
+			w->failures++;
+		}
+		ac_rep_free(&r);
+		ac_rep_free(&s);
+
+		snprintf(file, sizeof(file), "%s", path("stress"));
+		snprintf(file + strlen(file), sizeof(file) - strlen(file), "-%d", w->n);
+		snprintf(data, sizeof(data), "data %d %d", w->n, k);
+		if (ac_callf(&a, &r, PV_OP_WRITE_FILE, "path=s data=s", file, data) < 0 || !r.f->ok) {
+			snprintf(w->why, sizeof(w->why), "write_file");
+			w->failures++;
+		}
+		ac_rep_free(&r);
+		if (ac_callf(&a, &r, PV_OP_READ_FILE, "path=s", file) < 0 || !r.f->ok ||
+		    strcmp((out = ac_res_str(&r, "data")), data) != 0) {
+			snprintf(w->why, sizeof(w->why), "read_file");
+			w->failures++;
+		} else {
+			free(out);
+		}
+		ac_rep_free(&r);
+	}
+	ac_close(&a);
+	return NULL;
+}
+
+static void test_many_connections_mixed_work(void **state)
+{
+	struct worker w[8];
+	pthread_t th[8];
+
+	(void)state;
+	for (int i = 0; i < 8; i++) {
+		w[i] = (struct worker){ .n = i };
+		assert_int_equal(pthread_create(&th[i], NULL, stress_worker, &w[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		if (w[i].failures)
+			fail_msg("worker %d: %s", i, w[i].why);
+	}
+	assert_int_equal(waitpid(unix_agent, NULL, WNOHANG), 0);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	if (access(ac_agent_path(), X_OK) < 0 || !mkdtemp(dir))
+		return -1;
+	snprintf(sock_path, sizeof(sock_path), "%s/agent.sock", dir);
+	unix_agent = fork();
+	if (unix_agent == 0) {
+		execl(ac_agent_path(), ac_agent_path(), "--unix", sock_path, (char *)NULL);
+		_exit(127);
+	}
+	return unix_agent > 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	char cmd[300];
+
+	(void)state;
+	kill(unix_agent, SIGTERM);
+	waitpid(unix_agent, NULL, 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_namespaced_hostname_and_mount),
+		cmocka_unit_test(test_reboot_in_pid_namespace_ends_it),
+		cmocka_unit_test(test_eacces_as_unprivileged_agent),
+		cmocka_unit_test(test_poweroff_and_reboot_exit_when_not_pid1),
+		cmocka_unit_test(test_fd_agent_exits_when_connection_closes),
+		cmocka_unit_test(test_vsock_listener_and_usage),
+		cmocka_unit_test(test_many_connections_mixed_work),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
