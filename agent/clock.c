@@ -123,12 +123,13 @@ int do_poweroff(struct req *r, bool restart)
 {
 	reply_empty(r);
 	sync();
-	if (getpid() == 1 || agent_allow_reboot) {
-		/* In a PID namespace this ends the namespace; in the guest, the VM. */
+	if (agent_allow_reboot) {
+		/* The guest: /init started us to power the VM off. */
 		reboot(restart ? RB_AUTOBOOT : RB_POWER_OFF);
 		fprintf(stderr, "provium-agent: reboot: %s\n", strerror(errno));
 	}
-	/* Not allowed to (or could not) reboot: a clean exit tells /init. */
+	/* Otherwise a clean exit: a supervising /init acts on the status, and as PID 1
+	 * of the sandbox's namespaces the exit ends the namespace with status 0/64. */
 	agent_exit(restart ? PV_AGENT_EXIT_REBOOT : PV_AGENT_EXIT_POWEROFF);
 }
 

@@ -126,6 +126,26 @@ static void test_reboot_in_pid_namespace_ends_it(void **state)
 	assert_int_equal(WEXITSTATUS(st), 128 + SIGINT);
 }
 
+/* The sandbox case: the agent is PID 1 of its namespaces; poweroff is a clean exit. */
+static void test_poweroff_as_namespace_init_exits_cleanly(void **state)
+{
+	struct ac a;
+	struct ac_rep r;
+	int st;
+
+	(void)state;
+	if (getuid() != 0)
+		skip();
+	assert_int_equal(ac_start(&a, &(struct ac_opts){ .unshare_flags = CLONE_NEWPID }), 0);
+	assert_int_equal(ac_hello(&a), 0);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_POWEROFF, ""), 0);
+	assert_true(r.f->ok);
+	ac_rep_free(&r);
+	st = ac_stop(&a);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), PV_AGENT_EXIT_POWEROFF);
+}
+
 static void test_eacces_as_unprivileged_agent(void **state)
 {
 	struct ac a;
@@ -383,6 +403,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_namespaced_hostname_and_mount),
 		cmocka_unit_test(test_reboot_in_pid_namespace_ends_it),
+		cmocka_unit_test(test_poweroff_as_namespace_init_exits_cleanly),
 		cmocka_unit_test(test_eacces_as_unprivileged_agent),
 		cmocka_unit_test(test_poweroff_and_reboot_exit_when_not_pid1),
 		cmocka_unit_test(test_fd_agent_exits_when_connection_closes),
