@@ -181,7 +181,7 @@ else
   late_at=$((SECONDS - t0))
   kill $bpid 2>/dev/null; wait $bpid 2>/dev/null; rc=$?
   [ -z "$banner_at" ] && seen 'Linux version 6\.1' && banner_at=$late_at
-  tail_lines=("cmdline: $cmdline" "provium boot status $rc$([ $rc = 124 ] && echo ", timed out after $boot_timeout s")" "--- console tail:" "$(tail -20 "$tmp/console.txt")")
+  tail_lines=("cmdline: $cmdline" "provium boot status $rc$([ $rc = 124 ] && echo ", timed out after $boot_timeout s")$([ $rc = 137 ] && echo ", SIGKILL from outside (the OOM killer?)")" "--- console tail:" "$(tail -20 "$tmp/console.txt")")
   if [ -n "$banner_at" ]; then ok "$name after ${banner_at} s ($(grep -o 'Linux version 6\.1[^ ]*' "$tmp/console.txt" | head -1))"
   else fail "$name" "${tail_lines[@]}"; fi
   if seen "$late_re"; then ok "$late_name, after ${late_at} s"
