@@ -411,7 +411,7 @@ struct proc *cmd_start(struct req *r, struct cmd *cmd, int *in_fd, int *out_fd,
 	while (n < 0 && errno == EINTR);
 	close_pair(rep);
 	if (n == sizeof(report)) {
-		fail(r, report[1], "%s %s: %s", stages[report[0] & 3 ? report[0] : 4],
+		fail(r, report[1], "%s %s: %s", stages[report[0] >= 1 && report[0] <= 4 ? report[0] : 4],
 		     report[0] == 2 ? cmd->cwd : cmd->argv[0], strerror(report[1]));
 		if (report[0] == 4 && cmd->argv[0][0] != '/' && report[1] == ENOENT)
 			snprintf(r->msg, sizeof(r->msg), "%s: command not found",
