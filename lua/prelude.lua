@@ -311,7 +311,11 @@ local next_id, replies, late = 0, {}, {}
 -- deadline. on_late(reply) is called if the reply arrives after that (e.g. to release a
 -- claim granted after its caller gave up).
 -- provium._pump(): reads every reply the runner sent so far, without blocking.
+-- Replies for other tasks' requests are stored and those tasks woken (chan_cond).
+local chan_cond = S.cond()
+local reader = nil   -- the task blocked reading the channel for everyone
 function provium._pump()
+  local delivered = false
   local m = chan.recv()
   while m do
     if m.k == "reply" and m.id then
@@ -321,12 +325,17 @@ function provium._pump()
         pcall(f, m)
       else
         replies[m.id] = m
+        delivered = true
       end
     end
     m = chan.recv()
   end
+  if delivered then chan_cond:signal() end
 end
 
+-- One task at a time waits on the channel fd (the reader); the others wait on chan_cond,
+-- which the reader signals when it read replies or stops reading, so a reply read by one
+-- task for another always wakes that other.
 function provium._request(msg, deadline, what, on_late)
   next_id = next_id + 1
   local id = next_id
@@ -335,11 +344,34 @@ function provium._request(msg, deadline, what, on_late)
   if not ok then
     provium._error({ code = "infra", op = msg.k, message = "cannot reach the runner: " .. tostring(err) })
   end
-  while true do
+  local function take()
     provium._pump()
     local r = replies[id]
-    if r then replies[id] = nil; return r end
-    if not S.wait_fd(chan.fd(), "r", deadline, what) then
+    replies[id] = nil
+    return r
+  end
+  while true do
+    local r = take()
+    if r then return r end
+    local me = in_task() and current or nil
+    if me and reader and reader ~= me and not reader.dead then
+      -- bounded, so a reader that was abandoned with its test is noticed
+      local until_ = C.now() + 0.1
+      if deadline and deadline < until_ then until_ = deadline end
+      chan_cond:wait(until_, what)
+    else
+      reader = me
+      local ready = S.wait_fd(chan.fd(), "r", deadline, what)
+      if reader == me then reader = nil end
+      chan_cond:signal()
+      if not ready then
+        r = take()
+        if r then return r end
+      end
+    end
+    if deadline and C.now() >= deadline then
+      r = take()
+      if r then return r end
       late[id] = on_late or function() end
       return nil
     end

@@ -135,3 +135,14 @@ test("the lab tears down at test timeout and at file end, even after errors", fu
   -- the hung test's VM goes first, before the next test runs; the rest at file end
   t:eq(lines, { "teardown hung", "third test runs", "teardown in-sub-lab", "teardown kept-until-file-end" })
 end)
+
+test("a barrier between two tasks of one file releases both", function(t)
+  local order = {}
+  local r = provium.all({
+    function() local i = provium:barrier("pair", 2); order[#order + 1] = "a"; return i end,
+    function() provium.sleep(0.2); order[#order + 1] = "b arrives"; return provium:barrier("pair", 2) end,
+  })
+  table.sort(r)
+  t:eq(r, { 1, 2 })
+  t:eq(order[1], "b arrives", "the first task waited for the second")
+end)
