@@ -300,36 +300,60 @@ function VM:read_file(path, opts)
   return table.concat(parts)
 end
 
-function VM:write_file(path, data, opts)
-  check_arg(type(path) == "string", "vm:write_file", self.name, "path must be a string")
-  check_arg(type(data) == "string", "vm:write_file", self.name, "data must be a string, got " .. type(data))
-  opts = opts_table(opts, "vm:write_file", self.name)
-  local conn = self:_link("vm:write_file")
-  local a = { path = path, append = opts.append and true or nil, mode = opts.mode }
-  local deadline = V.deadline(opts)
-  local r
-  if #data <= CHUNK then
-    a.data = data
-    local id = conn:send("write_file", a, "vm:write_file")
-    r = conn:await(id, deadline, "vm:write_file", "write_file")
-  else
-    a.stream = true
-    local id = conn:send("write_file", a, "vm:write_file")
-    for i = 1, #data, CHUNK do
-      conn.c:send_stream(id, "data", data:sub(i, i + CHUNK - 1))
-      -- let the socket drain (and notice an early error reply) between chunks
-      if conn.c:want_write() then
-        conn:wait(function() return (not conn.c:want_write() or conn.c:closed() ~= nil or nil) end, deadline, "sending a file to vm " .. self.name)
-      end
-    end
-    conn.c:send_eof(id, "data")
-    r = conn:await(id, deadline, "vm:write_file", "write_file")
+-- Sends a write_file request; chunks come from next_chunk() (nil at the end) when
+-- `stream` is set, so a big file is never one frame. Returns the agent's reply.
+local function send_file(self, conn, a, next_chunk, deadline, op)
+  if not next_chunk then
+    local id = conn:send("write_file", a, op)
+    return conn:await(id, deadline, op, "write_file")
   end
+  a.stream = true
+  local id = conn:send("write_file", a, op)
+  for chunk in next_chunk do
+    conn.c:send_stream(id, "data", chunk)
+    -- let the socket drain between chunks (an early error reply waits in the table)
+    if conn.c:want_write() then
+      conn:wait(function() return (not conn.c:want_write() or conn.c:closed() ~= nil or nil) end,
+        deadline, "sending a file to vm " .. self.name)
+    end
+  end
+  conn.c:send_eof(id, "data")
+  return conn:await(id, deadline, op, "write_file")
+end
+
+local function write_opts(self, path, opts, op)
+  check_arg(type(path) == "string", op, self.name, "path must be a string")
+  opts = opts_table(opts, op, self.name)
+  return { path = path, append = opts.append and true or nil, mode = opts.mode }, opts
+end
+
+local function file_result(self, r, path, op)
   if not r.ok then
     r.message = V.with_path(r, path)
-    V.agent_error(r, "vm:write_file", self.name)
+    V.agent_error(r, op, self.name)
   end
   return r.result.size
+end
+
+function VM:write_file(path, data, opts)
+  local a
+  a, opts = write_opts(self, path, opts, "vm:write_file")
+  check_arg(type(data) == "string", "vm:write_file", self.name, "data must be a string, got " .. type(data))
+  local conn = self:_link("vm:write_file")
+  local chunks
+  if #data <= CHUNK then
+    a.data = data
+  else
+    local i = 1
+    chunks = function()
+      if i > #data then return nil end
+      local c = data:sub(i, i + CHUNK - 1)
+      i = i + CHUNK
+      return c
+    end
+  end
+  local r = send_file(self, conn, a, chunks, V.deadline(opts), "vm:write_file")
+  return file_result(self, r, path, "vm:write_file")
 end
 
 local function simple(op, agent_op, argf, resf)
@@ -377,14 +401,19 @@ VM.rm = simple("vm:rm", "rm", function(self, path, opts)
   return { path = path, recursive = opts.recursive and true or nil, force = opts.force and true or nil }
 end)
 
+-- vm:push(host_path, guest_path [, {mode=}]) -> size; the host file is read in chunks
 function VM:push(host_path, guest_path, opts)
   check_arg(type(host_path) == "string" and type(guest_path) == "string", "vm:push", self.name,
     "push(host_path, guest_path) takes two strings")
+  local a
+  a, opts = write_opts(self, guest_path, opts, "vm:push")
   local f, err = io.open(host_path, "rb")
   if not f then perr({ code = "invalid", op = "vm:push", vm = self.name, message = "cannot read " .. tostring(err) }, 2) end
-  local data = f:read("a")
+  local conn = self:_link("vm:push")
+  local ok, r = pcall(send_file, self, conn, a, function() return f:read(CHUNK) end, V.deadline(opts), "vm:push")
   f:close()
-  return self:write_file(guest_path, data, opts)
+  if not ok then error(r, 0) end
+  return file_result(self, r, guest_path, "vm:push")
 end
 
 function VM:pull(guest_path, host_path, opts)
