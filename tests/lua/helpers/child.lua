@@ -25,7 +25,13 @@ function H.binary()
   local b = provium.env("PROVIUM_BUILD")
   if b and b ~= "" then return b .. "/provium" end
   -- " (deleted)": the binary was rebuilt while this run goes on; use the new one
-  return (capture("readlink /proc/$PPID/exe"):gsub("%s+$", ""):gsub(" %(deleted%)$", ""))
+  local exe = capture("readlink /proc/$PPID/exe"):gsub("%s+$", ""):gsub(" %(deleted%)$", "")
+  -- only ever a provium binary: under a test harness (test_runfile) the running exe
+  -- would re-run itself for every child run, recursively (a fork bomb)
+  if not exe:match("/provium$") then
+    error("helpers/child.lua: the running binary is " .. exe .. ", not provium; set PROVIUM_BUILD", 2)
+  end
+  return exe
 end
 
 local n = 0
