@@ -253,6 +253,13 @@ function print(...)
   end
 end
 
+-- os.exit would end the worker in the middle of the file, with no report.
+local real_exit = os.exit
+os.exit = function()
+  provium._error({ code = "invalid", op = "os.exit", message = "os.exit would end the test file's worker; use t:fail, t:skip or error()" }, 2)
+end
+provium._os_exit = real_exit
+
 -- wait_until ---------------------------------------------------------------------------
 function wait_until(pred, opts)
   if type(pred) ~= "function" then
@@ -316,7 +323,13 @@ local function classify(err, co)
   if mt == Todo then return "todo", err.reason end
   local where = co and where_in(co, 0)
   if mt == Fail then return "fail", err.message, where end
-  local msg = tostring(err)
+  local msg
+  if type(err) == "table" and not (mt and mt.__tostring) then
+    -- error({...}) with a plain table: its message field, else its contents
+    msg = type(err.message) == "string" and err.message or inspect(err)
+  else
+    msg = tostring(err)
+  end
   if type(err) == "string" then
     -- "file:line: message" from error(): that position is the best "where"
     local w = err:match("^(.-:%d+): ")

@@ -62,7 +62,7 @@ test("a failing cleanup turns a pass into an error", function(t) check(t, "clean
 test("the passing test still passes", function(t) check(t, "passes", "pass") end)
 test("file_end counts every outcome", function(t)
   local fe = child.find(run(), "file_end")[1]
-  t:eq({ fe.passed, fe.failed, fe.skipped, fe.todo }, { 1, 22, 2, 0 })
+  t:eq({ fe.passed, fe.failed, fe.skipped, fe.todo }, { 1, 23, 2, 0 })
 end)
 
 test("t:log sends test_log events; cleanups run after failures and skips", function(t)
@@ -80,4 +80,8 @@ test("print() inside a test becomes a test_log event", function(t)
   t:eq(#logs, 1)
   t:eq(logs[1].text, "printed\t42")
   t:ok(not run().out:find("printed\t42", 1, true), "not on stdout (the run is not verbose)")
+end)
+
+test("error() with a plain table reports its message", function(t)
+  check(t, "plain table error", "error", 39, "a table error")
 end)
