@@ -1,8 +1,8 @@
 -- profile.lua — Profiles (API.md): a named VM recipe in profiles/<name>.lua, looked up
 -- from the test file's directory upwards, then in the install (profiles/ next to the
 -- binary's build dir, share/provium/profiles). "default" always exists. The sandbox
--- backend uses rootfs and env; setup(vm) runs once per VM there (no snapshots, so no
--- fixture cache).
+-- backend uses rootfs and env; setup(vm) runs after every boot there (no snapshots, so
+-- no fixture cache; a reboot starts from a fresh root).
 local provium = provium
 local perr = provium._error
 local cfg = provium._config

@@ -77,7 +77,6 @@ local function boot(vm, opts)
     if provium._is_error(sb) then sb.op = "vm:start"; error(sb, 0) end
     error(sb, 0)
   end
-  if vm._old_sb then vm._old_sb:free(); vm._old_sb = nil end
   vm._sb = sb
   vm._conn = V.conn(sb:agent_fd(), vm.name)
   local deadline = S.now() + ((opts and opts.timeout) or BOOT_TIMEOUT)
@@ -111,12 +110,11 @@ function VM:start(opts)
   if st == "running" or st == "booting" or st == "paused" then
     perr({ code = "invalid", op = "vm:start", vm = self.name, message = "VM is already " .. st }, 2)
   end
-  if self._sb then self._old_sb = self._sb; self._sb = nil end
+  if self._sb then self._sb:free(); self._sb = nil end -- the previous run's sandbox
   boot(self, opts)
-  if self._profile.setup and not self._setup_done then
-    self._setup_done = true
-    self._profile.setup(self)
-  end
+  -- every start is a fresh root on the sandbox (no fixture snapshot to restore), so the
+  -- profile's setup runs after each boot
+  if self._profile.setup then self._profile.setup(self) end
   return self
 end
 
@@ -197,7 +195,6 @@ function VM:_teardown()
     if st == "running" or st == "paused" or st == "booting" then
       mark_exit(self, "stopped", "teardown", nil)
     end
-    if self._old_sb then self._old_sb:free(); self._old_sb = nil end
   end)
   self._state = self._state == "crashed" and "crashed" or "stopped"
 end

@@ -10,6 +10,10 @@ test("a profile from tests/lua/profiles: env for the init, setup once per VM", f
   t:eq(v:info().memory, 64)
   t:eq(v:read_file("/tmp/setup-ran"), "yes")
   t:eq(v:succeed("cat /proc/1/environ | tr '\\0' '\\n' | grep PROFILE_MARK"), "PROFILE_MARK=small\n")
+  -- a reboot is a fresh root: setup prepares it again
+  v:rm("/tmp/setup-ran")
+  v:reboot()
+  t:eq(v:read_file("/tmp/setup-ran"), "yes")
 end)
 
 test("opts override profile fields", function(t)
