@@ -401,6 +401,8 @@ int virtio_mmio_attach(struct virtio_dev *v, struct vm *vm)
 
 	snprintf(entry, sizeof(entry), "virtio_mmio.device=4K@0x%" PRIx64 ":%d", base, irq);
 	err = vm_cmdline_add(vm, entry);
+	if (err == 0)
+		err = vm_add_device(vm, &v->dev, base, irq); /* for snapshots (vmm.h) */
 	if (err < 0) {
 		virtio_mmio_detach(v);
 		return pv_error_prefix(-err, "%s", v->dev.id);
@@ -428,6 +430,7 @@ void virtio_mmio_detach(struct virtio_dev *v)
 		v->irqfd = -1;
 	}
 	bus_unregister(vm_mmio_bus(v->vm), v->mmio_base);
+	vm_remove_device(v->vm, &v->dev);
 	v->vm = NULL;
 	v->signal = NULL;
 }

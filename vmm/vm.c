@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,8 +78,38 @@ static int open_kvm(const char *name, int *out)
 	return 0;
 }
 
-static int setup_memory(struct vm *vm)
+/* Guest RAM from a snapshot's memory file: a private mapping, so pages are read
+ * on first touch and guest writes never reach the file. */
+static int map_memory_file(struct vm *vm, const char *path)
 {
+	vm->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (vm->mem_fd < 0)
+		return pv_error(errno, "guest memory %s: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(vm->mem_fd, &st) < 0)
+		return pv_error(errno, "guest memory %s: %s", path, strerror(errno));
+	if ((uint64_t)st.st_size != vm->mem_size)
+		return pv_error(EINVAL, "guest memory %s: %lld bytes, the state says %" PRIu64
+				" (truncated or from another snapshot)", path,
+				(long long)st.st_size, vm->mem_size);
+	vm->mem = mmap(NULL, vm->mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+		       vm->mem_fd, 0);
+	if (vm->mem == MAP_FAILED) {
+		vm->mem = NULL;
+		return pv_error(errno, "mmap of guest memory %s: %s", path, strerror(errno));
+	}
+	vm->mem_private = true;
+	return 0;
+}
+
+static int setup_memory(struct vm *vm, const char *path)
+{
+	if (path) {
+		int err = map_memory_file(vm, path);
+		if (err)
+			return err;
+		goto region;
+	}
 	vm->mem_fd = memfd_create("provium-ram", MFD_CLOEXEC);
 	if (vm->mem_fd < 0)
 		return pv_error(errno, "memfd_create: %s", strerror(errno));
@@ -93,6 +124,7 @@ static int setup_memory(struct vm *vm)
 	}
 	/* No transparent hugepages: snapshots save this mapping page by page. */
 	madvise(vm->mem, vm->mem_size, MADV_NOHUGEPAGE);
+region:;
 	struct kvm_userspace_memory_region r = {
 		.slot = 0,
 		.guest_phys_addr = 0,
@@ -104,7 +136,7 @@ static int setup_memory(struct vm *vm)
 	return 0;
 }
 
-static int setup_kvm(struct vm *vm)
+static int setup_kvm(struct vm *vm, const char *mem_path)
 {
 	int err = open_kvm(vm->name, &vm->kvm_fd);
 	if (err)
@@ -121,7 +153,7 @@ static int setup_kvm(struct vm *vm)
 	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->run_size <= 0)
 		return pv_error(errno, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
-	if ((err = setup_memory(vm)))
+	if ((err = setup_memory(vm, mem_path)))
 		return err;
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)VM_TSS_ADDR) < 0)
 		return pv_error(errno, "KVM_SET_TSS_ADDR: %s", strerror(errno));
@@ -137,6 +169,11 @@ static int setup_kvm(struct vm *vm)
 }
 
 int vm_create(const struct vm_config *cfg, struct vm **out)
+{
+	return vm_create_from(cfg, NULL, out);
+}
+
+int vm_create_from(const struct vm_config *cfg, const char *mem_path, struct vm **out)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	int err;
@@ -179,7 +216,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	vm->next_mmio = VM_MMIO_BASE;
 	vm->irqs_used = 0x1f; /* 0 timer, 1 keyboard, 2 cascade, 3 COM2, 4 COM1 */
 
-	if ((err = setup_kvm(vm)))
+	if ((err = setup_kvm(vm, mem_path)))
 		goto fail;
 	vm->pio = bus_create("pio");
 	vm->mmio = bus_create("mmio");
@@ -259,6 +296,15 @@ static void halt_tick(void *opaque)
 /* Starts the event loop and vCPU threads once registers are set. */
 static int start_threads(struct vm *vm)
 {
+	return vm_start_loaded(vm, false);
+}
+
+int vm_start_loaded(struct vm *vm, bool paused)
+{
+	if (vm->started)
+		return pv_error(EBUSY, "vm %s: already started", vm->name);
+	if (paused)
+		atomic_store(&vm->pausing, true);
 	int err = pthread_create(&vm->loop_thread, NULL, loop_thread, vm);
 	if (err)
 		return pv_error(err, "vm %s: pthread_create: %s", vm->name, strerror(err));
@@ -404,6 +450,7 @@ int vm_wait(struct vm *vm, int timeout_ms, struct vm_exit *ex)
 int vm_pause(struct vm *vm)
 {
 	atomic_store(&vm->pausing, true);
+	vm->was_paused = true;
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 	pthread_mutex_lock(&vm->lock);
@@ -415,6 +462,12 @@ int vm_pause(struct vm *vm)
 
 int vm_resume(struct vm *vm)
 {
+	/* The vCPUs are parked: tell a kvmclock guest it was stopped, so its
+	 * watchdogs do not take the pause for a lockup. */
+	if (vm->was_paused && vm->started) {
+		clock_after_pause(vm);
+		vm->was_paused = false;
+	}
 	pthread_mutex_lock(&vm->lock);
 	atomic_store(&vm->pausing, false);
 	pthread_cond_broadcast(&vm->cond);
@@ -641,6 +694,31 @@ int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, int eventfd,
 		return pv_error(errno, "vm %s: KVM_IOEVENTFD at 0x%" PRIx64 ": %s", vm->name, addr,
 				strerror(errno));
 	return 0;
+}
+
+int vm_add_device(struct vm *vm, struct device *d, uint64_t mmio_base, int irq)
+{
+	int ret = 0;
+	pthread_mutex_lock(&vm->lock);
+	if (vm->ndevices >= VM_MAX_DEVICES)
+		ret = pv_error(ENOSPC, "vm %s: more than %d devices", vm->name, VM_MAX_DEVICES);
+	else
+		vm->devices[vm->ndevices++] = (struct vm_device){d, mmio_base, irq};
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
+void vm_remove_device(struct vm *vm, struct device *d)
+{
+	pthread_mutex_lock(&vm->lock);
+	for (unsigned i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].dev == d) {
+			memmove(&vm->devices[i], &vm->devices[i + 1],
+				(vm->ndevices - i - 1) * sizeof(vm->devices[0]));
+			vm->ndevices--;
+			break;
+		}
+	pthread_mutex_unlock(&vm->lock);
 }
 
 void vm_add_cleanup(struct vm *vm, void (*fn)(void *opaque), void *opaque)

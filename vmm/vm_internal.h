@@ -21,6 +21,14 @@ struct boot_info;
 #define VM_IDMAP_ADDR 0xfffbc000ull
 #define VM_MPTABLE_GPA 0x9fc00ull
 #define VM_HALT_PROBE_NS (250 * 1000000ull)
+#define VM_MAX_DEVICES 32
+
+/* A device registered with vm_add_device (snapshots walk these in order). */
+struct vm_device {
+	struct device *dev;
+	uint64_t mmio_base;
+	int irq;
+};
 
 struct vcpu {
 	struct vm *vm;
@@ -93,6 +101,14 @@ struct vm {
 
 	struct vm_cleanup *cleanups;
 	struct serial *serial;     /* the UART at 0x3f8 */
+
+	/* Snapshot support: registered devices (under lock), whether guest RAM is
+	 * a private mapping of a snapshot's memory file (mem_fd is that file), and
+	 * whether a pause happened since the last KVM_KVMCLOCK_CTRL. */
+	struct vm_device devices[VM_MAX_DEVICES];
+	unsigned ndevices;
+	bool mem_private;
+	bool was_paused;
 };
 
 /* vcpu.c */
@@ -112,5 +128,16 @@ int msr_setup_vcpu(struct vm *vm, struct vcpu *c);
 
 /* vm.c: called by a vCPU thread when it ends. */
 void vm_vcpu_finished(struct vm *vm);
+/* vm.c, for snapshot.c: a VM whose guest RAM is a private mapping of
+ * `memory_path` (NULL: a fresh memfd, as vm_create), and starting the threads of
+ * a VM whose registers were loaded (optionally parked). */
+int vm_create_from(const struct vm_config *cfg, const char *memory_path, struct vm **out);
+int vm_start_loaded(struct vm *vm, bool paused);
+
+/* clock.c: KVM_KVMCLOCK_CTRL on every vCPU whose guest enabled kvmclock (after
+ * a pause, before the vCPUs run again). */
+void clock_after_pause(struct vm *vm);
+/* clock.c: moves a vCPU's TSC from `from` (its value now) to `to`. */
+int clock_move_tsc(struct vcpu *c, uint64_t from, uint64_t to);
 
 #endif

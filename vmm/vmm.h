@@ -128,4 +128,70 @@ uint64_t vm_first_exit_ns(const struct vm *vm);
 int vm_kvm_fd(const struct vm *vm);
 int vm_fd(const struct vm *vm);
 
+/* ---- snapshots (vmm/snapshot.c, docs/snapshots.md) ---- */
+
+/* Devices that can be saved register here (virtio_mmio_attach does it for every
+ * virtio device): snapshots save them in registration order and a restore
+ * re-creates them in the same order, so MMIO windows and IRQs match. */
+struct device;
+int vm_add_device(struct vm *vm, struct device *d, uint64_t mmio_base, int irq);
+void vm_remove_device(struct vm *vm, struct device *d);
+
+/* Writes a snapshot of a paused (or not yet started / exited) VM into the
+ * directory `dir` (created; must not exist or be empty): vm.state, memory and
+ * disk images. The VM stays paused; vm_resume() continues it. */
+int vm_snapshot(struct vm *vm, const char *dir);
+
+/* Re-creates a device of a kind the VMM cannot build itself (or replaces a
+ * built-in kind) during vm_restore: make the device, attach it to `vm` (which
+ * registers it), and return 0; return -ENOENT to let the built-in factory try.
+ * `state` is the device's saved map; `files_dir` is the snapshot directory. */
+struct msgpack_object;
+typedef int (*vm_restore_device_fn)(void *opaque, struct vm *vm, const char *kind,
+				     const char *id, const struct msgpack_object *state,
+				     const char *files_dir);
+
+struct vm_restore_opts {
+	const char *name;          /* the new VM's name; default: the saved one */
+	/* Console hooks, as in vm_config (not saved). */
+	void (*console_out)(void *opaque, const char *buf, size_t len);
+	void *console_opaque;
+	/* Where the restored VM's private disk copies go (default $TMPDIR or /tmp);
+	 * they are removed when the VM is destroyed. */
+	const char *work_dir;
+	/* Guest time: by default kvmclock (and the TSC) continue from the values saved
+	 * in the snapshot, as if the VM had been paused; this moves them forward. */
+	uint64_t clock_advance_ns;
+	vm_restore_device_fn device_hook;
+	void *device_opaque;
+	bool paused;               /* leave the vCPUs parked (vm_resume() starts them) */
+};
+
+/* A new, running VM from a snapshot directory. Memory is mapped privately from
+ * the snapshot's memory file (restore cost does not grow with RAM size; the file
+ * is never written). Refuses a state file of another format version, with a bad
+ * CRC, or truncated, naming the file and the problem. */
+int vm_restore(const char *dir, const struct vm_restore_opts *opts, struct vm **out);
+
+/* What `provium snapshots ls` shows; filled from a verified vm.state. */
+struct vm_snapshot_info {
+	char name[64];          /* the VM's name when saved */
+	char kernel[512];
+	unsigned memory_mib, cpus, ndevices;
+	uint64_t created_ns;    /* wall clock */
+	uint64_t clock_ns;      /* guest kvmclock when saved */
+	char devices[256];      /* "hvc0:virtio-console vda:virtio-blk ..." */
+};
+int vm_snapshot_info(const char *dir, struct vm_snapshot_info *info);
+
+/* ---- guest clock (vmm/clock.c, docs/clock.md) ---- */
+
+/* The guest's kvmclock in ns (KVM_GET_CLOCK). */
+int vm_clock_get(struct vm *vm, uint64_t *ns);
+/* Jumps guest time forward by ns: kvmclock (KVM_SET_CLOCK), every vCPU's TSC by
+ * the same amount, and pending LAPIC one-shot/periodic, TSC-deadline and PIT
+ * timers as if the time had passed (a timer that would have expired fires now).
+ * Pauses the VM for the change when it is running. */
+int vm_clock_advance(struct vm *vm, uint64_t ns);
+
 #endif

@@ -1,0 +1,802 @@
+/* snapshot.c — saving a paused VM into a snapshot directory and restoring a new VM
+ * from one (vmm.h: vm_snapshot, vm_restore, vm_snapshot_info; docs/snapshots.md).
+ *
+ * The state (vm.state, checked by vmm/snapshot_file.c) is one msgpack map:
+ *   config   {name, kernel, initrd, cmdline, memory_mib, cpus, created_ns}
+ *   vcpus    [{regs, sregs, fpu, xsave, xcrs, lapic, events, debugregs: raw KVM
+ *             structs as bin; mp_state; tsc; msrs: [[index, value], ...]}]
+ *   vm       {pic_master, pic_slave, ioapic, pit2: bin; clock_ns; tsc_khz}
+ *   serial   the UART's own map (serial_save)
+ *   devices  [{kind, id, mmio, irq, state: the device's save() map, image?}]
+ * Restore re-creates the devices in the saved order (so MMIO windows and IRQs come
+ * out the same), maps guest RAM privately from `memory`, loads every vCPU, the
+ * irqchip, the PIT and kvmclock, then starts the vCPU threads. */
+#include "vmm/vm_internal.h"
+#include "vmm/snapshot.h"
+#include "vmm/util.h"
+#include "devices/device.h"
+#include "devices/serial.h"
+#include "devices/virtio_blk.h"
+#include "devices/virtio_console.h"
+#include "devices/virtio_rng.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MSR_IA32_TSC 0x10
+#define MSR_IA32_TSC_DEADLINE 0x6e0
+
+/* ---- msgpack helpers ---- */
+
+static void pk_str(msgpack_packer *pk, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	msgpack_pack_str_with_body(pk, s ? s : "", n);
+}
+
+static void pk_kv_bin(msgpack_packer *pk, const char *k, const void *p, size_t n)
+{
+	pk_str(pk, k);
+	msgpack_pack_bin_with_body(pk, p, n);
+}
+
+static void pk_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
+{
+	pk_str(pk, k);
+	msgpack_pack_uint64(pk, v);
+}
+
+static void pk_kv_str(msgpack_packer *pk, const char *k, const char *v)
+{
+	pk_str(pk, k);
+	pk_str(pk, v);
+}
+
+static const msgpack_object *mp_get(const msgpack_object *map, const char *key)
+{
+	if (!map || map->type != MSGPACK_OBJECT_MAP)
+		return NULL;
+	size_t kl = strlen(key);
+	for (uint32_t i = 0; i < map->via.map.size; i++) {
+		const msgpack_object_kv *kv = &map->via.map.ptr[i];
+		if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == kl &&
+		    !memcmp(kv->key.via.str.ptr, key, kl))
+			return &kv->val;
+	}
+	return NULL;
+}
+
+/* Each getter names the missing/bad field with `what` ("vcpu 0", "vm"). */
+static int mp_u64(const msgpack_object *map, const char *what, const char *key, uint64_t *v)
+{
+	const msgpack_object *o = mp_get(map, key);
+	if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return pv_error(EINVAL, "%s: \"%s\" is missing or not a number", what, key);
+	*v = o->via.u64;
+	return 0;
+}
+
+static int mp_bin(const msgpack_object *map, const char *what, const char *key, void *out,
+		  size_t len)
+{
+	const msgpack_object *o = mp_get(map, key);
+	if (!o || o->type != MSGPACK_OBJECT_BIN)
+		return pv_error(EINVAL, "%s: \"%s\" is missing", what, key);
+	if (o->via.bin.size != len)
+		return pv_error(EINVAL, "%s: \"%s\" is %u bytes, this build's KVM struct is %zu "
+				"(saved by another build)", what, key, o->via.bin.size, len);
+	memcpy(out, o->via.bin.ptr, len);
+	return 0;
+}
+
+/* A string field copied into buf; "" when absent. */
+static void mp_str(const msgpack_object *map, const char *key, char *buf, size_t len)
+{
+	const msgpack_object *o = mp_get(map, key);
+	buf[0] = 0;
+	if (o && o->type == MSGPACK_OBJECT_STR)
+		snprintf(buf, len, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+}
+
+/* "a/b" into buf; -ENAMETOOLONG when it does not fit. */
+static int join(char *buf, size_t len, const char *a, const char *b)
+{
+	int n = snprintf(buf, len, "%s/%s", a, b);
+	if (n < 0 || (size_t)n >= len)
+		return pv_error(ENAMETOOLONG, "path %s/%s is too long", a, b);
+	return 0;
+}
+
+/* ---- save ---- */
+
+/* The MSRs KVM offers (KVM_GET_MSR_INDEX_LIST) that this vCPU can read. */
+static int read_msrs(struct vm *vm, struct vcpu *c, struct kvm_msrs **out)
+{
+	struct kvm_msr_list probe = {.nmsrs = 0};
+	ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe); /* E2BIG, fills nmsrs */
+	struct kvm_msr_list *list = calloc(1, sizeof(*list) + probe.nmsrs * sizeof(uint32_t));
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + probe.nmsrs * sizeof(m->entries[0]));
+	if (!list || !m) {
+		free(list);
+		free(m);
+		return pv_error(ENOMEM, "out of memory");
+	}
+	list->nmsrs = probe.nmsrs;
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, list) < 0) {
+		int e = errno;
+		free(list);
+		free(m);
+		return pv_error(e, "KVM_GET_MSR_INDEX_LIST: %s", strerror(e));
+	}
+	/* KVM_GET_MSRS stops at the first MSR it cannot read: drop it and go on. */
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < list->nmsrs;) {
+		uint32_t left = list->nmsrs - i;
+		struct kvm_msrs *part = calloc(1, sizeof(*part) + left * sizeof(part->entries[0]));
+		if (!part) {
+			free(list);
+			free(m);
+			return pv_error(ENOMEM, "out of memory");
+		}
+		part->nmsrs = left;
+		for (uint32_t k = 0; k < left; k++)
+			part->entries[k].index = list->indices[i + k];
+		int r = ioctl(c->fd, KVM_GET_MSRS, part);
+		if (r < 0)
+			r = 0;
+		memcpy(&m->entries[n], part->entries, (size_t)r * sizeof(part->entries[0]));
+		free(part);
+		n += (uint32_t)r;
+		i += (uint32_t)r;
+		if (i < list->nmsrs) {
+			pv_debug("vcpu %u: MSR 0x%x cannot be read; not saved", c->index,
+				 list->indices[i]);
+			i++;
+		}
+	}
+	m->nmsrs = n;
+	free(list);
+	*out = m;
+	return 0;
+}
+
+static int save_vcpu(struct vm *vm, struct vcpu *c, msgpack_packer *pk)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_fpu fpu;
+	struct kvm_xsave xsave;
+	struct kvm_xcrs xcrs;
+	struct kvm_lapic_state lapic;
+	struct kvm_vcpu_events events;
+	struct kvm_mp_state mp;
+	struct kvm_debugregs dregs;
+	struct kvm_msrs *msrs = NULL;
+	bool has_xsave = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0;
+	bool has_xcrs = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
+	const char *op;
+#define GET(ioc, p) do { op = #ioc; if (ioctl(c->fd, ioc, p) < 0) goto fail; } while (0)
+	GET(KVM_GET_REGS, &regs);
+	GET(KVM_GET_SREGS, &sregs);
+	GET(KVM_GET_FPU, &fpu);
+	if (has_xsave)
+		GET(KVM_GET_XSAVE, &xsave);
+	if (has_xcrs)
+		GET(KVM_GET_XCRS, &xcrs);
+	GET(KVM_GET_LAPIC, &lapic);
+	GET(KVM_GET_VCPU_EVENTS, &events);
+	GET(KVM_GET_MP_STATE, &mp);
+	GET(KVM_GET_DEBUGREGS, &dregs);
+#undef GET
+	int err = read_msrs(vm, c, &msrs);
+	if (err)
+		return pv_error_prefix(-err, "vcpu %u", c->index);
+	msgpack_pack_map(pk, 8 + has_xsave + has_xcrs);
+	pk_kv_bin(pk, "regs", &regs, sizeof(regs));
+	pk_kv_bin(pk, "sregs", &sregs, sizeof(sregs));
+	pk_kv_bin(pk, "fpu", &fpu, sizeof(fpu));
+	if (has_xsave)
+		pk_kv_bin(pk, "xsave", &xsave, sizeof(xsave));
+	if (has_xcrs)
+		pk_kv_bin(pk, "xcrs", &xcrs, sizeof(xcrs));
+	pk_kv_bin(pk, "lapic", &lapic, sizeof(lapic));
+	pk_kv_bin(pk, "events", &events, sizeof(events));
+	pk_kv_u64(pk, "mp_state", mp.mp_state);
+	pk_kv_bin(pk, "debugregs", &dregs, sizeof(dregs));
+	pk_str(pk, "msrs");
+	msgpack_pack_array(pk, msrs->nmsrs);
+	for (uint32_t i = 0; i < msrs->nmsrs; i++) {
+		msgpack_pack_array(pk, 2);
+		msgpack_pack_uint32(pk, msrs->entries[i].index);
+		msgpack_pack_uint64(pk, msrs->entries[i].data);
+	}
+	free(msrs);
+	return 0;
+fail:
+	return pv_error(errno, "vcpu %u: %s: %s", c->index, op, strerror(errno));
+}
+
+static int save_vm_chips(struct vm *vm, msgpack_packer *pk)
+{
+	struct kvm_irqchip chips[3] = {{.chip_id = KVM_IRQCHIP_PIC_MASTER},
+				       {.chip_id = KVM_IRQCHIP_PIC_SLAVE},
+				       {.chip_id = KVM_IRQCHIP_IOAPIC}};
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clock = {0};
+	for (int i = 0; i < 3; i++)
+		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chips[i]) < 0)
+			return pv_error(errno, "KVM_GET_IRQCHIP %d: %s", i, strerror(errno));
+	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0)
+		return pv_error(errno, "KVM_GET_PIT2: %s", strerror(errno));
+	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
+		return pv_error(errno, "KVM_GET_CLOCK: %s", strerror(errno));
+	int khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
+	msgpack_pack_map(pk, 6);
+	pk_kv_bin(pk, "pic_master", &chips[0].chip.pic, sizeof(chips[0].chip.pic));
+	pk_kv_bin(pk, "pic_slave", &chips[1].chip.pic, sizeof(chips[1].chip.pic));
+	pk_kv_bin(pk, "ioapic", &chips[2].chip.ioapic, sizeof(chips[2].chip.ioapic));
+	pk_kv_bin(pk, "pit2", &pit, sizeof(pit));
+	pk_kv_u64(pk, "clock_ns", clock.clock);
+	pk_kv_u64(pk, "tsc_khz", khz > 0 ? (uint64_t)khz : 0);
+	return 0;
+}
+
+/* A virtio-blk device is saved with a copy of its image: the restored VM works on
+ * a private copy of that copy, never on the original. */
+static int save_device(struct vm *vm, const struct vm_device *vd, const char *dir,
+		       msgpack_packer *pk)
+{
+	struct device *d = vd->dev;
+	const char *kind = d->ops->name;
+	bool blk = !strcmp(kind, "virtio-blk");
+	char image[96];
+	msgpack_pack_map(pk, 5 + blk);
+	pk_kv_str(pk, "kind", kind);
+	pk_kv_str(pk, "id", d->id);
+	pk_kv_u64(pk, "mmio", vd->mmio_base);
+	pk_kv_u64(pk, "irq", (uint64_t)vd->irq);
+	if (blk) {
+		char dst[PATH_MAX];
+		snprintf(image, sizeof(image), "disk-%s.img", d->id);
+		int err = join(dst, sizeof(dst), dir, image);
+		if (!err)
+			err = snapshot_copy_file(virtio_blk_path((struct virtio_blk *)d), dst);
+		if (err)
+			return pv_error_prefix(-err, "vm %s: device %s", vm->name, d->id);
+		pk_kv_str(pk, "image", image);
+	}
+	pk_str(pk, "state");
+	if (!d->ops->save)
+		return pv_error(ENOTSUP, "vm %s: device %s (%s) cannot be saved", vm->name, d->id,
+				kind);
+	int err = d->ops->save(d, pk);
+	return err < 0 ? pv_error_prefix(-err, "vm %s: device %s", vm->name, d->id) : 0;
+}
+
+static void save_config(struct vm *vm, msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 7);
+	pk_kv_str(pk, "name", vm->name);
+	pk_kv_str(pk, "kernel", vm->kernel);
+	pk_kv_str(pk, "initrd", vm->initrd);
+	pk_kv_str(pk, "cmdline", vm->cmdline);
+	pk_kv_u64(pk, "memory_mib", vm->mem_size >> 20);
+	pk_kv_u64(pk, "cpus", vm->ncpus);
+	pk_kv_u64(pk, "created_ns", pv_wall_ns());
+}
+
+static int rm_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
+	struct dirent *e;
+	char sub[PATH_MAX];
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+		rm_tree(sub);
+	}
+	closedir(d);
+	return rmdir(path) == 0 ? 0 : -errno;
+}
+
+int vm_snapshot(struct vm *vm, const char *dir)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	int err;
+	struct stat st;
+	if (stat(dir, &st) == 0 && rmdir(dir) < 0)
+		return pv_error(EEXIST, "vm %s: snapshot %s already exists", vm->name, dir);
+	if (vm->started && !atomic_load(&vm->pausing))
+		vm_pause(vm);
+	snprintf(tmp, sizeof(tmp), "%s.tmp-%d", dir, (int)getpid());
+	rm_tree(tmp);
+	if (mkdir(tmp, 0755) < 0)
+		return pv_error(errno, "vm %s: snapshot %s: %s", vm->name, tmp, strerror(errno));
+
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 5);
+	pk_str(&pk, "config");
+	save_config(vm, &pk);
+	pk_str(&pk, "vcpus");
+	msgpack_pack_array(&pk, vm->ncpus);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if ((err = save_vcpu(vm, &vm->vcpus[i], &pk)))
+			goto fail;
+	pk_str(&pk, "vm");
+	if ((err = save_vm_chips(vm, &pk)))
+		goto fail;
+	pk_str(&pk, "serial");
+	if ((err = serial_save(vm->serial, (struct msgpack_packer *)&pk)))
+		goto fail;
+	pthread_mutex_lock(&vm->lock);
+	unsigned nd = vm->ndevices;
+	struct vm_device devs[VM_MAX_DEVICES];
+	memcpy(devs, vm->devices, sizeof(devs));
+	pthread_mutex_unlock(&vm->lock);
+	pk_str(&pk, "devices");
+	msgpack_pack_array(&pk, nd);
+	for (unsigned i = 0; i < nd; i++)
+		if ((err = save_device(vm, &devs[i], tmp, &pk)))
+			goto fail;
+
+	if ((err = join(path, sizeof(path), tmp, SNAPSHOT_MEMORY_FILE)) ||
+	    (err = snapshot_memory_write(path, vm->mem, vm->mem_size, vm->mem_fd,
+					 vm->mem_private)))
+		goto fail;
+	if ((err = join(path, sizeof(path), tmp, SNAPSHOT_STATE_FILE)) ||
+	    (err = snapshot_state_write(path, sb.data, sb.size)))
+		goto fail;
+	if (rename(tmp, dir) < 0) {
+		err = pv_error(errno, "rename %s to %s: %s", tmp, dir, strerror(errno));
+		goto fail;
+	}
+	msgpack_sbuffer_destroy(&sb);
+	return 0;
+fail:
+	msgpack_sbuffer_destroy(&sb);
+	rm_tree(tmp);
+	return pv_error_prefix(-err, "vm %s: snapshot %s", vm->name, dir);
+}
+
+/* ---- restore ---- */
+
+struct loaded {
+	void *data;
+	size_t len;
+	msgpack_unpacked up;
+	const msgpack_object *root, *config, *vcpus, *vmst, *serial, *devices;
+};
+
+static void loaded_free(struct loaded *l)
+{
+	msgpack_unpacked_destroy(&l->up);
+	free(l->data);
+}
+
+static int load_state(const char *dir, struct loaded *l)
+{
+	char path[PATH_MAX];
+	memset(l, 0, sizeof(*l));
+	msgpack_unpacked_init(&l->up);
+	int err = join(path, sizeof(path), dir, SNAPSHOT_STATE_FILE);
+	if (err)
+		return err;
+	err = snapshot_state_read(path, &l->data, &l->len);
+	if (err)
+		return err;
+	size_t off = 0;
+	if (msgpack_unpack_next(&l->up, l->data, l->len, &off) != MSGPACK_UNPACK_SUCCESS ||
+	    l->up.data.type != MSGPACK_OBJECT_MAP)
+		return pv_error(EINVAL, "snapshot state %s: the state is not a msgpack map", path);
+	l->root = &l->up.data;
+	l->config = mp_get(l->root, "config");
+	l->vcpus = mp_get(l->root, "vcpus");
+	l->vmst = mp_get(l->root, "vm");
+	l->serial = mp_get(l->root, "serial");
+	l->devices = mp_get(l->root, "devices");
+	if (!l->config || !l->vcpus || l->vcpus->type != MSGPACK_OBJECT_ARRAY || !l->vmst ||
+	    !l->serial || !l->devices || l->devices->type != MSGPACK_OBJECT_ARRAY)
+		return pv_error(EINVAL, "snapshot state %s: config, vcpus, vm, serial or devices "
+				"is missing", path);
+	return 0;
+}
+
+struct restore_file {
+	struct vm *vm;
+	char path[PATH_MAX];
+};
+
+static void unlink_work_file(void *opaque)
+{
+	struct restore_file *f = opaque;
+	unlink(f->path);
+	free(f);
+}
+
+static int make_blk(struct vm *vm, const char *id, const msgpack_object *dev,
+		    const char *dir, const struct vm_restore_opts *o)
+{
+	char image[128], src[PATH_MAX];
+	mp_str(dev, "image", image, sizeof(image));
+	if (!image[0] || strchr(image, '/'))
+		return pv_error(EINVAL, "device %s: no disk image in the snapshot", id);
+	if (join(src, sizeof(src), dir, image))
+		return -ENAMETOOLONG;
+	struct restore_file *f = calloc(1, sizeof(*f));
+	if (!f)
+		return pv_error(ENOMEM, "out of memory");
+	const char *wd = o && o->work_dir ? o->work_dir : getenv("TMPDIR");
+	snprintf(f->path, sizeof(f->path), "%s/provium-%s-%s-XXXXXX", wd && *wd ? wd : "/tmp",
+		 vm->name, id);
+	int fd = mkostemp(f->path, O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		free(f);
+		return pv_error(e, "device %s: disk copy in %s: %s", id, wd ? wd : "/tmp",
+				strerror(e));
+	}
+	close(fd);
+	int err = snapshot_copy_file(src, f->path);
+	const msgpack_object *st = mp_get(dev, "state");
+	const msgpack_object *tr = mp_get(st, "transport");
+	uint64_t hf = 0;
+	mp_u64(tr, id, "host_features", &hf);
+	struct virtio_blk_opts bo = {
+		.id = id, .path = f->path, .readonly = hf & (1ull << 5) /* VIRTIO_BLK_F_RO */,
+	};
+	struct virtio_blk *b = NULL;
+	if (!err)
+		err = virtio_blk_create(&bo, &b);
+	if (!err && (err = virtio_blk_attach(b, vm)) < 0)
+		virtio_blk_destroy(b);
+	if (err) {
+		unlink(f->path);
+		free(f);
+		return err;
+	}
+	vm_add_cleanup(vm, unlink_work_file, f); /* runs before the device's own */
+	return 0;
+}
+
+/* The devices the VMM can build itself. */
+static int make_device(struct vm *vm, const char *kind, const char *id,
+		       const msgpack_object *dev, const char *dir,
+		       const struct vm_restore_opts *o)
+{
+	int err;
+	if (o && o->device_hook) {
+		err = o->device_hook(o->device_opaque, vm, kind, id, mp_get(dev, "state"), dir);
+		if (err != -ENOENT)
+			return err;
+	}
+	if (!strcmp(kind, "virtio-rng")) {
+		struct virtio_rng *r;
+		if ((err = virtio_rng_create(id, &r)))
+			return err;
+		if ((err = virtio_rng_attach(r, vm)))
+			virtio_rng_destroy(r);
+		return err;
+	}
+	if (!strcmp(kind, "virtio-console")) {
+		struct virtio_console *c;
+		if ((err = virtio_console_create(id, &c)))
+			return err;
+		if ((err = virtio_console_attach(c, vm)))
+			virtio_console_destroy(c);
+		return err;
+	}
+	if (!strcmp(kind, "virtio-blk"))
+		return make_blk(vm, id, dev, dir, o);
+	return pv_error(ENOTSUP, "device %s is a %s, which the VMM cannot re-create by "
+			"itself (vm_restore_opts.device_hook must)", id, kind);
+}
+
+static int restore_devices(struct vm *vm, const struct loaded *l, const char *dir,
+			   const struct vm_restore_opts *o)
+{
+	const msgpack_object_array *a = &l->devices->via.array;
+	for (uint32_t i = 0; i < a->size; i++) {
+		const msgpack_object *dev = &a->ptr[i];
+		char kind[64], id[64];
+		uint64_t mmio = 0, irq = 0;
+		mp_str(dev, "kind", kind, sizeof(kind));
+		mp_str(dev, "id", id, sizeof(id));
+		int err = mp_u64(dev, "device", "mmio", &mmio);
+		if (!err)
+			err = mp_u64(dev, "device", "irq", &irq);
+		if (!err)
+			err = make_device(vm, kind, id, dev, dir, o);
+		if (err)
+			return pv_error_prefix(-err, "device %u (%s)", i, id);
+		pthread_mutex_lock(&vm->lock);
+		struct vm_device vd = vm->ndevices == i + 1 ? vm->devices[i] : (struct vm_device){0};
+		pthread_mutex_unlock(&vm->lock);
+		if (!vd.dev || vd.mmio_base != mmio || vd.irq != (int)irq)
+			return pv_error(EINVAL, "device %s came back at 0x%" PRIx64 " irq %d, it "
+					"was saved at 0x%" PRIx64 " irq %" PRIu64, id, vd.mmio_base,
+					vd.irq, mmio, irq);
+		if (vd.dev->ops->load &&
+		    (err = vd.dev->ops->load(vd.dev, mp_get(dev, "state"))) < 0)
+			return pv_error_prefix(-err, "device %s: loading its state", id);
+	}
+	return 0;
+}
+
+static int set_msrs(struct vcpu *c, const msgpack_object *arr, uint64_t *tsc)
+{
+	if (!arr || arr->type != MSGPACK_OBJECT_ARRAY)
+		return pv_error(EINVAL, "\"msrs\" is missing");
+	uint32_t n = arr->via.array.size;
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + (n + 1) * sizeof(m->entries[0]));
+	if (!m)
+		return pv_error(ENOMEM, "out of memory");
+	uint32_t k = 0, deadline = UINT32_MAX;
+	for (uint32_t i = 0; i < n; i++) {
+		const msgpack_object *e = &arr->via.array.ptr[i];
+		if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2 ||
+		    e->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    e->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+			free(m);
+			return pv_error(EINVAL, "MSR entry %u is malformed", i);
+		}
+		uint32_t idx = (uint32_t)e->via.array.ptr[0].via.u64;
+		uint64_t val = e->via.array.ptr[1].via.u64;
+		if (idx == MSR_IA32_TSC) {
+			*tsc = val; /* set exactly by the caller (clock_move_tsc) */
+			continue;
+		}
+		if (idx == MSR_IA32_TSC_DEADLINE)
+			deadline = k;
+		m->entries[k++] = (struct kvm_msr_entry){.index = idx, .data = val};
+	}
+	/* The deadline goes last: it is armed against the TSC set before it. */
+	if (deadline != UINT32_MAX) {
+		struct kvm_msr_entry dl = m->entries[deadline];
+		memmove(&m->entries[deadline], &m->entries[deadline + 1],
+			(k - deadline - 1) * sizeof(dl));
+		m->entries[k - 1] = dl;
+	}
+	for (uint32_t done = 0; done < k;) {
+		struct kvm_msrs *q = calloc(1, sizeof(*q) + (k - done) * sizeof(q->entries[0]));
+		if (!q) {
+			free(m);
+			return pv_error(ENOMEM, "out of memory");
+		}
+		q->nmsrs = k - done;
+		memcpy(q->entries, &m->entries[done], q->nmsrs * sizeof(q->entries[0]));
+		int r = ioctl(c->fd, KVM_SET_MSRS, q);
+		free(q);
+		if (r < 0)
+			r = 0;
+		done += (uint32_t)r;
+		if (done < k) {
+			pv_debug("vcpu %u: KVM refused MSR 0x%x on restore; skipped", c->index,
+				 m->entries[done].index);
+			done++;
+		}
+	}
+	free(m);
+	return 0;
+}
+
+static int restore_vcpu(struct vm *vm, struct vcpu *c, const msgpack_object *st)
+{
+	char what[32];
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_fpu fpu;
+	struct kvm_xsave xsave;
+	struct kvm_xcrs xcrs;
+	struct kvm_lapic_state lapic;
+	struct kvm_vcpu_events events;
+	struct kvm_debugregs dregs;
+	uint64_t mp = 0, tsc = 0, now = 0;
+	bool has_xsave = mp_get(st, "xsave") != NULL, has_xcrs = mp_get(st, "xcrs") != NULL;
+	snprintf(what, sizeof(what), "vcpu %u", c->index);
+	int err = 0;
+	if ((err = mp_bin(st, what, "regs", &regs, sizeof(regs))) ||
+	    (err = mp_bin(st, what, "sregs", &sregs, sizeof(sregs))) ||
+	    (err = mp_bin(st, what, "fpu", &fpu, sizeof(fpu))) ||
+	    (has_xsave && (err = mp_bin(st, what, "xsave", &xsave, sizeof(xsave)))) ||
+	    (has_xcrs && (err = mp_bin(st, what, "xcrs", &xcrs, sizeof(xcrs)))) ||
+	    (err = mp_bin(st, what, "lapic", &lapic, sizeof(lapic))) ||
+	    (err = mp_bin(st, what, "events", &events, sizeof(events))) ||
+	    (err = mp_bin(st, what, "debugregs", &dregs, sizeof(dregs))) ||
+	    (err = mp_u64(st, what, "mp_state", &mp)))
+		return err;
+	const char *op;
+	struct kvm_mp_state mps = {.mp_state = (uint32_t)mp};
+#define SET(ioc, p) do { op = #ioc; if (ioctl(c->fd, ioc, p) < 0) goto fail; } while (0)
+	/* Firecracker's order: registers, then the LAPIC, MSRs, and pending events. */
+	SET(KVM_SET_MP_STATE, &mps);
+	SET(KVM_SET_REGS, &regs);
+	SET(KVM_SET_SREGS, &sregs);
+	if (has_xsave)
+		SET(KVM_SET_XSAVE, &xsave);
+	else
+		SET(KVM_SET_FPU, &fpu);
+	if (has_xcrs)
+		SET(KVM_SET_XCRS, &xcrs);
+	SET(KVM_SET_DEBUGREGS, &dregs);
+	SET(KVM_SET_LAPIC, &lapic);
+	/* The TSC before the other MSRs (the TSC deadline is armed against it). */
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} one = {.h.nmsrs = 1, .e.index = MSR_IA32_TSC};
+	const msgpack_object *msrs = mp_get(st, "msrs");
+	tsc = UINT64_MAX;
+	for (uint32_t i = 0; msrs && msrs->type == MSGPACK_OBJECT_ARRAY && i < msrs->via.array.size; i++) {
+		const msgpack_object *e = &msrs->via.array.ptr[i];
+		if (e->type == MSGPACK_OBJECT_ARRAY && e->via.array.size == 2 &&
+		    e->via.array.ptr[0].via.u64 == MSR_IA32_TSC)
+			tsc = e->via.array.ptr[1].via.u64;
+	}
+	if (tsc != UINT64_MAX && ioctl(c->fd, KVM_GET_MSRS, &one) == 1) {
+		now = one.e.data;
+		if ((err = clock_move_tsc(c, now, tsc)))
+			return pv_error_prefix(-err, "%s", what);
+	}
+	if ((err = set_msrs(c, msrs, &now)))
+		return pv_error_prefix(-err, "%s", what);
+	SET(KVM_SET_VCPU_EVENTS, &events);
+#undef SET
+	(void)vm;
+	return 0;
+fail:
+	return pv_error(errno, "%s: %s: %s", what, op, strerror(errno));
+}
+
+static int restore_chips(struct vm *vm, const msgpack_object *st)
+{
+	struct kvm_irqchip chips[3] = {{.chip_id = KVM_IRQCHIP_PIC_MASTER},
+				       {.chip_id = KVM_IRQCHIP_PIC_SLAVE},
+				       {.chip_id = KVM_IRQCHIP_IOAPIC}};
+	struct kvm_pit_state2 pit;
+	int err;
+	if ((err = mp_bin(st, "vm", "pic_master", &chips[0].chip.pic, sizeof(chips[0].chip.pic))) ||
+	    (err = mp_bin(st, "vm", "pic_slave", &chips[1].chip.pic, sizeof(chips[1].chip.pic))) ||
+	    (err = mp_bin(st, "vm", "ioapic", &chips[2].chip.ioapic, sizeof(chips[2].chip.ioapic))) ||
+	    (err = mp_bin(st, "vm", "pit2", &pit, sizeof(pit))))
+		return err;
+	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0)
+		return pv_error(errno, "KVM_SET_PIT2: %s", strerror(errno));
+	for (int i = 0; i < 3; i++)
+		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chips[i]) < 0)
+			return pv_error(errno, "KVM_SET_IRQCHIP %d: %s", i, strerror(errno));
+	return 0;
+}
+
+static int restore_clock(struct vm *vm, const msgpack_object *st)
+{
+	uint64_t ns = 0;
+	int err = mp_u64(st, "vm", "clock_ns", &ns);
+	if (err)
+		return err;
+	struct kvm_clock_data d = {.clock = ns};
+	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &d) < 0)
+		return pv_error(errno, "KVM_SET_CLOCK: %s", strerror(errno));
+	return 0;
+}
+
+int vm_restore(const char *dir, const struct vm_restore_opts *o, struct vm **out)
+{
+	struct loaded l;
+	struct vm *vm = NULL;
+	char kernel[PATH_MAX], initrd[PATH_MAX], cmdline[4096], name[64], mem[PATH_MAX];
+	uint64_t mib = 0, cpus = 0;
+	int err = load_state(dir, &l);
+	if (err)
+		goto fail;
+	mp_str(l.config, "kernel", kernel, sizeof(kernel));
+	mp_str(l.config, "initrd", initrd, sizeof(initrd));
+	mp_str(l.config, "cmdline", cmdline, sizeof(cmdline));
+	mp_str(l.config, "name", name, sizeof(name));
+	if ((err = mp_u64(l.config, "config", "memory_mib", &mib)) ||
+	    (err = mp_u64(l.config, "config", "cpus", &cpus)))
+		goto fail;
+	if (cpus != l.vcpus->via.array.size) {
+		err = pv_error(EINVAL, "the state has %u vCPUs, its config says %" PRIu64,
+			       l.vcpus->via.array.size, cpus);
+		goto fail;
+	}
+	struct vm_config cfg = {
+		.name = o && o->name ? o->name : name,
+		.kernel = kernel[0] ? kernel : NULL,
+		.initrd = initrd[0] ? initrd : NULL,
+		.cmdline = cmdline,
+		.memory_mib = (unsigned)mib,
+		.cpus = (unsigned)cpus,
+		.console_out = o ? o->console_out : NULL,
+		.console_opaque = o ? o->console_opaque : NULL,
+	};
+	if ((err = join(mem, sizeof(mem), dir, SNAPSHOT_MEMORY_FILE)))
+		goto fail;
+	if ((err = vm_create_from(&cfg, mem, &vm)))
+		goto fail;
+	if ((err = restore_devices(vm, &l, dir, o)))
+		goto fail;
+	if ((err = serial_load(vm->serial, (const struct msgpack_object *)l.serial)))
+		goto fail;
+	/* The device entries restore added are already in the saved command line. */
+	free(vm->cmdline);
+	vm->cmdline = strdup(cmdline);
+	if (!vm->cmdline) {
+		err = pv_error(ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((err = restore_chips(vm, l.vmst)))
+		goto fail;
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if ((err = restore_vcpu(vm, &vm->vcpus[i], &l.vcpus->via.array.ptr[i])))
+			goto fail;
+	if ((err = restore_clock(vm, l.vmst)))
+		goto fail;
+	if (o && o->clock_advance_ns && (err = vm_clock_advance(vm, o->clock_advance_ns)))
+		goto fail;
+	/* The guest was stopped: a kvmclock guest hears so before it runs again. */
+	clock_after_pause(vm);
+	if ((err = vm_start_loaded(vm, o && o->paused)))
+		goto fail;
+	if (o && o->paused)
+		vm_pause(vm);
+	loaded_free(&l);
+	*out = vm;
+	return 0;
+fail:
+	loaded_free(&l);
+	vm_destroy(vm);
+	return pv_error_prefix(-err, "restore from %s", dir);
+}
+
+int vm_snapshot_info(const char *dir, struct vm_snapshot_info *info)
+{
+	struct loaded l;
+	uint64_t v = 0;
+	memset(info, 0, sizeof(*info));
+	int err = load_state(dir, &l);
+	if (err) {
+		loaded_free(&l);
+		return err;
+	}
+	mp_str(l.config, "name", info->name, sizeof(info->name));
+	mp_str(l.config, "kernel", info->kernel, sizeof(info->kernel));
+	if (!mp_u64(l.config, "config", "memory_mib", &v))
+		info->memory_mib = (unsigned)v;
+	if (!mp_u64(l.config, "config", "cpus", &v))
+		info->cpus = (unsigned)v;
+	mp_u64(l.config, "config", "created_ns", &info->created_ns);
+	mp_u64(l.vmst, "vm", "clock_ns", &info->clock_ns);
+	pv_error_clear();
+	const msgpack_object_array *a = &l.devices->via.array;
+	info->ndevices = a->size;
+	size_t n = 0;
+	for (uint32_t i = 0; i < a->size; i++) {
+		char kind[64], id[64];
+		mp_str(&a->ptr[i], "kind", kind, sizeof(kind));
+		mp_str(&a->ptr[i], "id", id, sizeof(id));
+		int w = snprintf(info->devices + n, sizeof(info->devices) - n, "%s%s:%s",
+				 n ? " " : "", id, kind);
+		if (w < 0 || (size_t)w >= sizeof(info->devices) - n)
+			break;
+		n += (size_t)w;
+	}
+	loaded_free(&l);
+	return 0;
+}

@@ -1,0 +1,39 @@
+/* snapshot.h — the snapshot directory's files (vmm/snapshot_file.c), separate from
+ * the VM-state code (vmm/snapshot.c) so unit tests can check the format without
+ * KVM. docs/snapshots.md describes the format.
+ *
+ *   vm.state   magic "PVSNAP\r\n" | u32 format version | u32 0 | u64 state length |
+ *              msgpack state | u32 CRC-32 (IEEE) of everything before it; all LE
+ *   memory     raw guest RAM, sparse (holes read as zero)
+ *   disk-*.img copies of the VM's disk images (the restored VM works on a copy) */
+#ifndef PROVIUM_SNAPSHOT_H
+#define PROVIUM_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SNAPSHOT_MAGIC "PVSNAP\r\n"
+#define SNAPSHOT_VERSION 1u
+#define SNAPSHOT_HEADER_SIZE 24u
+#define SNAPSHOT_STATE_FILE "vm.state"
+#define SNAPSHOT_MEMORY_FILE "memory"
+
+uint32_t snapshot_crc32(uint32_t crc, const void *buf, size_t len);
+
+/* Writes header + state + CRC to `path` (through a temporary file and rename). */
+int snapshot_state_write(const char *path, const void *state, size_t len);
+/* Reads and checks `path`: refuses (-EINVAL, message naming the file) a bad magic,
+ * another format version, a truncated file or a CRC mismatch. *state is malloc'd. */
+int snapshot_state_read(const char *path, void **state, size_t *len);
+
+/* Writes guest RAM to `path` as a sparse file of `size` bytes. Only pages that can
+ * hold data are written: the data ranges of `backing_fd` (SEEK_DATA) and, for a
+ * private mapping, the pages the guest changed (from /proc/self/pagemap). */
+int snapshot_memory_write(const char *path, const void *mem, uint64_t size, int backing_fd,
+			  bool private_map);
+
+/* Copies a file keeping holes (FICLONE reflink when the file system can). */
+int snapshot_copy_file(const char *src, const char *dst);
+
+#endif
