@@ -163,7 +163,7 @@ static void lo_up(void)
 struct child_args {
 	const struct sandbox_config *cfg;
 	const char *rootfs;
-	int agent_fd, con_in, con_out, errfd;
+	int agent_fd, con_in, con_out, errfd, errrd;
 };
 
 static void __attribute__((noreturn)) child_main(struct child_args *a)
@@ -183,6 +183,12 @@ static void __attribute__((noreturn)) child_main(struct child_args *a)
 	if (syscall(SYS_close_range, 4, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		child_fail(errfd, "close_range");
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* The parent may have died before PDEATHSIG was set: it holds the only read end of
+	 * the error pipe until we exec, so a pipe without readers means it is gone. */
+	close(a->errrd);
+	struct pollfd pfd = {.fd = errfd, .events = POLLOUT};
+	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR))
+		_exit(1);
 	setsid();
 
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -346,7 +352,8 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out)
 		goto fail;
 	}
 	struct child_args ca = {.cfg = cfg, .rootfs = rootfs, .agent_fd = sv[1],
-				.con_in = in[0], .con_out = outp[1], .errfd = errp[1]};
+				.con_in = in[0], .con_out = outp[1], .errfd = errp[1],
+				.errrd = errp[0]};
 	/* A fork-like clone (no new stack): the child sets up and execs right away. */
 	long pid = syscall(SYS_clone, (unsigned long)(SIGCHLD | CLONE_NEWNS | CLONE_NEWPID |
 				  CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC),
