@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #define CPUID_MAX_ENTRIES 1024
 
@@ -32,6 +33,12 @@ int cpuid_init(struct vm *vm)
 	}
 	return pv_error(E2BIG, "KVM_GET_SUPPORTED_CPUID: more than %d entries",
 			CPUID_MAX_ENTRIES);
+}
+
+/* True when /dev/kvm is the PVM software virtualizer (ENVIRONMENT.md). */
+bool cpuid_host_is_pvm(void)
+{
+	return access("/sys/module/kvm_pvm", F_OK) == 0;
 }
 
 static struct kvm_cpuid_entry2 *find(struct kvm_cpuid2 *c, uint32_t fn)
@@ -79,6 +86,12 @@ int cpuid_setup_vcpu(struct vm *vm, struct vcpu *vc)
 	memcpy(&sig->ebx, "KVMK", 4);
 	memcpy(&sig->ecx, "VMKV", 4);
 	memcpy(&sig->edx, "M\0\0\0", 4);
+	/* On PVM the paravirtual send-IPI hypercall (vmcall rax=0xa) never returns, so a
+	 * Linux guest with 2+ vCPUs hangs bringing up its APs: hide KVM_FEATURE_PV_SEND_IPI
+	 * there and Linux sends IPIs through the (emulated) LAPIC instead. */
+	struct kvm_cpuid_entry2 *feat = find(c, 0x40000001);
+	if (feat && cpuid_host_is_pvm())
+		feat->eax &= ~(1u << 11);
 	if (vm->cfg.cpuid_hook)
 		vm->cfg.cpuid_hook(vm->cfg.cpuid_opaque, c->entries, c->nent);
 	int ret = 0;

@@ -122,6 +122,7 @@ void vcpu_kick(struct vcpu *c);
 /* cpuid.c */
 int cpuid_init(struct vm *vm);
 int cpuid_setup_vcpu(struct vm *vm, struct vcpu *c);
+bool cpuid_host_is_pvm(void);
 
 /* msr.c */
 int msr_setup_vcpu(struct vm *vm, struct vcpu *c);
