@@ -26,7 +26,7 @@ static void usage(FILE *to)
 		"  --vsock [PORT]   listen on AF_VSOCK (default port %d), many connections\n"
 		"  --unix PATH      listen on a unix socket, many connections\n"
 		"  --fd N           serve the connected socket N; exit when it closes\n"
-		"  --allow-reboot   poweroff/reboot call reboot(2) even when not PID 1\n"
+		"  --allow-reboot   the poweroff/reboot ops call reboot(2) (in the guest)\n"
 		"protocol version %d\n",
 		PV_AGENT_VSOCK_PORT, PROTOCOL_VERSION);
 }
