@@ -330,7 +330,11 @@ function provium._pump()
     end
     m = chan.recv()
   end
-  if delivered then chan_cond:signal() end
+  if delivered then
+    chan_cond:signal()
+    -- the reader may be blocked on the fd whose data we just took: wake it too
+    if reader and reader ~= current and not reader.dead and waiting[reader] then make_ready(reader, true) end
+  end
 end
 
 -- One task at a time waits on the channel fd (the reader); the others wait on chan_cond,
