@@ -260,11 +260,11 @@ int op_ls(struct req *r)
 			char **nn = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof(*names));
 
 			if (!nn)
-				break;
+				goto nomem;
 			names = nn;
 		}
 		if (!(names[n] = strdup(de->d_name)))
-			break;
+			goto nomem;
 		n++;
 	}
 	closedir(d);
@@ -279,6 +279,13 @@ int op_ls(struct req *r)
 	}
 	free(names);
 	return reply_send(r);
+nomem:
+	/* a partial listing would look like a complete one */
+	closedir(d);
+	while (n)
+		free(names[--n]);
+	free(names);
+	return fail(r, ENOMEM, "ls %s: out of memory", path);
 }
 
 int op_mkdir(struct req *r)
