@@ -1,6 +1,7 @@
 /* host_virtio_vsock.c — boots the virtio_vsock guest (an echo service on vsock
  * port 1234) with the userspace virtio-vsock device. The host opens a stream to
- * the guest, writes PROVIUM_VSOCK_BYTES (default 1 MiB; the slow tier runs 4 MiB)
+ * the guest, writes PROVIUM_VSOCK_BYTES (default 4 MiB, as the issue asks; it takes
+ * about 0.6 s here because the guest echoes zero-copy)
  * from one thread while reading the echo in another — starting late, so the
  * guest's echo waits for the host's credit — and checks every byte. Then it
  * resets the stream (the guest sees RST), accepts the guest's own stream on host
@@ -62,7 +63,7 @@ static void test_echo_rst_shutdown_reset(void **state)
 {
 	(void)state;
 	const char *env = getenv("PROVIUM_VSOCK_BYTES");
-	size_t size = env && *env ? strtoull(env, NULL, 0) : (1u << 20);
+	size_t size = env && *env ? strtoull(env, NULL, 0) : (4u << 20);
 	vguest_create(&g, "virtio_vsock", "console=ttyS0", NULL, NULL);
 	struct virtio_vsock *s;
 	if (virtio_vsock_create("vsock0", 3, &s) < 0)
