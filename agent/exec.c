@@ -384,9 +384,13 @@ struct proc *cmd_start(struct req *r, struct cmd *cmd, int *in_fd, int *out_fd,
 	p->owner = r->c;
 	if (p->exit_fd < 0)
 		goto sys_fail;
-	if (in_fd ? pipe2(in, O_CLOEXEC) < 0
-		  : (in[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+	if (pipe2(in, O_CLOEXEC) < 0)
 		goto sys_fail;
+	if (!in_fd) {
+		/* No stdin: an empty pipe, already at EOF (works without /dev too). */
+		close(in[1]);
+		in[1] = -1;
+	}
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
 	    pipe2(rep, O_CLOEXEC) < 0)
 		goto sys_fail;

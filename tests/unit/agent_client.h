@@ -90,6 +90,7 @@ struct ac_opts {
 	uid_t uid;                    /* run as this uid/gid when set_uid */
 	bool set_uid;
 	bool allow_reboot;
+	const char *chroot_dir;       /* chroot here first; the agent is /bin/provium-agent */
 };
 
 static inline void ac_init(struct ac *a, int fd, pid_t pid)
@@ -139,6 +140,11 @@ static inline int ac_start(struct ac *a, const struct ac_opts *o)
 					_exit(WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st));
 				}
 			}
+		}
+		if (o && o->chroot_dir) {
+			if (chroot(o->chroot_dir) < 0 || chdir("/") < 0)
+				_exit(126);
+			argv[0] = "/bin/provium-agent";
 		}
 		if (o && o->set_uid && (setresgid(o->uid, o->uid, o->uid) < 0 ||
 					setresuid(o->uid, o->uid, o->uid) < 0))

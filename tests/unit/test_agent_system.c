@@ -282,6 +282,45 @@ static void test_vsock_listener_and_usage(void **state)
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
 }
 
+/* The initramfs has nothing but busybox, /etc/passwd and the agent (and /dev only
+ * once /init mounted it): the static agent must work there. */
+static void test_runs_in_a_busybox_only_root(void **state)
+{
+	static const char *const applets[] = { "sh", "echo", "id", "ls", "cat", "sleep" };
+	char root[600], p[700], cmd[8192];
+	struct ac a;
+	struct ac_rep r;
+	char *out;
+
+	(void)state;
+	if (getuid() != 0 || access("/bin/busybox", X_OK) < 0)
+		skip();
+	snprintf(root, sizeof(root), "%s", path("root"));
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/bin %s/etc %s/tmp && cp /bin/busybox %s/bin/ && "
+		 "cp %s %s/bin/provium-agent", root, root, root, root, ac_agent_path(), root);
+	assert_int_equal(system(cmd), 0);
+	for (size_t i = 0; i < sizeof(applets) / sizeof(applets[0]); i++) {
+		snprintf(p, sizeof(p), "%s/bin/%s", root, applets[i]);
+		assert_int_equal(symlink("busybox", p), 0);
+	}
+	snprintf(p, sizeof(p), "%s/etc/passwd", root);
+	write_host(p, "root:x:0:0:root:/root:/bin/sh\nguest:x:1000:1000::/home/guest:/bin/sh\n");
+
+	assert_int_equal(ac_start(&a, &(struct ac_opts){ .chroot_dir = root }), 0);
+	assert_int_equal(ac_hello(&a), 0);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_EXEC, "cmd=s user=s", "id -u; echo $HOME; ls /",
+				  "guest"), 0);
+	assert_true(r.f->ok);
+	out = ac_res_str(&r, "stdout");
+	assert_string_equal(out, "1000\n/home/guest\nbin\netc\ntmp\n");
+	free(out);
+	ac_rep_free(&r);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_READ_FILE, "path=s", "/etc/passwd"), 0);
+	assert_true(r.f->ok);
+	ac_rep_free(&r);
+	assert_int_equal(ac_stop(&a), 0);
+}
+
 /* ---- many connections at once ---- */
 
 struct worker {
@@ -408,6 +447,7 @@ int main(void)
 		cmocka_unit_test(test_poweroff_and_reboot_exit_when_not_pid1),
 		cmocka_unit_test(test_fd_agent_exits_when_connection_closes),
 		cmocka_unit_test(test_vsock_listener_and_usage),
+		cmocka_unit_test(test_runs_in_a_busybox_only_root),
 		cmocka_unit_test(test_many_connections_mixed_work),
 	};
 
