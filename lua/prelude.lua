@@ -28,10 +28,22 @@ end
 
 -- Events -----------------------------------------------------------------------------
 -- provium._emit(ev) sends one event to the parent; fills in file and t (unix ns).
+-- One event is one SOCK_SEQPACKET packet, which the kernel caps (about 200 KiB): long
+-- texts (a log of a whole file, a failure showing a huge value) are cut to 64 KiB.
+local MAX_TEXT = 65536
 function provium._emit(ev)
   ev.file = ev.file or cfg.file
   ev.t = C.unix_ns()
-  chan.send({ k = "event", ev = ev })
+  for _, k in ipairs({ "text", "message", "error" }) do
+    local v = ev[k]
+    if type(v) == "string" and #v > MAX_TEXT then
+      ev[k] = v:sub(1, MAX_TEXT) .. ("\n... (%d more bytes cut)"):format(#v - MAX_TEXT)
+    end
+  end
+  local ok, err = chan.send({ k = "event", ev = ev })
+  if not ok and cfg.file then
+    io.stderr:write(("provium: %s: event %s lost: %s\n"):format(cfg.file, tostring(ev.ev), tostring(err)))
+  end
 end
 
 -- The scheduler ------------------------------------------------------------------------

@@ -36,7 +36,11 @@ provium._where = where_in
 local function inspect(v, depth, seen)
   depth = depth or 0
   local tv = type(v)
-  if tv == "string" then return string.format("%q", v):gsub("\\\n", "\\n") end
+  if tv == "string" then
+    local cut = ""
+    if #v > 2048 then cut = ("...(%d bytes)"):format(#v); v = v:sub(1, 2048) end
+    return (string.format("%q", v):gsub("\\\n", "\\n")) .. cut
+  end
   if tv ~= "table" then return tostring(v) end
   local mt = getmetatable(v)
   if mt and mt.__tostring then return tostring(v) end
@@ -123,6 +127,12 @@ function T:eq(a, b, msg)
   if ok then return end
   local m = "expected equal values\n  got:      " .. inspect(a) .. "\n  expected: " .. inspect(b)
   if path ~= "" then m = m .. "\n  first difference at " .. path .. ": " .. inspect(x) .. " vs " .. inspect(y) end
+  if type(x) == "string" and type(y) == "string" then
+    local i = 1
+    while i <= #x and x:byte(i) == y:byte(i) do i = i + 1 end
+    m = m .. ("\n  strings differ at byte %d: %s vs %s"):format(i, inspect(x:sub(math.max(1, i - 20), i + 40)),
+      inspect(y:sub(math.max(1, i - 20), i + 40)))
+  end
   fail(m, msg)
 end
 

@@ -62,7 +62,7 @@ test("a failing cleanup turns a pass into an error", function(t) check(t, "clean
 test("the passing test still passes", function(t) check(t, "passes", "pass") end)
 test("file_end counts every outcome", function(t)
   local fe = child.find(run(), "file_end")[1]
-  t:eq({ fe.passed, fe.failed, fe.skipped, fe.todo }, { 1, 23, 2, 0 })
+  t:eq({ fe.passed, fe.failed, fe.skipped, fe.todo }, { 1, 24, 2, 0 })
 end)
 
 test("t:log sends test_log events; cleanups run after failures and skips", function(t)
@@ -84,4 +84,13 @@ end)
 
 test("error() with a plain table reports its message", function(t)
   check(t, "plain table error", "error", 39, "a table error")
+end)
+
+test("huge logs and values are cut to fit one event, and string diffs say where", function(t)
+  local logs = child.find(run(), "test_log", { test = "huge values" })
+  t:eq(#logs, 1)
+  t:le(#logs[1].text, 65536 + 64)
+  t:match(logs[1].text, "%.%.%. %(934464 more bytes cut%)$")
+  check(t, "huge values", "fail", 42, 'strings differ at byte 500001: "aaaaaaaaaaaaaaaaaaaatail" vs "aaaaaaaaaaaaaaaaaaaaTAIL"')
+  t:le(#run().by_test["huge values"]["end"].message, 16384)
 end)
