@@ -62,7 +62,7 @@ test("a failing cleanup turns a pass into an error", function(t) check(t, "clean
 test("the passing test still passes", function(t) check(t, "passes", "pass") end)
 test("file_end counts every outcome", function(t)
   local fe = child.find(run(), "file_end")[1]
-  t:eq({ fe.passed, fe.failed, fe.skipped, fe.todo }, { 1, 24, 2, 0 })
+  t:eq({ fe.passed, fe.failed, fe.skipped, fe.todo }, { 1, 24, 2, 1 })
 end)
 
 test("t:log sends test_log events; cleanups run after failures and skips", function(t)
@@ -93,4 +93,8 @@ test("huge logs and values are cut to fit one event, and string diffs say where"
   t:match(logs[1].text, "%.%.%. %(934464 more bytes cut%)$")
   check(t, "huge values", "fail", 42, 'strings differ at byte 500001: "aaaaaaaaaaaaaaaaaaaatail" vs "aaaaaaaaaaaaaaaaaaaaTAIL"')
   t:le(#run().by_test["huge values"]["end"].message, 16384)
+end)
+
+test("todo(reason) inside a test stops it as todo", function(t)
+  check(t, "todo inside a test", "todo", nil, "finish the parser")
 end)
