@@ -215,9 +215,15 @@ function Lab:restore()
   check_lab(self, "lab:restore")
   perr({ code = "unsupported", op = "lab:restore", message = "snapshots need the kvm backend" }, 2)
 end
-function Lab:bridge(name)
+function Lab:bridge(name, opts)
   check_lab(self, "lab:bridge")
-  perr({ code = "unsupported", op = "lab:bridge", message = "networking is not built yet" }, 2)
+  check(type(name) == "string" and name:match("^[%w_.-]+$"), "lab:bridge",
+    "bridge name must be a string of letters, digits, '_', '.', '-', got " .. tostring(name))
+  check(opts == nil or type(opts) == "table", "lab:bridge", "opts must be a table, got " .. type(opts))
+  for _, b in ipairs(self._bridges) do check(b.name ~= name, "lab:bridge", ("duplicate bridge name %q"):format(name)) end
+  local b = provium._bridge_new(self, name, opts) -- bridge.lua
+  self._bridges[#self._bridges + 1] = b
+  return b
 end
 
 -- The root lab and the provium.* functions ---------------------------------------------------

@@ -99,6 +99,7 @@ local function boot(vm, opts)
       message = why .. (con ~= "" and ("; console:\n" .. con) or "") }, 3)
   end
   vm._state = "running"
+  if V.on_boot then V.on_boot(vm) end -- bridge.lua: plumb the VM's NICs
   vm._boot_ns = math.floor((S.now() - t0) * 1e9)
   vm._started_at = provium._c_vm.wall_ns() / 1e9
   emit({ ev = "vm_spawn", vm = vm.name, backend = vm.backend, profile = p.name,
@@ -206,6 +207,7 @@ function VM:info()
     name = self.name, backend = self.backend, profile = p.name, state = self:state(),
     pid = self._sb and self._sb:pid() or nil, memory = p.memory, cpus = p.cpus,
     kernel = nil, rootfs = self._sb and self._sb:rootfs() or p.rootfs,
+    userns = self._sb and self._sb:userns() or nil,
     boot_time = self._boot_ns and self._boot_ns / 1e9 or nil, boot_ns = self._boot_ns,
     started_at = self._started_at,
   }

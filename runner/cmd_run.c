@@ -1,6 +1,7 @@
 /* cmd_run.c — `provium run`: select files, resolve the backend, run them in workers
  * (runner/sched.c), stream events (runner/events.c) to the reporters, and turn the
  * outcome into RUNNER.md's exit code. */
+#include "runner/netns.h"
 #include "runner/commands.h"
 #include "runner/discover.h"
 #include "runner/events.h"
@@ -278,7 +279,10 @@ int cmd_run(int argc, char **argv)
 	};
 	runctx_worker_args(&sc.base, &o, backend);
 	struct sched_result res;
-	if (sched_run(&sc, &res) < 0) {
+	netns_run_init(); /* names the run's network namespace; removed below */
+	r = sched_run(&sc, &res);
+	netns_run_cleanup(); /* after every worker is gone, also after crashes/SIGINT */
+	if (r < 0) {
 		fprintf(stderr, "provium run: %s\n", pv_errmsg());
 		code = runctx_end(&rc, false, 3);
 		goto out;

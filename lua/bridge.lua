@@ -1,0 +1,321 @@
+-- bridge.lua — Bridge (API.md "Bridge and Nic"): a Linux bridge in the run's network
+-- namespace, NIC attachments, and faults (partition, isolate, latency, drop,
+-- duplicate, corrupt) enforced per NIC in the netpath datapath (lua/nic.c).
+-- provium._bridge_new(lab, name, opts) is what lab:bridge calls.
+local provium = provium
+local perr = provium._error
+local cfg = provium._config
+local C = provium._c_net
+local V = provium._vm or {}
+provium._vm = V
+local N = provium._net or {}
+provium._net = N
+
+local Bridge = {}
+N.Bridge = Bridge
+local Bridge_mt = { __name = "provium.Bridge" }
+N.Bridge_mt = Bridge_mt
+Bridge_mt.__index = function(t, k)
+  local m = Bridge[k]
+  if m ~= nil then return m end
+  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
+  perr({ code = "invalid", op = "bridge." .. tostring(k), message = "Bridge has no method or field '" .. tostring(k) .. "'" }, 2)
+end
+Bridge_mt.__tostring = function(b)
+  return ("Bridge(%s, %s, %d nic%s)"):format(b.name, b.subnet, #b._nics, #b._nics == 1 and "" or "s")
+end
+
+local function check(cond, op, msg, lvl)
+  if not cond then perr({ code = "invalid", op = op, message = msg }, (lvl or 2) + 1) end
+end
+
+local function check_bridge(b, op)
+  if getmetatable(b) ~= Bridge_mt then
+    perr({ code = "invalid", op = op, message = "call it as " .. op .. "(...) (with a colon)" }, 3)
+  end
+  if b._closed then perr({ code = "closed", op = op, message = "bridge " .. b.name .. " was torn down" }, 3) end
+  return b
+end
+
+-- "a.b.c.d/len" -> base address (integer), prefix length
+local function parse_cidr(s)
+  if type(s) ~= "string" then return nil end
+  local a, b, c, d, len = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)/(%d+)$")
+  if not a then return nil end
+  a, b, c, d, len = tonumber(a), tonumber(b), tonumber(c), tonumber(d), tonumber(len)
+  if a > 255 or b > 255 or c > 255 or d > 255 or len < 8 or len > 30 then return nil end
+  local ip = ((a * 256 + b) * 256 + c) * 256 + d
+  local size = 1 << (32 - len)
+  return ip - ip % size, len
+end
+N.parse_cidr = parse_cidr
+
+local function ip_str(n)
+  return ("%d.%d.%d.%d"):format(n >> 24 & 255, n >> 16 & 255, n >> 8 & 255, n & 255)
+end
+N.ip_str = ip_str
+
+function provium._bridge_new(lab, name, opts)
+  opts = opts or {}
+  check(type(opts) == "table", "lab:bridge", "opts must be a table", 3)
+  if opts.subnet ~= nil then
+    check(parse_cidr(opts.subnet), "lab:bridge", ("subnet must be an IPv4 CIDR like 10.0.0.0/24, got %s"):format(tostring(opts.subnet)), 3)
+  end
+  -- the kernel allocates the index: names are unique in the run's namespace, shared
+  -- by every file of the run
+  local idx, ifname
+  for k = 0, 255 do
+    if C.bridge_add("pvbr" .. k) then idx, ifname = k, "pvbr" .. k; break end
+  end
+  if not idx then perr({ code = "infra", op = "lab:bridge", message = "no free bridge index (256 in use)" }, 3) end
+  local subnet = opts.subnet or ("10.213.%d.0/24"):format(idx)
+  local base, len = parse_cidr(subnet)
+  local b = setmetatable({
+    name = name, subnet = ip_str(base) .. "/" .. len, ifname = ifname,
+    _lab = lab, _idx = idx, _base = base, _len = len, _next_host = 2, _nics = {},
+    _isolated = {}, _groups = nil, _faults = {}, _closed = false,
+  }, Bridge_mt)
+  if opts.nat then b:nat(true) end
+  return b
+end
+
+function Bridge:vms()
+  check_bridge(self, "bridge:vms")
+  local r = {}
+  for i, n in ipairs(self._nics) do r[i] = n.vm end
+  return r
+end
+
+function Bridge:_nic_of(vm)
+  for _, n in ipairs(self._nics) do if n.vm == vm then return n end end
+end
+
+local function vm_arg(b, vm, op)
+  if getmetatable(vm) ~= V.VM_mt then
+    perr({ code = "invalid", op = op, message = "expected a VM, got " .. tostring(vm) }, 4)
+  end
+  return vm
+end
+
+function Bridge:attach(vm, opts)
+  check_bridge(self, "bridge:attach")
+  vm_arg(self, vm, "bridge:attach")
+  opts = opts or {}
+  check(type(opts) == "table", "bridge:attach", "opts must be a table")
+  if self:_nic_of(vm) then
+    perr({ code = "invalid", op = "bridge:attach", vm = vm.name, message = "already attached to bridge " .. self.name }, 2)
+  end
+  local ip
+  if opts.ip then
+    check(type(opts.ip) == "string" and parse_cidr(opts.ip .. "/24"), "bridge:attach",
+      "ip must be an IPv4 address, got " .. tostring(opts.ip))
+    ip = opts.ip
+  else
+    local host = self._next_host
+    check(host < (1 << (32 - self._len)) - 1, "bridge:attach", "subnet " .. self.subnet .. " is full")
+    self._next_host = host + 1
+    ip = ip_str(self._base + host)
+  end
+  vm._nics = vm._nics or {}
+  local n = #self._nics + 1
+  local mac = opts.mac or ("02:70:76:%02x:%02x:%02x"):format(self._idx, (n >> 8) & 255, n & 255)
+  local nic = N.Nic.new(self, vm, { ip = ip, mac = mac, ifname = "eth" .. #vm._nics })
+  self._nics[#self._nics + 1] = nic
+  vm._nics[#vm._nics + 1] = nic
+  local st = vm:state()
+  if st == "running" or st == "paused" then
+    local ok, err = pcall(nic._plumb, nic)
+    if not ok then
+      self._nics[#self._nics] = nil
+      vm._nics[#vm._nics] = nil
+      error(err, 0)
+    end
+  end
+  self:_apply()
+  return nic
+end
+
+function Bridge:detach(vm)
+  check_bridge(self, "bridge:detach")
+  vm_arg(self, vm, "bridge:detach")
+  local nic = self:_nic_of(vm)
+  if not nic then
+    perr({ code = "invalid", op = "bridge:detach", vm = vm.name, message = "not attached to bridge " .. self.name }, 2)
+  end
+  nic:_unplumb()
+  for i = #self._nics, 1, -1 do if self._nics[i] == nic then table.remove(self._nics, i) end end
+  for i = #(vm._nics or {}), 1, -1 do if vm._nics[i] == nic then table.remove(vm._nics, i) end end
+  self._isolated[vm] = nil
+  self:_apply()
+end
+
+-- Faults ------------------------------------------------------------------------------------
+-- The wanted rules of one NIC, in evaluation order (drops first).
+local function rules_for(b, nic, locals)
+  local r = {}
+  if b._isolated[nic.vm] then r[#r + 1] = { action = "drop", everything = true, label = "isolate" } end
+  if b._groups then
+    local mine
+    for gi, g in ipairs(b._groups) do if g[nic.vm] then mine = gi end end
+    if mine then
+      local peers = {}
+      for _, o in ipairs(b._nics) do
+        for gi, g in ipairs(b._groups) do
+          if gi ~= mine and g[o.vm] then peers[#peers + 1] = o.mac end
+        end
+      end
+      if #peers > 0 then r[#r + 1] = { action = "drop", peers = peers, locals = locals, label = "partition" } end
+    end
+  end
+  for _, kind in ipairs({ "drop", "delay", "duplicate", "corrupt" }) do
+    for _, f in ipairs(b._faults) do
+      if f.action == kind then
+        local peers
+        if f.between then
+          local other
+          if f.between[1] == nic.vm then other = f.between[2] elseif f.between[2] == nic.vm then other = f.between[1] end
+          local on = other and b:_nic_of(other)
+          if on then peers = { on.mac } end
+        end
+        if not f.between or peers then
+          r[#r + 1] = { action = kind, rate = f.rate, delay_ms = f.ms, jitter_ms = f.jitter,
+            peers = peers, locals = locals, seed = f.seed, label = kind }
+        end
+      end
+    end
+  end
+  return r
+end
+
+-- Installs the wanted rules on every plumbed NIC: new ones first, then the old ones
+-- go, so a change never opens a window without the rules.
+function Bridge:_apply()
+  local locals = {}
+  for i, n in ipairs(self._nics) do locals[i] = n.mac end
+  for _, nic in ipairs(self._nics) do
+    if nic._relay then
+      local old = nic._rule_ids or {}
+      local ids = {}
+      for _, spec in ipairs(rules_for(self, nic, locals)) do ids[#ids + 1] = nic._relay:add_fault(spec) end
+      for _, id in ipairs(old) do nic._relay:del_rule(id) end
+      nic._rule_ids = ids
+    end
+  end
+end
+
+local function vm_list(x, op)
+  check(type(x) == "table", op, "each group must be an array of VMs, got " .. type(x), 3)
+  local set = {}
+  for _, vm in ipairs(x) do
+    if getmetatable(vm) ~= V.VM_mt then perr({ code = "invalid", op = op, message = "expected a VM, got " .. tostring(vm) }, 4) end
+    set[vm] = true
+  end
+  return set
+end
+
+function Bridge:partition(...)
+  check_bridge(self, "bridge:partition")
+  local groups = {}
+  for i = 1, select("#", ...) do groups[i] = vm_list(select(i, ...), "bridge:partition") end
+  check(#groups >= 2, "bridge:partition", "needs at least two groups")
+  self._groups = groups
+  self:_apply()
+end
+
+function Bridge:heal()
+  check_bridge(self, "bridge:heal")
+  self._groups = nil
+  self._isolated = {}
+  self:_apply()
+end
+
+function Bridge:isolate(vm)
+  check_bridge(self, "bridge:isolate")
+  vm_arg(self, vm, "bridge:isolate")
+  self._isolated[vm] = true
+  self:_apply()
+end
+
+function Bridge:unisolate(vm)
+  check_bridge(self, "bridge:unisolate")
+  vm_arg(self, vm, "bridge:unisolate")
+  self._isolated[vm] = nil
+  self:_apply()
+end
+
+local function between_of(opts, op)
+  local bt = opts.between
+  if bt == nil then return nil end
+  check(type(bt) == "table" and getmetatable(bt[1]) == V.VM_mt and getmetatable(bt[2]) == V.VM_mt,
+    op, "opts.between must be {vm_a, vm_b}", 4)
+  return { bt[1], bt[2] }
+end
+
+local function same_pair(a, b)
+  if a == nil or b == nil then return a == b end
+  return (a[1] == b[1] and a[2] == b[2]) or (a[1] == b[2] and a[2] == b[1])
+end
+
+-- Sets (or with value 0 removes) the fault of `action` for opts.between (or the bridge).
+local function set_fault(b, action, f, opts, op)
+  opts = opts or {}
+  check(type(opts) == "table", op, "opts must be a table", 3)
+  f.action = action
+  f.between = between_of(opts, op)
+  check(opts.seed == nil or math.type(opts.seed) == "integer", op, "opts.seed must be an integer", 3)
+  f.seed = opts.seed or cfg.seed or 0
+  for i = #b._faults, 1, -1 do
+    local o = b._faults[i]
+    if o.action == action and same_pair(o.between, f.between) then table.remove(b._faults, i) end
+  end
+  if not f.off then b._faults[#b._faults + 1] = f end
+  b:_apply()
+end
+
+local function rate_fault(action)
+  local op = "bridge:" .. action
+  return function(self, rate, opts)
+    check_bridge(self, op)
+    check(type(rate) == "number" and rate >= 0 and rate <= 1, op, "rate must be a number in 0..1, got " .. tostring(rate))
+    set_fault(self, action == "duplicate" and "duplicate" or action, { rate = rate, off = rate == 0 }, opts, op)
+  end
+end
+Bridge.drop = rate_fault("drop")
+Bridge.duplicate = rate_fault("duplicate")
+Bridge.corrupt = rate_fault("corrupt")
+
+function Bridge:latency(ms, opts)
+  check_bridge(self, "bridge:latency")
+  check(type(ms) == "number" and ms >= 0, "bridge:latency", "ms must be a non-negative number, got " .. tostring(ms))
+  local jitter = opts and opts.jitter or 0
+  check(type(jitter) == "number" and jitter >= 0, "bridge:latency", "opts.jitter must be a non-negative number")
+  set_fault(self, "delay", { ms = ms, jitter = jitter, off = ms == 0 and jitter == 0 }, opts, "bridge:latency")
+end
+
+function Bridge:clear_faults()
+  check_bridge(self, "bridge:clear_faults")
+  self._faults, self._groups, self._isolated = {}, nil, {}
+  self:_apply()
+end
+
+-- Lab teardown: every NIC's relay, then the Linux bridge. Never raises.
+function Bridge:_teardown()
+  if self._closed then return end
+  self._closed = true
+  for _, nic in ipairs(self._nics) do
+    pcall(nic._unplumb, nic)
+    local vn = nic.vm._nics or {}
+    for i = #vn, 1, -1 do if vn[i] == nic then table.remove(vn, i) end end
+  end
+  self._nics = {}
+  if self._nat_teardown then pcall(self._nat_teardown, self) end
+  pcall(C.link_del, self.ifname)
+end
+
+-- A VM (re)started: plumb its NICs into the new sandbox (vmlife.lua calls this).
+function V.on_boot(vm)
+  for _, nic in ipairs(vm._nics or {}) do
+    nic:_plumb()
+    nic.bridge:_apply()
+  end
+end

@@ -1,0 +1,96 @@
+-- nic.lua — Nic (API.md "Bridge and Nic"): one VM's attachment to one bridge. On the
+-- sandbox backend the relay (lua/nic.c) carries its frames through netpath; it is
+-- (re)made whenever the VM's sandbox starts, since each start is a new namespace.
+local provium = provium
+local perr = provium._error
+local cfg = provium._config
+local N = provium._net or {}
+provium._net = N
+
+local Nic = {}
+N.Nic = Nic
+local Nic_mt = { __name = "provium.Nic" }
+Nic_mt.__index = function(t, k)
+  local m = Nic[k]
+  if m ~= nil then return m end
+  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
+  perr({ code = "invalid", op = "nic." .. tostring(k), message = "Nic has no method or field '" .. tostring(k) .. "'" }, 2)
+end
+Nic_mt.__tostring = function(n)
+  return ("Nic(%s on %s, %s, %s, link %s)"):format(n.vm.name, n.bridge.name, n.ip, n.mac, n._up and "up" or "down")
+end
+
+function Nic.new(bridge, vm, o)
+  return setmetatable({ bridge = bridge, vm = vm, ip = o.ip, mac = o.mac, ifname = o.ifname,
+    tap = nil, _up = true, _totals = nil }, Nic_mt)
+end
+
+local ZERO = { rx_packets = 0, tx_packets = 0, rx_bytes = 0, tx_bytes = 0, rx_dropped = 0, tx_dropped = 0 }
+
+-- Counters survive re-plumbing (a VM restart makes a new relay).
+local function add(a, b)
+  local r = {}
+  for k in pairs(ZERO) do r[k] = (a[k] or 0) + (b[k] or 0) end
+  return r
+end
+
+function Nic:_unplumb()
+  if self._relay then
+    pcall(function() self._totals = add(self._totals or ZERO, self._relay:counters()) end)
+    self._relay:close()
+    self._relay = nil
+    self._rule_ids = nil
+  end
+end
+
+function Nic:_plumb()
+  self:_unplumb()
+  local vm = self.vm
+  if not vm._sb then
+    perr({ code = "unsupported", op = "bridge:attach", vm = vm.name, message = "NICs need a sandbox VM (the kvm backend attaches through virtio-net)" }, 3)
+  end
+  local b = self.bridge
+  local ok, r = pcall(provium._c_nic.attach, {
+    bridge = b.ifname, pid = vm._sb:pid(), ifname = self.ifname, mac = self.mac,
+    cidr = self.ip .. "/" .. b._len, gw = b._gateway, name = vm.name .. "@" .. b.name,
+    seed = cfg.seed or 0,
+  })
+  if not ok then
+    if provium._is_error(r) then r.vm = vm.name end
+    error(r, 0)
+  end
+  self._relay = r
+  self.tap = r:info().tap
+  if not self._up then r:set_link(false) end
+end
+
+local function check(n, op)
+  if getmetatable(n) ~= Nic_mt then
+    perr({ code = "invalid", op = op, message = "call it as " .. op .. "(...) (with a colon)" }, 3)
+  end
+  return n
+end
+
+function Nic:counters()
+  check(self, "nic:counters")
+  local c = self._totals or ZERO
+  if self._relay then c = add(c, self._relay:counters()) end
+  return add(c, ZERO)
+end
+
+function Nic:link_down()
+  check(self, "nic:link_down")
+  self._up = false
+  if self._relay then self._relay:set_link(false) end
+end
+
+function Nic:link_up()
+  check(self, "nic:link_up")
+  self._up = true
+  if self._relay then self._relay:set_link(true) end
+end
+
+function Nic:link()
+  check(self, "nic:link")
+  return self._up and "up" or "down"
+end
