@@ -353,7 +353,9 @@ local function run_cleanups(list, timeout, group)
   local first
   for i = #list, 1, -1 do
     local task = S.spawn(list[i])
-    if not S.run(task, S.now() + timeout) then
+    -- a cleanup gets its own time (the test's may be used up), also for calls inside it
+    S.test_deadline = S.now() + timeout
+    if not S.run(task, S.test_deadline) then
       first = first or ("cleanup timed out after " .. timeout .. " s: " .. S.describe(task))
       S.abandon(group)
     elseif task.err ~= nil and not first then

@@ -62,7 +62,7 @@ test("a failing cleanup turns a pass into an error", function(t) check(t, "clean
 test("the passing test still passes", function(t) check(t, "passes", "pass") end)
 test("file_end counts every outcome", function(t)
   local fe = child.find(run(), "file_end")[1]
-  t:eq({ fe.passed, fe.failed, fe.skipped, fe.todo }, { 1, 24, 2, 1 })
+  t:eq({ fe.passed, fe.failed, fe.skipped, fe.todo }, { 1, 25, 2, 1 })
 end)
 
 test("t:log sends test_log events; cleanups run after failures and skips", function(t)
@@ -97,4 +97,11 @@ end)
 
 test("todo(reason) inside a test stops it as todo", function(t)
   check(t, "todo inside a test", "todo", nil, "finish the parser")
+end)
+
+test("cleanups of a timed-out test get their own time for blocking calls", function(t)
+  local logs = child.find(run(), "test_log", { test = "cleanup after a timeout can still wait" })
+  t:eq(#logs, 1)
+  t:eq(logs[1].text, "cleanup waited fine")
+  check(t, "cleanup after a timeout can still wait", "error", 51, "test timed out after 0.2 s")
 end)
