@@ -30,6 +30,7 @@
 
 struct sandbox {
 	char *name;
+	bool userns;          /* runs in its own user namespace */
 	char *rootfs;
 	pid_t pid;
 	bool reaped;
@@ -164,6 +165,8 @@ struct child_args {
 	const struct sandbox_config *cfg;
 	const char *rootfs;
 	int agent_fd, con_in, con_out, errfd, errrd;
+	int go_rd, go_wr;   /* userns: the parent writes a byte once the id maps are set */
+	bool userns;
 };
 
 static void __attribute__((noreturn)) child_main(struct child_args *a)
@@ -190,6 +193,13 @@ static void __attribute__((noreturn)) child_main(struct child_args *a)
 	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR))
 		_exit(1);
 	setsid();
+	if (a->userns) {
+		char c;
+		close(a->go_wr);
+		if (read(a->go_rd, &c, 1) != 1)
+			child_fail(errfd, "wait for the user namespace's id maps");
+		close(a->go_rd);
+	}
 
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(errfd, "make / private");
@@ -321,6 +331,117 @@ static void *console_reader(void *arg)
 
 /* ---- start / stop ---- */
 
+static bool userns_broken;
+
+static bool use_userns(void)
+{
+	const char *e = getenv("PROVIUM_SANDBOX_USERNS");
+	if (e && !strcmp(e, "0"))
+		return false;
+	return !userns_broken;
+}
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = pv_write_full(fd, s, strlen(s));
+	close(fd);
+	return r;
+}
+
+/* Clones PID 1 of a new sandbox and waits until it exec'd. Returns 0, -EAGAIN when a
+ * user namespace was asked for and did not work (retry without), or -errno with
+ * pv_error set. */
+static int clone_child(struct sandbox *sb, const struct sandbox_config *cfg,
+		       const char *rootfs, bool userns, char *msg, size_t msgsize)
+{
+	const char *name = sb->name;
+	int sv[2] = {-1, -1}, in[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1};
+	int go[2] = {-1, -1};
+	int ret = 0;
+	msg[0] = 0;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
+	    pipe2(in, O_CLOEXEC) < 0 || pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+	    (userns && pipe2(go, O_CLOEXEC) < 0)) {
+		ret = pv_error(errno, "sandbox %s: socketpair/pipe: %s", name, strerror(errno));
+		goto out;
+	}
+	struct child_args ca = {.cfg = cfg, .rootfs = rootfs, .agent_fd = sv[1],
+				.con_in = in[0], .con_out = outp[1], .errfd = errp[1],
+				.errrd = errp[0], .go_rd = go[0], .go_wr = go[1], .userns = userns};
+	unsigned long flags = SIGCHLD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
+			      CLONE_NEWUTS | CLONE_NEWIPC | (userns ? CLONE_NEWUSER : 0);
+	/* A fork-like clone (no new stack): the child sets up and execs right away. */
+	long pid = syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+	if (pid < 0) {
+		int e = errno;
+		snprintf(msg, msgsize, "clone: %s", strerror(e));
+		ret = userns ? -EAGAIN : pv_error(e, "sandbox %s: clone with new namespaces: %s%s",
+						  name, strerror(e),
+						  e == EPERM ? " (needs root or CAP_SYS_ADMIN)" : "");
+		goto out;
+	}
+	if (pid == 0)
+		child_main(&ca);
+	close(sv[1]);
+	close(in[0]);
+	close(outp[1]);
+	close(errp[1]);
+	sv[1] = in[0] = outp[1] = errp[1] = -1;
+	if (userns) {
+		/* identity maps of every id: files keep their owners, `user` exec works */
+		char p[64];
+		close(go[0]);
+		go[0] = -1;
+		snprintf(p, sizeof(p), "/proc/%ld/uid_map", pid);
+		int r1 = write_str(p, "0 0 4294967295\n");
+		snprintf(p, sizeof(p), "/proc/%ld/gid_map", pid);
+		int r2 = write_str(p, "0 0 4294967295\n");
+		if (r1 < 0 || r2 < 0 || write(go[1], "g", 1) != 1) {
+			snprintf(msg, msgsize, "id maps: %s", strerror(r1 < 0 ? -r1 : r2 < 0 ? -r2 : errno));
+			kill((pid_t)pid, SIGKILL);
+			waitpid((pid_t)pid, NULL, 0);
+			ret = -EAGAIN;
+			goto out;
+		}
+	}
+	/* The error pipe closes on exec (success) or carries the failed step. */
+	size_t got = 0;
+	for (;;) {
+		ssize_t n = read(errp[0], msg + got, msgsize - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (got == msgsize - 1)
+			break;
+	}
+	msg[got] = 0;
+	if (got) {
+		int st;
+		waitpid((pid_t)pid, &st, 0);
+		ret = userns ? -EAGAIN : pv_error(EIO, "sandbox %s: setup failed: %s", name, msg);
+		goto out;
+	}
+	sb->pid = (pid_t)pid;
+	sb->agent_fd = sv[0];
+	sb->con_in = in[1];
+	sb->con_out = outp[0];
+	sv[0] = in[1] = outp[0] = -1;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (sv[i] >= 0) close(sv[i]);
+		if (in[i] >= 0) close(in[i]);
+		if (outp[i] >= 0) close(outp[i]);
+		if (errp[i] >= 0) close(errp[i]);
+		if (go[i] >= 0) close(go[i]);
+	}
+	return ret;
+}
+
 int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out)
 {
 	const char *name = cfg->name ? cfg->name : "sandbox";
@@ -340,61 +461,31 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out)
 	sb->name = strdup(name);
 	sb->rootfs = strdup(rootfs);
 	sb->ring = malloc(SANDBOX_CONSOLE_SIZE);
-	int sv[2] = {-1, -1}, in[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1};
 	int ret;
 	if (!sb->name || !sb->rootfs || !sb->ring) {
 		ret = pv_error(ENOMEM, "sandbox %s: out of memory", name);
 		goto fail;
 	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
-	    pipe2(in, O_CLOEXEC) < 0 || pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-		ret = pv_error(errno, "sandbox %s: socketpair/pipe: %s", name, strerror(errno));
-		goto fail;
-	}
-	struct child_args ca = {.cfg = cfg, .rootfs = rootfs, .agent_fd = sv[1],
-				.con_in = in[0], .con_out = outp[1], .errfd = errp[1],
-				.errrd = errp[0]};
-	/* A fork-like clone (no new stack): the child sets up and execs right away. */
-	long pid = syscall(SYS_clone, (unsigned long)(SIGCHLD | CLONE_NEWNS | CLONE_NEWPID |
-				  CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC),
-			   NULL, NULL, NULL, NULL);
-	if (pid < 0) {
-		ret = pv_error(errno, "sandbox %s: clone with new namespaces: %s%s", name,
-			       strerror(errno), errno == EPERM ? " (needs root or CAP_SYS_ADMIN)" : "");
-		goto fail;
-	}
-	if (pid == 0)
-		child_main(&ca);
-	sb->pid = (pid_t)pid;
-	close(sv[1]);
-	close(in[0]);
-	close(outp[1]);
-	close(errp[1]);
-	sv[1] = in[0] = outp[1] = errp[1] = -1;
-	sb->agent_fd = sv[0];
-	sb->con_in = in[1];
-	sb->con_out = outp[0];
-
-	/* The error pipe closes on exec (success) or carries the failed step. */
+	/* A user namespace too when the host allows it (identity-mapped: root inside keeps
+	 * its files but its capabilities stop at the sandbox, so it cannot change host-wide
+	 * settings such as /proc/sys or the clock); without it if that fails. */
+	bool userns = use_userns();
 	char msg[512];
-	size_t got = 0;
-	for (;;) {
-		ssize_t n = read(errp[0], msg + got, sizeof(msg) - 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-		if (got == sizeof(msg) - 1)
-			break;
+	ret = clone_child(sb, cfg, rootfs, userns, msg, sizeof(msg));
+	if (ret == -EAGAIN) {
+		char why[512];
+		snprintf(why, sizeof(why), "%s", msg);
+		userns = false;
+		ret = clone_child(sb, cfg, rootfs, false, msg, sizeof(msg));
+		if (ret == 0) {
+			/* it was the user namespace: do not try it again in this process */
+			userns_broken = true;
+			pv_debug("sandbox %s: no user namespace (%s)", name, why);
+		}
 	}
-	msg[got] = 0;
-	close(errp[0]);
-	errp[0] = -1;
-	if (got) {
-		ret = pv_error(EIO, "sandbox %s: setup failed: %s", name, msg);
+	if (ret < 0)
 		goto fail;
-	}
+	sb->userns = userns;
 	fcntl(sb->agent_fd, F_SETFL, fcntl(sb->agent_fd, F_GETFL) | O_NONBLOCK);
 	fcntl(sb->con_in, F_SETFL, fcntl(sb->con_in, F_GETFL) | O_NONBLOCK);
 	if ((ret = -pthread_create(&sb->reader, NULL, console_reader, sb)) < 0) {
@@ -405,18 +496,6 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out)
 	*out = sb;
 	return 0;
 fail:
-	for (int i = 0; i < 2; i++) {
-		if (sv[i] >= 0) close(sv[i]);
-		if (in[i] >= 0) close(in[i]);
-		if (outp[i] >= 0) close(outp[i]);
-		if (errp[i] >= 0) close(errp[i]);
-	}
-	if (sb->agent_fd == sv[0])
-		sb->agent_fd = -1;
-	if (sb->con_in == in[1])
-		sb->con_in = -1;
-	if (sb->con_out == outp[0])
-		sb->con_out = -1;
 	sandbox_free(sb);
 	return ret;
 }
@@ -486,6 +565,7 @@ void sandbox_free(struct sandbox *sb)
 int sandbox_agent_fd(const struct sandbox *sb) { return sb->agent_fd; }
 pid_t sandbox_pid(const struct sandbox *sb) { return sb->pid; }
 const char *sandbox_rootfs(const struct sandbox *sb) { return sb->rootfs; }
+bool sandbox_userns(const struct sandbox *sb) { return sb->userns; }
 
 /* A Worker connection: a new agent process entered into the sandbox's namespaces
  * (setns into ipc/uts/net/pid/mnt of PID 1, then fork so the agent is inside the pid
@@ -495,12 +575,13 @@ int sandbox_connect(struct sandbox *sb)
 {
 	if (sb->reaped || sb->pid <= 0)
 		return pv_error(ESRCH, "sandbox %s: not running", sb->name);
-	static const char *nsnames[] = {"ipc", "uts", "net", "pid", "mnt"};
-	int nsfd[5], sv[2] = {-1, -1}, errp[2] = {-1, -1}, con = -1, ret;
+	/* the user namespace first: it owns the others */
+	static const char *nsnames[] = {"user", "ipc", "uts", "net", "pid", "mnt"};
+	int nsfd[6], sv[2] = {-1, -1}, errp[2] = {-1, -1}, con = -1, ret;
 	char p[64];
-	for (size_t i = 0; i < 5; i++)
+	for (size_t i = 0; i < 6; i++)
 		nsfd[i] = -1;
-	for (size_t i = 0; i < 5; i++) {
+	for (size_t i = sb->userns ? 0 : 1; i < 6; i++) {
 		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)sb->pid, nsnames[i]);
 		if ((nsfd[i] = open(p, O_RDONLY | O_CLOEXEC)) < 0) {
 			ret = pv_error(errno, "sandbox %s: %s: %s", sb->name, p, strerror(errno));
@@ -519,8 +600,8 @@ int sandbox_connect(struct sandbox *sb)
 		goto out;
 	}
 	if (helper == 0) {
-		for (size_t i = 0; i < 5; i++)
-			if (setns(nsfd[i], 0) < 0)
+		for (size_t i = 0; i < 6; i++)
+			if (nsfd[i] >= 0 && setns(nsfd[i], 0) < 0)
 				child_fail(errp[1], "setns into the sandbox");
 		pid_t agent = fork();
 		if (agent < 0)
@@ -568,7 +649,7 @@ int sandbox_connect(struct sandbox *sb)
 	ret = sv[0];
 	sv[0] = -1;
 out:
-	for (size_t i = 0; i < 5; i++)
+	for (size_t i = 0; i < 6; i++)
 		if (nsfd[i] >= 0)
 			close(nsfd[i]);
 	for (int i = 0; i < 2; i++) {

@@ -1,6 +1,8 @@
 /* sandbox.h — the sandbox backend: a "VM" that is the agent running on the host inside
- * fresh mount/pid/net/uts/ipc namespaces, with a private writable root (overlayfs on a
- * tmpfs upper over build/rootfs), connected to the host over a socketpair.
+ * fresh user/mount/pid/net/uts/ipc namespaces (the user namespace identity-mapped, and
+ * left out when the host refuses it or PROVIUM_SANDBOX_USERNS=0), with a private
+ * writable root (overlayfs on a tmpfs upper over build/rootfs), connected to the host
+ * over a socketpair.
  *
  * The sandbox's PID 1 is the rootfs's /init (started with PROVIUM_SANDBOX=1 and
  * PROVIUM_AGENT_FD=3), or /bin/provium-agent --fd 3 when the rootfs has no /init. Its stdout/stderr are the console (kept in a ring buffer by a
@@ -44,6 +46,9 @@ void sandbox_free(struct sandbox *sb);
 int sandbox_agent_fd(const struct sandbox *sb);   /* host end of the socketpair; -1 after kill */
 pid_t sandbox_pid(const struct sandbox *sb);      /* PID 1 of the sandbox, host view */
 const char *sandbox_rootfs(const struct sandbox *sb);
+/* true when the sandbox has its own (identity-mapped) user namespace; false when the
+ * host did not allow one or PROVIUM_SANDBOX_USERNS=0. */
+bool sandbox_userns(const struct sandbox *sb);
 /* Non-blocking reap. Returns true once PID 1 has exited; *status (may be NULL) gets its
  * wait status. */
 bool sandbox_exited(struct sandbox *sb, int *status);

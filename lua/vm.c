@@ -114,6 +114,12 @@ static int l_rootfs(lua_State *L)
 	return 1;
 }
 
+static int l_userns(lua_State *L)
+{
+	lua_pushboolean(L, sandbox_userns(check_sb(L, 1)->sb));
+	return 1;
+}
+
 static int l_kill(lua_State *L)
 {
 	struct lsandbox *s = luaL_checkudata(L, 1, SANDBOX_MT);
@@ -273,7 +279,7 @@ int pv_luaopen_vm(lua_State *L)
 {
 	static const luaL_Reg methods[] = {
 		{"agent_fd", l_agent_fd}, {"connect", l_connect}, {"pid", l_pid},
-		{"rootfs", l_rootfs}, {"kill", l_kill}, {"exited", l_exited},
+		{"rootfs", l_rootfs}, {"userns", l_userns}, {"kill", l_kill}, {"exited", l_exited},
 		{"pause", l_pause}, {"resume", l_resume}, {"console_pos", l_console_pos},
 		{"console_read", l_console_read}, {"console_write", l_console_write},
 		{"free", l_gc}, {NULL, NULL},

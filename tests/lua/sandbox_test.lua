@@ -145,3 +145,18 @@ test("a sandbox whose init fails to start the agent reports it with the console"
   t:match(e.message, "console:\ninit is broken")
   t:eq(provium:get("broken"), nil)
 end)
+
+test("in its own user namespace the sandbox cannot set the host's clock", function(t)
+  local v = provium:vm("userns")
+  local info = v:info()
+  if not info.userns then t:skip("this host gave the sandbox no user namespace") end
+  local here = io.popen("readlink /proc/self/ns/user"):read("l")
+  local there = io.popen("readlink /proc/" .. info.pid .. "/ns/user"):read("l")
+  t:ne(there, here)
+  local r = v:run("date -s 2001-01-01") -- busybox date reports the failure but exits 0
+  t:match(r.stderr, "can't set date: Operation not permitted")
+  t:gt(os.time(), 1700000000) -- the host's clock is untouched
+  -- ids are mapped one to one: files keep their owners, `user` works
+  t:eq(v:succeed("cat /proc/self/uid_map"):gsub("%s+", " "), " 0 0 4294967295 ")
+  t:eq(v:succeed("id -u", { user = "test" }), "1000\n")
+end)
