@@ -1,0 +1,418 @@
+-- kvm.lua — the kvm backend (docs/vm.md "The kvm backend"): provium._kvm_vm_new for
+-- lab:vm, and the VM methods that differ from the sandbox: lifecycle (start, stop,
+-- kill, reboot, pause, resume, crash, state, exit_reason, wait_ready, teardown), the
+-- agent over a vsock stream (connect to guest port 1024, retried until the guest
+-- listens or the boot timeout passes), disks (attach_disk, disks, disk), the kvm
+-- Clock (set through the agent, advance/sleep through the VMM) and info. Every other
+-- VM method (run, files, spawn, syscalls, console, workers) is vm.lua's, shared with
+-- the sandbox: only the transport differs. The C half is lua/kvm.c (provium._c_kvm).
+-- A KvmVM userdata sits in vm._sb, offering the Sandbox's console/connect methods.
+local provium = provium
+local S = provium._sched
+local perr = provium._error
+local V = provium._vm or {}
+provium._vm = V
+
+local K = {}
+V.KVM = K
+local AGENT_PORT = 1024
+local BOOT_TIMEOUT = 60         -- seconds from start to the agent's hello (hardware KVM boots in < 1 s)
+local DEFAULT_CMDLINE = "console=hvc0 console=ttyS0 panic=-1 quiet"
+
+local function emit(ev)
+  if provium._emit then pcall(provium._emit, ev) end
+end
+
+-- kvm VMs share VM_mt with sandbox VMs (bridge.lua and others check it); their own
+-- methods come first through vm._kvm. vm.lua loads after this file, so this is lazy.
+local patched = false
+local function patch_metatable()
+  if patched then return end
+  patched = true
+  local mt = V.VM_mt
+  local base = mt.__index
+  mt.__index = function(t, k)
+    local km = rawget(t, "_kvm")
+    if km then
+      local m = km[k]
+      if m ~= nil then return m end
+    end
+    return base(t, k)
+  end
+end
+
+local function console_tail(vm, n)
+  if not vm._sb then return "" end
+  local ok, data = pcall(vm._sb.console_read, vm._sb, 0)
+  if not ok or not data then return "" end
+  return data:sub(-(n or 2000))
+end
+V.kvm_console_tail = console_tail
+
+local function panicked(vm)
+  local t = console_tail(vm, 64 * 1024)
+  return t:find("Kernel panic", 1, true) ~= nil
+end
+
+local function mark_exit(vm, state, reason, code)
+  if vm._state == "stopped" or vm._state == "crashed" or vm._state == "created" then return end
+  vm._state = state
+  vm._exit = reason
+  if vm._conn then vm._conn:close(); vm._conn = nil end
+  for w in pairs(vm._workers or {}) do pcall(w.close, w) end
+  emit({ ev = "vm_exit", vm = vm.name, reason = reason, code = code })
+end
+
+-- How the VMM's exit maps onto state and exit_reason.
+local function exit_state(vm, ex)
+  if panicked(vm) then return "crashed", "kernel panic", nil end
+  local r = ex.reason
+  if r == "triple-fault" or r == "triple_fault" or r:find("triple") then return "crashed", "triple fault", nil end
+  if r == "error" then return "crashed", "vmm error: " .. (ex.detail or ""), nil end
+  if r == "port" or r:find("port") then
+    return ex.code == 0 and "stopped" or "crashed", "exit code " .. tostring(ex.code), ex.code
+  end
+  if r == "reset" then return "stopped", "reboot", nil end
+  if r == "halt" then return "stopped", "poweroff", nil end
+  return "stopped", r, nil
+end
+
+local function refresh(vm)
+  local st = vm._state
+  if (st == "running" or st == "booting" or st == "paused") and vm._sb then
+    local ex = vm._sb:poll()
+    if ex then
+      local s, why, code = exit_state(vm, ex)
+      mark_exit(vm, s, why, code)
+    end
+  end
+end
+
+function K:state() refresh(self); return self._state end
+function K:exit_reason() refresh(self); return self._exit end
+
+function K:_link(op)
+  local st = self:state()
+  if st ~= "running" then
+    perr({ code = "closed", op = op, vm = self.name,
+      message = ("VM is %s%s"):format(st, self._exit and (" (" .. self._exit .. ")") or "") }, 4)
+  end
+  if not self._conn then
+    perr({ code = "unsupported", op = op, vm = self.name,
+      message = "this VM runs no agent (its profile says agent=false)" }, 4)
+  end
+  return self._conn, self
+end
+
+function K:_connect_agent()
+  return self._sb:connect(AGENT_PORT)
+end
+
+-- Connects to the agent, retrying while the guest does not listen yet; watches for
+-- the guest dying (exit, panic) meanwhile.
+local function wait_agent(vm, deadline, t0)
+  local last
+  while true do
+    refresh(vm)
+    if vm._state ~= "booting" then
+      local con = console_tail(vm)
+      local why = vm._exit or vm._state
+      vm._state, vm._exit = "crashed", why
+      perr({ code = "infra", op = "vm:start", vm = vm.name,
+        message = ("the guest died while booting (%s)%s"):format(why, con ~= "" and ("; console:\n" .. con) or "") }, 4)
+    end
+    if panicked(vm) then
+      pcall(vm._sb.halt, vm._sb)
+      vm._state, vm._exit = "crashed", "kernel panic"
+      perr({ code = "infra", op = "vm:start", vm = vm.name,
+        message = "kernel panic while booting; console:\n" .. console_tail(vm) }, 4)
+    end
+    if S.now() >= deadline then
+      local con = console_tail(vm)
+      perr({ code = "timeout", op = "vm:start", vm = vm.name,
+        message = ("the agent did not say hello on vsock port %d within %.1f s%s%s"):format(AGENT_PORT, S.now() - t0,
+          last and ("; last: " .. tostring(last)) or "", con ~= "" and ("; console:\n" .. con) or "") }, 4)
+    end
+    local ok, fd = pcall(vm._sb.connect, vm._sb, AGENT_PORT)
+    if ok then
+      local conn = V.conn(fd, vm.name)
+      local ok2, ready = pcall(conn.ready_wait, conn, math.min(deadline, S.now() + 1))
+      if ok2 and ready then return conn end
+      last = ok2 and "no hello yet" or (provium._is_error(ready) and ready.message or tostring(ready))
+      conn:close()
+    else
+      last = provium._is_error(fd) and fd.message or tostring(fd)
+    end
+    S.sleep(0.05, "waiting for the agent of vm " .. vm.name .. " to listen")
+  end
+end
+
+local function boot(vm, opts)
+  local p = vm._profile
+  local t0 = S.now()
+  vm._exit = nil
+  vm._sb:start()
+  vm._state = "booting"
+  if p.agent ~= false then
+    local timeout = (opts and opts.timeout) or p.boot_timeout or BOOT_TIMEOUT
+    local ok, conn = pcall(wait_agent, vm, S.now() + timeout, t0)
+    if not ok then
+      pcall(vm._sb.halt, vm._sb)
+      if vm._state == "booting" then vm._state, vm._exit = "crashed", "boot failed" end
+      error(conn, 0)
+    end
+    vm._conn = conn
+  end
+  vm._state = "running"
+  vm._boot_ns = math.floor((S.now() - t0) * 1e9)
+  vm._started_at = provium._c_vm.wall_ns() / 1e9
+  emit({ ev = "vm_spawn", vm = vm.name, backend = "kvm", profile = p.name, cid = vm._sb:info().cid,
+    pid = vm._sb:pid(), boot_ns = vm._boot_ns, from_snapshot = vm._from_snapshot })
+end
+
+function K:start(opts)
+  local st = self:state()
+  if st == "running" or st == "booting" or st == "paused" then
+    perr({ code = "invalid", op = "vm:start", vm = self.name, message = "VM is already " .. st }, 2)
+  end
+  boot(self, opts)
+  if self._profile.setup and not self._fixture_restored then self._profile.setup(self) end
+  return self
+end
+
+function K:wait_ready(opts)
+  local conn = self:_link("vm:wait_ready")
+  conn:call("ping", nil, V.deadline(opts), "vm:wait_ready")
+  return true
+end
+
+-- waits (on the scheduler) until the VMM says the guest exited, or the deadline
+local function wait_exit(vm, deadline)
+  while true do
+    local ex = vm._sb:poll()
+    if ex then return ex end
+    if S.now() >= deadline then return nil end
+    S.sleep(0.01, "waiting for vm " .. vm.name .. " to power off")
+  end
+end
+
+-- Clean poweroff through the agent (the guest syncs and powers off), then wait.
+function K:stop(opts)
+  opts = V.opts_table(opts, "vm:stop", self.name)
+  local st = self:state()
+  if st == "stopped" or st == "crashed" or st == "created" then return end
+  if st == "paused" then self._sb:resume(); self._state = "running" end
+  if self._conn then pcall(self._conn.call, self._conn, "poweroff", nil, S.now() + 2, "vm:stop") end
+  local ex = wait_exit(self, S.now() + (opts.timeout or 10))
+  if not ex then
+    self._sb:halt()
+    mark_exit(self, "stopped", "stop (killed after timeout)", nil)
+  else
+    local s, why, code = exit_state(self, ex)
+    mark_exit(self, s == "crashed" and s or "stopped", why == "poweroff" and "stop" or why, code)
+  end
+end
+
+function K:kill()
+  local st = self:state()
+  if st == "stopped" or st == "crashed" or st == "created" then return end
+  self._sb:halt()
+  mark_exit(self, "stopped", "killed", nil)
+end
+
+-- Power loss: stop the vCPUs, then every disk drops what the guest had not flushed.
+function K:crash()
+  local st = self:state()
+  if st == "stopped" or st == "crashed" or st == "created" then return 0 end
+  self._sb:halt()
+  local lost = self._sb:power_loss()
+  mark_exit(self, "crashed", "crash", nil)
+  return lost
+end
+
+function K:reboot(opts)
+  local st = self:state()
+  if st == "running" or st == "paused" then
+    if st == "paused" then self._sb:resume() end
+    if self._conn then pcall(self._conn.call, self._conn, "reboot", nil, S.now() + 2, "vm:reboot") end
+    if not wait_exit(self, S.now() + 10) then self._sb:halt() end
+    mark_exit(self, "stopped", "reboot", nil)
+  elseif st == "booting" then
+    self._sb:halt()
+    mark_exit(self, "stopped", "reboot", nil)
+  end
+  return self:start(opts)
+end
+
+function K:pause()
+  local st = self:state()
+  if st ~= "running" then perr({ code = "invalid", op = "vm:pause", vm = self.name, message = "VM is " .. st }, 2) end
+  self._sb:pause()
+  self._state = "paused"
+end
+
+function K:resume()
+  local st = self:state()
+  if st ~= "paused" then perr({ code = "invalid", op = "vm:resume", vm = self.name, message = "VM is " .. st .. ", not paused" }, 2) end
+  self._sb:resume()
+  self._state = "running"
+end
+
+function K:_teardown()
+  pcall(function()
+    for w in pairs(self._workers or {}) do pcall(w.close, w) end
+    local st = self:state()
+    if self._conn then self._conn:close(); self._conn = nil end
+    if self._sb then self._sb:halt() end
+    if st == "running" or st == "paused" or st == "booting" then
+      mark_exit(self, "stopped", "teardown", nil)
+    end
+    if self._sb then self._sb:destroy() end
+  end)
+  self._state = self._state == "crashed" and "crashed" or "stopped"
+end
+
+function K:info()
+  local p = self._profile
+  local i = self._sb and self._sb:info() or {}
+  i.name, i.backend, i.profile, i.state = self.name, "kvm", p.name, self:state()
+  i.boot_time = self._boot_ns and self._boot_ns / 1e9 or nil
+  i.boot_ns = self._boot_ns
+  i.started_at = self._started_at
+  i.disks = #self._disks
+  return i
+end
+
+-- Disks ---------------------------------------------------------------------------------
+-- vm:attach_disk{path=|size=, readonly=, serial=} -> Disk; before start only (see docs/disk.md)
+function K:attach_disk(spec)
+  V.check_arg(type(spec) == "table", "vm:attach_disk", self.name, "spec must be a table {path=} or {size=}")
+  V.check_arg(spec.path == nil or type(spec.path) == "string", "vm:attach_disk", self.name, "spec.path must be a string")
+  V.check_arg(spec.size == nil or (math.type(spec.size) == "integer" and spec.size > 0), "vm:attach_disk", self.name,
+    "spec.size must be a positive integer (bytes)")
+  V.check_arg(spec.path or spec.size, "vm:attach_disk", self.name, "spec needs path= or size=")
+  local path = spec.path
+  if not path then
+    path = ("%s/%s-disk%d.img"):format(provium.tmpdir(), self.name, #self._disks + 1)
+    os.remove(path)
+  end
+  local slot, id = self._sb:add_disk({ path = path, size = spec.size, readonly = spec.readonly and true or false,
+    serial = spec.serial and tostring(spec.serial) or nil })
+  local d = provium._c_disk.new(self._sb, slot)
+  self._disks[slot] = d
+  return d
+end
+
+function K:disks()
+  local r = {}
+  for i, d in ipairs(self._disks) do r[i] = d end
+  return r
+end
+
+function K:disk(key)
+  if math.type(key) == "integer" then
+    local d = self._disks[key]
+    if d then return d end
+  elseif type(key) == "string" then
+    for _, d in ipairs(self._disks) do
+      if d.name == key or d.path == key then return d end
+    end
+  end
+  perr({ code = "invalid", op = "vm:disk", vm = self.name, message = ("VM has no disk %s (it has %d)"):format(tostring(key), #self._disks) }, 2)
+end
+
+-- Clock ---------------------------------------------------------------------------------
+local KvmClock = {}
+local KC_mt = { __name = "provium.Clock" }
+KC_mt.__index = function(t, k)
+  local m = KvmClock[k]
+  if m ~= nil then return m end
+  return V.Clock[k] or perr({ code = "invalid", op = "clock." .. tostring(k), vm = rawget(t, "_vmname"),
+    message = "Clock has no method or field '" .. tostring(k) .. "'" }, 2)
+end
+KC_mt.__tostring = function(c) return ("Clock(%s)"):format(c._vmname) end
+
+function K:clock()
+  return setmetatable({ _vm = self, _vmname = self.name }, KC_mt)
+end
+
+function KvmClock:set_ns(ns)
+  V.check_arg(math.type(ns) == "integer" and ns >= 0, "clock:set_ns", self._vmname, "ns must be a non-negative integer")
+  local conn = self._vm:_link("clock:set_ns")
+  conn:call("clock_set", { ns = ns }, V.deadline(nil), "clock:set_ns")
+end
+
+function KvmClock:set(s)
+  V.check_arg(type(s) == "number" and s >= 0, "clock:set", self._vmname, "seconds must be a non-negative number")
+  return self:set_ns(math.floor(s * 1e9))
+end
+
+-- advance: wall and monotonic clocks and pending timers jump forward (vm_clock_advance)
+function KvmClock:advance(s)
+  V.check_arg(type(s) == "number" and s >= 0, "clock:advance", self._vmname, "seconds must be a non-negative number")
+  local vm = self._vm
+  local st = vm:state()
+  if st ~= "running" and st ~= "paused" then
+    perr({ code = "closed", op = "clock:advance", vm = vm.name, message = "VM is " .. st }, 2)
+  end
+  vm._sb:clock_advance(math.floor(s * 1e9))
+end
+
+-- sleep: returns once the guest's kvmclock moved by s (advances count)
+function KvmClock:sleep(s, opts)
+  V.check_arg(type(s) == "number" and s >= 0, "clock:sleep", self._vmname, "seconds must be a non-negative number")
+  local vm = self._vm
+  local start = vm._sb:clock_get()
+  local want = start + math.floor(s * 1e9)
+  local deadline = V.deadline(opts)
+  while vm._sb:clock_get() < want do
+    if deadline and S.now() > deadline then
+      perr({ code = "timeout", op = "clock:sleep", vm = vm.name, message = ("guest time did not pass %.3f s"):format(s) }, 2)
+    end
+    S.sleep(math.min(0.01, s), "waiting for guest time on vm " .. vm.name)
+  end
+end
+
+-- guest kvmclock in ns (the VMM's view, no agent needed)
+function KvmClock:kvmclock_ns()
+  return self._vm._sb:clock_get()
+end
+
+-- Creation ------------------------------------------------------------------------------
+-- The kernel, initrd and command line a profile boots.
+function V.kvm_boot_files(prof, name)
+  local kernel, initrd = prof.kernel, prof.initrd
+  if not kernel then
+    local k, i = provium._c_kvm.kernel_paths()
+    if not k then
+      perr({ code = "infra", op = "lab:vm", vm = name, message = "no guest kernel: " .. tostring(i) }, 4)
+    end
+    kernel, initrd = k, initrd or i
+  end
+  local cmdline = prof.cmdline or DEFAULT_CMDLINE
+  return kernel, initrd, cmdline
+end
+
+function V.kvm_wrap(lab, name, prof, sb)
+  patch_metatable()
+  return setmetatable({ name = name, backend = "kvm", _lab = lab, _profile = prof, _kvm = K, _sb = sb,
+    _state = "created", _disks = {}, _workers = setmetatable({}, { __mode = "k" }) }, V.VM_mt)
+end
+
+function provium._kvm_vm_new(lab, name, prof, opts)
+  opts = opts or {}
+  local kernel, initrd, cmdline = V.kvm_boot_files(prof, name)
+  local sb = provium._c_kvm.new({ name = name, kernel = kernel, initrd = initrd, cmdline = cmdline,
+    memory = prof.memory and math.floor(prof.memory) or 256, cpus = prof.cpus and math.floor(prof.cpus) or 1 })
+  local vm = V.kvm_wrap(lab, name, prof, sb)
+  local ok, err = pcall(function()
+    for _, spec in ipairs(prof.disks or {}) do vm:attach_disk(spec) end
+    if V.fixture_prepare then V.fixture_prepare(vm, opts) end
+    if opts.start ~= false then vm:start() end
+  end)
+  if not ok then
+    pcall(vm._teardown, vm)
+    error(err, 0)
+  end
+  return vm
+end
