@@ -300,6 +300,43 @@ static void test_worker_connection(void **state)
 	sandbox_free(sb);
 }
 
+static void ns_of(pid_t pid, char *buf, size_t n)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/ns/user", (int)pid);
+	ssize_t r = readlink(p, buf, n - 1);
+	buf[r > 0 ? r : 0] = 0;
+}
+
+static void test_user_namespace(void **state)
+{
+	(void)state;
+	skip_unless_root();
+	char host[64], inside[64];
+	ns_of(getpid(), host, sizeof(host));
+	struct sandbox *sb = start("uns");
+	ns_of(sandbox_pid(sb), inside, sizeof(inside));
+	if (!sandbox_userns(sb)) {
+		sandbox_free(sb);
+		fprintf(stderr, "# this host refuses the sandbox a user namespace\n");
+		skip();
+	}
+	assert_string_not_equal(inside, host);
+	/* identity maps: root is root for files, and test users exist as themselves */
+	assert_string_equal(sh(sb, "cat /proc/self/uid_map | tr -s ' '"), " 0 0 4294967295\n");
+	/* capabilities end at the sandbox: the host's clock cannot be set */
+	assert_non_null(strstr(sh(sb, "date -s 2001-01-01 2>&1"), "not permitted"));
+	sandbox_free(sb);
+	/* PROVIUM_SANDBOX_USERNS=0 leaves it out */
+	setenv("PROVIUM_SANDBOX_USERNS", "0", 1);
+	sb = start("nouns");
+	unsetenv("PROVIUM_SANDBOX_USERNS");
+	assert_false(sandbox_userns(sb));
+	ns_of(sandbox_pid(sb), inside, sizeof(inside));
+	assert_string_equal(inside, host);
+	sandbox_free(sb);
+}
+
 static void test_start_time(void **state)
 {
 	(void)state;
@@ -323,6 +360,7 @@ int main(void)
 		cmocka_unit_test(test_pause_resume),
 		cmocka_unit_test(test_bad_rootfs_is_a_clear_error),
 		cmocka_unit_test(test_worker_connection),
+		cmocka_unit_test(test_user_namespace),
 		cmocka_unit_test(test_start_time),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
