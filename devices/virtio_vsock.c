@@ -88,7 +88,8 @@ struct virtio_vsock {
 	struct vs_listener *listeners;
 	struct vs_accept *accepts;
 	uint32_t next_port;
-	bool event_pending, rx_held;
+	bool event_pending, rx_held, reap_scheduled;
+	struct vs_conn *grave;    /* closed streams, freed on the loop thread */
 	struct virtio_vsock_stats st;
 	struct virtq_elem rxe, txe, eve;
 	struct iovec win[VIRTQ_MAX_SEGS];
@@ -231,11 +232,23 @@ static struct vs_conn *conn_new(struct virtio_vsock *s, uint32_t hp, uint32_t gp
 	return c;
 }
 
-static void conn_release(void *opaque)
+static void grave_free(struct virtio_vsock *s)
 {
-	struct vs_conn *c = opaque;
-	free(c->ring);
-	free(c);
+	while (s->grave) {
+		struct vs_conn *c = s->grave;
+		s->grave = c->next;
+		free(c->ring);
+		free(c);
+	}
+}
+
+static void reap(void *opaque)
+{
+	struct virtio_vsock *s = opaque;
+	pthread_mutex_lock(&s->vdev.lock);
+	grave_free(s);
+	s->reap_scheduled = false;
+	pthread_mutex_unlock(&s->vdev.lock);
 }
 
 static void conn_free(struct vs_conn *c)
@@ -251,9 +264,13 @@ static void conn_free(struct vs_conn *c)
 		evloop_del_fd(s->loop, c->fd);
 	close(c->fd);
 	c->dead = true;
-	/* On the loop thread, after any callback for this stream already in flight. */
-	if (!s->loop || evloop_call(s->loop, conn_release, c) < 0)
-		conn_release(c);
+	/* Freed on the loop thread, after any callback for this stream already in
+	 * flight (it sees c->dead); whatever is left when the device is destroyed
+	 * (with the loop stopped) is freed then. */
+	c->next = s->grave;
+	s->grave = c;
+	if (s->loop && !s->reap_scheduled)
+		s->reap_scheduled = evloop_call(s->loop, reap, s) == 0;
 }
 
 static void conn_reset(struct vs_conn *c)
@@ -760,6 +777,7 @@ static void vsock_destroy(struct device *d)
 	for (struct vs_conn *c = s->conns; c; c = c->next)
 		c->registered = false;
 	close_all(s);
+	grave_free(s);
 	pthread_mutex_unlock(&s->vdev.lock);
 	while (s->listeners) {
 		struct vs_listener *l = s->listeners;
