@@ -59,6 +59,11 @@ function H.run(args, env)
       end
     end
   end
+  -- a test missing from the stream is an error that shows what the child run said
+  -- (rawget(r.by_test, name) to check for absence)
+  setmetatable(r.by_test, { __index = function(_, name)
+    error(("no events for test %q in the child run (exit %s):\n%s"):format(name, tostring(code), out), 2)
+  end })
   return r
 end
 
