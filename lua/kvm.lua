@@ -223,7 +223,9 @@ end
 -- Power loss: stop the vCPUs, then every disk drops what the guest had not flushed.
 function K:crash()
   local st = self:state()
-  if st == "stopped" or st == "crashed" or st == "created" then return 0 end
+  if st == "created" then return 0 end
+  -- a guest that already stopped by itself still has its disks' volatile caches
+  -- until the VM is destroyed: power loss drops them too
   self._sb:halt()
   local lost = self._sb:power_loss()
   mark_exit(self, "crashed", "crash", nil)
@@ -401,6 +403,14 @@ end
 
 function provium._kvm_vm_new(lab, name, prof, opts)
   opts = opts or {}
+  if prof.agent ~= false then
+    -- a Linux guest with the agent: only where provium doctor says Linux guests run
+    local ok, why = provium._c_vm.kvm_linux_ok()
+    if not ok then
+      perr({ code = "infra", op = "lab:vm", vm = name,
+        message = ("backend kvm cannot run Linux guests here: %s; use --backend sandbox or auto"):format(why) }, 3)
+    end
+  end
   local kernel, initrd, cmdline = V.kvm_boot_files(prof, name)
   local sb = provium._c_kvm.new({ name = name, kernel = kernel, initrd = initrd, cmdline = cmdline,
     memory = prof.memory and math.floor(prof.memory) or 256, cpus = prof.cpus and math.floor(prof.cpus) or 1 })
