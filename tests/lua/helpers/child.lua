@@ -35,9 +35,22 @@ function H.binary()
 end
 
 local n = 0
+local run_once
 -- H.run(args, env) -> {code=, out=, events={...}, by_test={name={start=, ["end"]=}}}
 -- args: a string of flags and fixture names (relative to fixtures/), env: table.
 function H.run(args, env)
+  -- In a shared work tree build/provium may be relinked while we run (exit 126/127, or
+  -- no event stream): try again a little later; a real failure fails every time.
+  local r
+  for attempt = 1, 3 do
+    r = run_once(args, env)
+    if r.code ~= 126 and r.code ~= 127 and #r.events > 0 then return r end
+    provium.sleep(2 * attempt)
+  end
+  return r
+end
+
+function run_once(args, env)
   n = n + 1
   local ev = provium.tmpdir() .. "/child" .. n .. ".events"
   local prefix = ""
