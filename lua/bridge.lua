@@ -73,7 +73,7 @@ function provium._bridge_new(lab, name, opts)
   local b = setmetatable({
     name = name, subnet = ip_str(base) .. "/" .. len, ifname = ifname,
     _lab = lab, _idx = idx, _base = base, _len = len, _next_host = 2, _nics = {},
-    _isolated = {}, _groups = nil, _faults = {}, _closed = false,
+    _isolated = {}, _groups = nil, _faults = {}, _captures = {}, _closed = false,
   }, Bridge_mt)
   if opts.nat then b:nat(true) end
   return b
@@ -298,10 +298,31 @@ function Bridge:clear_faults()
   self:_apply()
 end
 
--- Lab teardown: every NIC's relay, then the Linux bridge. Never raises.
+-- Capture ------------------------------------------------------------------------------------
+-- Every frame a VM sends into the bridge (each NIC's "tx" side, after its faults).
+function Bridge:capture(opts)
+  check_bridge(self, "bridge:capture")
+  local c = N.capture_new("bridge " .. self.name, opts, function(cap)
+    for i = #self._captures, 1, -1 do if self._captures[i] == cap then table.remove(self._captures, i) end end
+    for _, nic in ipairs(self._nics) do
+      if nic._relay then pcall(nic._relay.unsubscribe, nic._relay, cap._h) end
+    end
+  end)
+  self._captures[#self._captures + 1] = c
+  for _, nic in ipairs(self._nics) do
+    if nic._relay then nic._relay:subscribe(c._h, "tx") end
+  end
+  return c
+end
+
+-- Lab teardown: captures, every NIC's relay, then the Linux bridge. Never raises.
 function Bridge:_teardown()
   if self._closed then return end
   self._closed = true
+  for i = #self._captures, 1, -1 do pcall(self._captures[i].close, self._captures[i]) end
+  for _, nic in ipairs(self._nics) do
+    for i = #(nic._captures or {}), 1, -1 do pcall(nic._captures[i].close, nic._captures[i]) end
+  end
   for _, nic in ipairs(self._nics) do
     pcall(nic._unplumb, nic)
     local vn = nic.vm._nics or {}

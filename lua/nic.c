@@ -7,7 +7,9 @@
  * timer queue, so latency never blocks other NICs or the Lua scheduler.
  * Exposed as provium._c_nic.attach{...} -> Relay userdata (lua/nic.lua wraps it). */
 #include "devices/netpath.h"
+#include "devices/netpath_capture.h"
 #include "devices/netpath_rules.h"
+#include "lua/capture.h"
 #include "lua/errors.h"
 #include "runner/bridge.h"
 #include "runner/netns.h"
@@ -36,6 +38,12 @@ struct relay {
 	char gname[IFNAMSIZ], hname[IFNAMSIZ];
 	uint8_t mac[6];
 	bool closed;
+	pthread_mutex_t sublock;   /* captures listening on this NIC */
+	struct sub {
+		struct np_capture *c;
+		unsigned dirs;     /* NETPATH_DIR_BIT()s */
+	} subs[16];
+	unsigned nsubs;
 };
 
 /* ---- the worker's network event loop ---- */
@@ -104,7 +112,19 @@ static int sink(void *opaque, enum netpath_dir dir, const uint8_t *frame, size_t
 	int fd = dir == NETPATH_TO_HOST ? r->hfd : r->gfd;
 	if (fd < 0)
 		return -EBADF;
-	return write(fd, frame, len) == (ssize_t)len ? 0 : -EIO;
+	if (write(fd, frame, len) != (ssize_t)len)
+		return -EIO;
+	/* captures see what was delivered: both copies of a duplicate, the corrupted
+	 * bytes, a delayed frame when it arrives */
+	pthread_mutex_lock(&r->sublock);
+	if (r->nsubs) {
+		uint64_t now = pv_wall_ns();
+		for (unsigned i = 0; i < r->nsubs; i++)
+			if (r->subs[i].dirs & NETPATH_DIR_BIT(dir))
+				np_capture_frame(r->subs[i].c, now, dir, frame, len);
+	}
+	pthread_mutex_unlock(&r->sublock);
+	return 0;
 }
 
 static void pump(struct relay *r, int fd, enum netpath_dir dir)
@@ -160,6 +180,11 @@ static void relay_close(struct relay *r)
 	if (r->hfd >= 0)
 		close(r->hfd);
 	r->gfd = r->hfd = -1;
+	pthread_mutex_lock(&r->sublock);
+	for (unsigned i = 0; i < r->nsubs; i++)
+		np_capture_unref(r->subs[i].c);
+	r->nsubs = 0;
+	pthread_mutex_unlock(&r->sublock);
 }
 
 static struct relay *check_relay(lua_State *L, int i)
@@ -199,6 +224,7 @@ static int l_attach(lua_State *L)
 	struct relay *r = lua_newuserdatauv(L, sizeof(*r), 0);
 	memset(r, 0, sizeof(*r));
 	r->gfd = r->hfd = -1;
+	pthread_mutex_init(&r->sublock, NULL);
 	r->closed = true; /* until fully set up */
 	luaL_setmetatable(L, RELAY_MT);
 	if (netpath_parse_mac(macs, r->mac) < 0)
@@ -384,6 +410,43 @@ static int l_del_rule(lua_State *L)
 	return 0;
 }
 
+/* r:subscribe(capture, "tx"|"rx"|"both"): the capture gets frames of this NIC. */
+static int l_subscribe(lua_State *L)
+{
+	struct relay *r = check_relay(L, 1);
+	struct np_capture *c = pv_lua_check_capture(L, 2);
+	static const char *const opts[] = {"tx", "rx", "both", NULL};
+	static const unsigned bits[] = {NETPATH_DIR_BIT(NETPATH_TO_HOST),
+					NETPATH_DIR_BIT(NETPATH_TO_GUEST), NETPATH_BOTH};
+	unsigned dirs = bits[luaL_checkoption(L, 3, "both", opts)];
+	pthread_mutex_lock(&r->sublock);
+	bool ok = r->nsubs < PV_ARRAY_SIZE(r->subs);
+	if (ok) {
+		np_capture_ref(c);
+		r->subs[r->nsubs++] = (struct sub){.c = c, .dirs = dirs};
+	}
+	pthread_mutex_unlock(&r->sublock);
+	if (!ok)
+		return pv_lua_error(L, "invalid", "capture", NULL, "too many captures on one NIC (16)");
+	return 0;
+}
+
+static int l_unsubscribe(lua_State *L)
+{
+	struct relay *r = check_relay(L, 1);
+	struct np_capture *c = pv_lua_check_capture(L, 2);
+	pthread_mutex_lock(&r->sublock);
+	for (unsigned i = 0; i < r->nsubs; i++) {
+		if (r->subs[i].c == c) {
+			np_capture_unref(c);
+			r->subs[i] = r->subs[--r->nsubs];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&r->sublock);
+	return 0;
+}
+
 static int l_rules(lua_State *L)
 {
 	lua_pushinteger(L, netpath_rule_count(check_relay(L, 1)->np));
@@ -395,7 +458,8 @@ int pv_luaopen_nic(lua_State *L)
 	static const luaL_Reg methods[] = {
 		{"close", l_close}, {"info", l_info}, {"counters", l_counters},
 		{"set_link", l_set_link}, {"link", l_link}, {"add_fault", l_add_fault},
-		{"del_rule", l_del_rule}, {"rules", l_rules}, {NULL, NULL},
+		{"del_rule", l_del_rule}, {"rules", l_rules}, {"subscribe", l_subscribe},
+		{"unsubscribe", l_unsubscribe}, {NULL, NULL},
 	};
 	static const luaL_Reg fns[] = {{"attach", l_attach}, {NULL, NULL}};
 	luaL_newmetatable(L, RELAY_MT);

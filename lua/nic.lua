@@ -62,6 +62,21 @@ function Nic:_plumb()
   self._relay = r
   self.tap = r:info().tap
   if not self._up then r:set_link(false) end
+  for _, c in ipairs(b._captures) do r:subscribe(c._h, "tx") end
+  for _, c in ipairs(self._captures or {}) do r:subscribe(c._h, "both") end
+end
+
+-- What this attachment delivered, both directions ("tx": from the VM, "rx": to it).
+function Nic:capture(opts)
+  local c = N.capture_new(("nic %s@%s"):format(self.vm.name, self.bridge.name), opts, function(cap)
+    local l = self._captures or {}
+    for i = #l, 1, -1 do if l[i] == cap then table.remove(l, i) end end
+    if self._relay then pcall(self._relay.unsubscribe, self._relay, cap._h) end
+  end)
+  self._captures = self._captures or {}
+  self._captures[#self._captures + 1] = c
+  if self._relay then self._relay:subscribe(c._h, "both") end
+  return c
 end
 
 local function check(n, op)
