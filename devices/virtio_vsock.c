@@ -15,9 +15,9 @@
  *
  * Locking: vdev.lock guards everything here. Accept callbacks run after it is
  * dropped. Streams are freed through evloop_call so an fd callback already in
- * flight never sees freed memory. */
-#include "devices/virtio_vsock.h"
-#include "devices/virtio.h"
+ * flight never sees freed memory. The host-side API (connect, listen, reset,
+ * transport reset) is virtio_vsock_host.c; shared structs in virtio_vsock_int.h. */
+#include "devices/virtio_vsock_int.h"
 #include "vmm/evloop.h"
 #include "vmm/util.h"
 #include "vmm/vmm.h"
@@ -33,71 +33,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define HDR ((uint32_t)sizeof(struct virtio_vsock_hdr))
-#define VSOCK_MAX_PKT (64u * 1024)
-#define CTRL_MAX 4096u
-#define FIRST_HOST_PORT 49152u
 
-enum conn_state { CS_CONNECTING, CS_ESTABLISHED };
-
-struct vs_conn {
-	struct virtio_vsock *s;
-	uint32_t host_port, guest_port;
-	int fd;
-	enum conn_state state;
-	bool dead, registered;
-	uint32_t events;
-	/* host -> guest */
-	uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt;
-	bool ready, rd_eof, guest_shut_rcv, credit_req_sent;
-	/* guest -> host */
-	uint8_t *ring;
-	uint32_t r_head, r_len, fwd_cnt, fwd_cnt_sent;
-	bool guest_shut_send;
-	struct vs_conn *next, *rnext;
-};
-
-struct vs_pkt {
-	struct virtio_vsock_hdr h;
-	struct vs_pkt *next;
-};
-
-struct vs_listener {
-	uint32_t port;
-	virtio_vsock_accept_fn fn;
-	void *opaque;
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	struct vs_listener *next;
-};
-
-struct vs_accept {
-	int fd;
-	uint32_t host_port, guest_port;
-	virtio_vsock_accept_fn fn;
-	void *opaque;
-	struct vs_accept *next;
-};
-
-struct virtio_vsock {
-	struct virtio_dev vdev;
-	uint64_t cid;
-	struct evloop *loop;
-	struct vs_conn *conns, *ready_head, *ready_tail;
-	struct vs_pkt *ctrl, **ctrl_tail;
-	unsigned nctrl;
-	struct vs_listener *listeners;
-	struct vs_accept *accepts;
-	uint32_t next_port;
-	bool event_pending, rx_held, reap_scheduled;
-	struct vs_conn *grave;    /* closed streams, freed on the loop thread */
-	struct virtio_vsock_stats st;
-	struct virtq_elem rxe, txe, eve;
-	struct iovec win[VIRTQ_MAX_SEGS];
-};
-
-static void conn_free(struct vs_conn *c);
-
-static struct vs_conn *conn_find(struct virtio_vsock *s, uint32_t hp, uint32_t gp)
+struct vs_conn *vs_conn_find(struct virtio_vsock *s, uint32_t hp, uint32_t gp)
 {
 	for (struct vs_conn *c = s->conns; c; c = c->next)
 		if (c->host_port == hp && c->guest_port == gp)
@@ -111,7 +48,7 @@ static uint32_t credit(const struct vs_conn *c)
 	return inflight >= c->peer_buf_alloc ? 0 : c->peer_buf_alloc - inflight;
 }
 
-static void ctrl_push(struct virtio_vsock *s, uint32_t hp, uint32_t gp, uint16_t op,
+void vs_ctrl_push(struct virtio_vsock *s, uint32_t hp, uint32_t gp, uint16_t op,
 		      uint32_t flags)
 {
 	if (s->nctrl >= CTRL_MAX) {
@@ -132,7 +69,7 @@ static void ctrl_push(struct virtio_vsock *s, uint32_t hp, uint32_t gp, uint16_t
 		s->st.rst_sent++;
 }
 
-static void ctrl_clear(struct virtio_vsock *s)
+static void vs_ctrl_clear(struct virtio_vsock *s)
 {
 	while (s->ctrl) {
 		struct vs_pkt *p = s->ctrl;
@@ -148,7 +85,7 @@ static void fill_credit(struct virtio_vsock *s, struct virtio_vsock_hdr *h)
 {
 	h->buf_alloc = VSOCK_BUF_ALLOC;
 	h->fwd_cnt = 0;
-	struct vs_conn *c = conn_find(s, h->src_port, h->dst_port);
+	struct vs_conn *c = vs_conn_find(s, h->src_port, h->dst_port);
 	if (c) {
 		h->fwd_cnt = c->fwd_cnt;
 		c->fwd_cnt_sent = c->fwd_cnt;
@@ -217,7 +154,7 @@ static void conn_set_events(struct vs_conn *c)
 	c->events = want;
 }
 
-static struct vs_conn *conn_new(struct virtio_vsock *s, uint32_t hp, uint32_t gp, int fd)
+struct vs_conn *vs_conn_new(struct virtio_vsock *s, uint32_t hp, uint32_t gp, int fd)
 {
 	struct vs_conn *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -251,7 +188,7 @@ static void reap(void *opaque)
 	pthread_mutex_unlock(&s->vdev.lock);
 }
 
-static void conn_free(struct vs_conn *c)
+void vs_conn_free(struct vs_conn *c)
 {
 	struct virtio_vsock *s = c->s;
 	for (struct vs_conn **pp = &s->conns; *pp; pp = &(*pp)->next)
@@ -273,10 +210,10 @@ static void conn_free(struct vs_conn *c)
 		s->reap_scheduled = evloop_call(s->loop, reap, s) == 0;
 }
 
-static void conn_reset(struct vs_conn *c)
+void vs_conn_reset(struct vs_conn *c)
 {
-	ctrl_push(c->s, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RST, 0);
-	conn_free(c);
+	vs_ctrl_push(c->s, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RST, 0);
+	vs_conn_free(c);
 }
 
 /* iov[0..n) from byte `off`, at most max bytes, into s->win; returns segments. */
@@ -310,7 +247,7 @@ static void flush_ring(struct vs_conn *c)
 		if (w < 0 && errno == EAGAIN)
 			break;
 		if (w <= 0) {
-			conn_reset(c); /* the host end is gone */
+			vs_conn_reset(c); /* the host end is gone */
 			return;
 		}
 		c->r_head = (c->r_head + (uint32_t)w) % VSOCK_BUF_ALLOC;
@@ -318,10 +255,10 @@ static void flush_ring(struct vs_conn *c)
 		c->fwd_cnt += (uint32_t)w;
 	}
 	if (c->fwd_cnt - c->fwd_cnt_sent >= VSOCK_BUF_ALLOC / 4)
-		ctrl_push(s, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0);
+		vs_ctrl_push(s, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0);
 	if (!c->r_len && c->guest_shut_send) {
 		if (c->guest_shut_rcv) { /* both ways closed: RST ends it (as Linux does) */
-			conn_reset(c);
+			vs_conn_reset(c);
 			return;
 		}
 		shutdown(c->fd, SHUT_WR);
@@ -342,7 +279,7 @@ static bool rx_pump(struct virtio_vsock *s)
 			s->st.credit_stalls++;
 			if (!c->credit_req_sent) {
 				c->credit_req_sent = true;
-				ctrl_push(s, c->host_port, c->guest_port,
+				vs_ctrl_push(s, c->host_port, c->guest_port,
 					  VIRTIO_VSOCK_OP_CREDIT_REQUEST, 0);
 			}
 			conn_set_events(c);
@@ -402,10 +339,10 @@ static bool rx_pump(struct virtio_vsock *s)
 			ready_remove(s, c);
 			c->rd_eof = true;
 			if (r < 0) {
-				conn_reset(c);
+				vs_conn_reset(c);
 				continue;
 			}
-			ctrl_push(s, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_SHUTDOWN,
+			vs_ctrl_push(s, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_SHUTDOWN,
 				  VIRTIO_VSOCK_SHUTDOWN_SEND);
 			conn_set_events(c);
 			continue;
@@ -447,7 +384,7 @@ static bool ev_pump(struct virtio_vsock *s)
 	return virtq_push(&v->vq[2], s->eve.head, (uint32_t)n);
 }
 
-static void pump_and_signal(struct virtio_vsock *s)
+void vs_pump(struct virtio_vsock *s)
 {
 	bool irq = rx_pump(s);
 	irq |= ev_pump(s);
@@ -467,14 +404,14 @@ static void conn_event(void *opaque, uint32_t events)
 		}
 		if (!c->dead && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && c->r_len)
 			flush_ring(c);
-		pump_and_signal(s);
+		vs_pump(s);
 	}
 	pthread_mutex_unlock(&s->vdev.lock);
 }
 
 /* ---- guest -> device packets ---- */
 
-static struct vs_listener *listener_find(struct virtio_vsock *s, uint32_t port)
+struct vs_listener *vs_listener_find(struct virtio_vsock *s, uint32_t port)
 {
 	for (struct vs_listener *l = s->listeners; l; l = l->next)
 		if (l->port == port)
@@ -484,7 +421,7 @@ static struct vs_listener *listener_find(struct virtio_vsock *s, uint32_t port)
 
 static void guest_request(struct virtio_vsock *s, const struct virtio_vsock_hdr *h)
 {
-	struct vs_listener *l = listener_find(s, h->dst_port);
+	struct vs_listener *l = vs_listener_find(s, h->dst_port);
 	int fd = -1, peer = -1;
 	if (l && l->path[0]) {
 		struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -502,17 +439,17 @@ static void guest_request(struct virtio_vsock *s, const struct virtio_vsock_hdr 
 			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 		}
 	}
-	struct vs_conn *c = fd >= 0 ? conn_new(s, h->dst_port, h->src_port, fd) : NULL;
+	struct vs_conn *c = fd >= 0 ? vs_conn_new(s, h->dst_port, h->src_port, fd) : NULL;
 	struct vs_accept *a = peer >= 0 ? calloc(1, sizeof(*a)) : NULL;
 	if (!c || (peer >= 0 && !a)) {
 		if (c)
-			conn_free(c);
+			vs_conn_free(c);
 		else if (fd >= 0)
 			close(fd);
 		if (peer >= 0)
 			close(peer);
 		free(a);
-		ctrl_push(s, h->dst_port, h->src_port, VIRTIO_VSOCK_OP_RST, 0);
+		vs_ctrl_push(s, h->dst_port, h->src_port, VIRTIO_VSOCK_OP_RST, 0);
 		return;
 	}
 	c->state = CS_ESTABLISHED;
@@ -522,7 +459,7 @@ static void guest_request(struct virtio_vsock *s, const struct virtio_vsock_hdr 
 		*a = (struct vs_accept){peer, h->dst_port, h->src_port, l->fn, l->opaque, s->accepts};
 		s->accepts = a;
 	}
-	ctrl_push(s, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RESPONSE, 0);
+	vs_ctrl_push(s, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RESPONSE, 0);
 	conn_set_events(c);
 }
 
@@ -538,7 +475,7 @@ static void guest_data(struct virtio_vsock *s, struct vs_conn *c, const struct v
 			w = writev(c->fd, s->win, (int)k);
 		while (w < 0 && errno == EINTR);
 		if (w < 0 && errno != EAGAIN) {
-			conn_reset(c);
+			vs_conn_reset(c);
 			return;
 		}
 		done = w > 0 ? (uint32_t)w : 0;
@@ -550,11 +487,11 @@ static void guest_data(struct virtio_vsock *s, struct vs_conn *c, const struct v
 		if (c->r_len + rest > VSOCK_BUF_ALLOC) {
 			pv_debug("%s: stream %u:%u overran its credit", s->vdev.dev.id,
 				 c->host_port, c->guest_port);
-			conn_reset(c);
+			vs_conn_reset(c);
 			return;
 		}
 		if (!c->ring && !(c->ring = malloc(VSOCK_BUF_ALLOC))) {
-			conn_reset(c);
+			vs_conn_reset(c);
 			return;
 		}
 		uint32_t tail = (c->r_head + c->r_len) % VSOCK_BUF_ALLOC;
@@ -573,10 +510,10 @@ static void guest_packet(struct virtio_vsock *s, const struct virtio_vsock_hdr *
 	    h->src_cid != s->cid) {
 		s->st.dropped_packets++;
 		if (h->op != VIRTIO_VSOCK_OP_RST)
-			ctrl_push(s, h->dst_port, h->src_port, VIRTIO_VSOCK_OP_RST, 0);
+			vs_ctrl_push(s, h->dst_port, h->src_port, VIRTIO_VSOCK_OP_RST, 0);
 		return;
 	}
-	struct vs_conn *c = conn_find(s, h->dst_port, h->src_port);
+	struct vs_conn *c = vs_conn_find(s, h->dst_port, h->src_port);
 	if (c) {
 		c->peer_buf_alloc = h->buf_alloc;
 		c->peer_fwd_cnt = h->fwd_cnt;
@@ -586,14 +523,14 @@ static void guest_packet(struct virtio_vsock *s, const struct virtio_vsock_hdr *
 	switch (h->op) {
 	case VIRTIO_VSOCK_OP_REQUEST:
 		if (c)
-			conn_reset(c);
+			vs_conn_reset(c);
 		else
 			guest_request(s, h);
 		return;
 	case VIRTIO_VSOCK_OP_RST:
 		if (c) {
 			s->st.rst_received++;
-			conn_free(c);
+			vs_conn_free(c);
 		}
 		return;
 	default:
@@ -601,20 +538,20 @@ static void guest_packet(struct virtio_vsock *s, const struct virtio_vsock_hdr *
 	}
 	if (!c) {
 		s->st.dropped_packets++;
-		ctrl_push(s, h->dst_port, h->src_port, VIRTIO_VSOCK_OP_RST, 0);
+		vs_ctrl_push(s, h->dst_port, h->src_port, VIRTIO_VSOCK_OP_RST, 0);
 		return;
 	}
 	switch (h->op) {
 	case VIRTIO_VSOCK_OP_RESPONSE:
 		if (c->state != CS_CONNECTING) {
-			conn_reset(c);
+			vs_conn_reset(c);
 			return;
 		}
 		c->state = CS_ESTABLISHED;
 		break;
 	case VIRTIO_VSOCK_OP_RW:
 		if (c->state != CS_ESTABLISHED) {
-			conn_reset(c);
+			vs_conn_reset(c);
 			return;
 		}
 		if (!c->guest_shut_send && h->len) {
@@ -632,13 +569,13 @@ static void guest_packet(struct virtio_vsock *s, const struct virtio_vsock_hdr *
 		flush_ring(c);
 		return;
 	case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
-		ctrl_push(s, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0);
+		vs_ctrl_push(s, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0);
 		break;
 	case VIRTIO_VSOCK_OP_CREDIT_UPDATE:
 		break;
 	default:
 		s->st.dropped_packets++;
-		conn_reset(c);
+		vs_conn_reset(c);
 		return;
 	}
 	conn_set_events(c);
@@ -692,7 +629,7 @@ static void transmit(struct virtio_vsock *s)
 	}
 	if (irq)
 		virtio_dev_interrupt(v, VIRTIO_MMIO_INT_VRING);
-	pump_and_signal(s);
+	vs_pump(s);
 	pthread_mutex_unlock(&v->lock);
 	run_accepts(s);
 }
@@ -705,7 +642,7 @@ static void vsock_queue_notify(struct device *d, unsigned queue)
 		return;
 	}
 	pthread_mutex_lock(&s->vdev.lock);
-	pump_and_signal(s);
+	vs_pump(s);
 	pthread_mutex_unlock(&s->vdev.lock);
 }
 
@@ -717,11 +654,11 @@ static void vsock_config_read(struct virtio_dev *v, uint64_t off, void *data, un
 	memcpy(data, (uint8_t *)&s->cid + off, len);
 }
 
-static void close_all(struct virtio_vsock *s)
+void vs_close_all(struct virtio_vsock *s)
 {
 	while (s->conns)
-		conn_free(s->conns);
-	ctrl_clear(s);
+		vs_conn_free(s->conns);
+	vs_ctrl_clear(s);
 	s->rx_held = false;
 }
 
@@ -730,7 +667,7 @@ static void vsock_reset(struct device *d)
 	struct virtio_vsock *s = (struct virtio_vsock *)d;
 	virtio_dev_reset(&s->vdev);
 	pthread_mutex_lock(&s->vdev.lock);
-	close_all(s);
+	vs_close_all(s);
 	s->event_pending = false;
 	pthread_mutex_unlock(&s->vdev.lock);
 }
@@ -758,7 +695,7 @@ static int vsock_load(struct device *d, const msgpack_object *st)
 	if (err < 0)
 		return err;
 	pthread_mutex_lock(&s->vdev.lock);
-	close_all(s);
+	vs_close_all(s);
 	s->cid = cid->via.u64;
 	pthread_mutex_unlock(&s->vdev.lock);
 	return 0;
@@ -776,7 +713,7 @@ static void vsock_destroy(struct device *d)
 			evloop_del_fd(loop, c->fd);
 	for (struct vs_conn *c = s->conns; c; c = c->next)
 		c->registered = false;
-	close_all(s);
+	vs_close_all(s);
 	grave_free(s);
 	pthread_mutex_unlock(&s->vdev.lock);
 	while (s->listeners) {
@@ -871,139 +808,4 @@ void virtio_vsock_destroy(struct virtio_vsock *s)
 struct virtio_dev *virtio_vsock_vdev(struct virtio_vsock *s)
 {
 	return &s->vdev;
-}
-
-uint64_t virtio_vsock_cid(struct virtio_vsock *s)
-{
-	pthread_mutex_lock(&s->vdev.lock);
-	uint64_t cid = s->cid;
-	pthread_mutex_unlock(&s->vdev.lock);
-	return cid;
-}
-
-void virtio_vsock_set_cid(struct virtio_vsock *s, uint64_t cid)
-{
-	pthread_mutex_lock(&s->vdev.lock);
-	if (s->cid != cid) {
-		s->cid = cid;
-		virtio_dev_config_changed(&s->vdev);
-	}
-	pthread_mutex_unlock(&s->vdev.lock);
-}
-
-int virtio_vsock_connect(struct virtio_vsock *s, uint32_t guest_port, uint32_t *host_port)
-{
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return pv_error(errno, "%s: socketpair: %s", s->vdev.dev.id, strerror(errno));
-	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
-	pthread_mutex_lock(&s->vdev.lock);
-	uint32_t hp = s->next_port;
-	while (conn_find(s, hp, guest_port) || listener_find(s, hp))
-		hp = hp + 1 >= 0xffffffffu ? FIRST_HOST_PORT : hp + 1;
-	s->next_port = hp + 1 >= 0xffffffffu ? FIRST_HOST_PORT : hp + 1;
-	struct vs_conn *c = conn_new(s, hp, guest_port, sv[0]);
-	if (!c) {
-		pthread_mutex_unlock(&s->vdev.lock);
-		close(sv[0]);
-		close(sv[1]);
-		return pv_error(ENOMEM, "%s: out of memory", s->vdev.dev.id);
-	}
-	c->state = CS_CONNECTING;
-	ctrl_push(s, hp, guest_port, VIRTIO_VSOCK_OP_REQUEST, 0);
-	pump_and_signal(s);
-	pthread_mutex_unlock(&s->vdev.lock);
-	if (host_port)
-		*host_port = hp;
-	return sv[1];
-}
-
-static int add_listener(struct virtio_vsock *s, uint32_t port, virtio_vsock_accept_fn fn,
-			void *opaque, const char *path)
-{
-	struct vs_listener *l = calloc(1, sizeof(*l));
-	if (!l)
-		return pv_error(ENOMEM, "%s: out of memory", s->vdev.dev.id);
-	*l = (struct vs_listener){.port = port, .fn = fn, .opaque = opaque};
-	if (path) {
-		if (strlen(path) >= sizeof(l->path)) {
-			free(l);
-			return pv_error(ENAMETOOLONG, "%s: socket path too long: %s",
-					s->vdev.dev.id, path);
-		}
-		strcpy(l->path, path);
-	}
-	pthread_mutex_lock(&s->vdev.lock);
-	if (listener_find(s, port)) {
-		pthread_mutex_unlock(&s->vdev.lock);
-		free(l);
-		return pv_error(EADDRINUSE, "%s: host port %u already has a listener",
-				s->vdev.dev.id, port);
-	}
-	l->next = s->listeners;
-	s->listeners = l;
-	pthread_mutex_unlock(&s->vdev.lock);
-	return 0;
-}
-
-int virtio_vsock_listen(struct virtio_vsock *s, uint32_t host_port,
-			virtio_vsock_accept_fn fn, void *opaque)
-{
-	if (!fn)
-		return pv_error(EINVAL, "%s: listen needs a callback", s->vdev.dev.id);
-	return add_listener(s, host_port, fn, opaque, NULL);
-}
-
-int virtio_vsock_listen_unix(struct virtio_vsock *s, uint32_t host_port, const char *path)
-{
-	if (!path || !path[0])
-		return pv_error(EINVAL, "%s: listen_unix needs a path", s->vdev.dev.id);
-	return add_listener(s, host_port, NULL, NULL, path);
-}
-
-int virtio_vsock_unlisten(struct virtio_vsock *s, uint32_t host_port)
-{
-	pthread_mutex_lock(&s->vdev.lock);
-	for (struct vs_listener **pp = &s->listeners; *pp; pp = &(*pp)->next) {
-		if ((*pp)->port == host_port) {
-			struct vs_listener *l = *pp;
-			*pp = l->next;
-			pthread_mutex_unlock(&s->vdev.lock);
-			free(l);
-			return 0;
-		}
-	}
-	pthread_mutex_unlock(&s->vdev.lock);
-	return -ENOENT;
-}
-
-int virtio_vsock_reset(struct virtio_vsock *s, uint32_t host_port, uint32_t guest_port)
-{
-	pthread_mutex_lock(&s->vdev.lock);
-	struct vs_conn *c = conn_find(s, host_port, guest_port);
-	if (c) {
-		conn_reset(c);
-		pump_and_signal(s);
-	}
-	pthread_mutex_unlock(&s->vdev.lock);
-	return c ? 0 : -ENOENT;
-}
-
-void virtio_vsock_transport_reset(struct virtio_vsock *s)
-{
-	pthread_mutex_lock(&s->vdev.lock);
-	close_all(s);
-	s->event_pending = true;
-	pump_and_signal(s);
-	pthread_mutex_unlock(&s->vdev.lock);
-}
-
-void virtio_vsock_stats(struct virtio_vsock *s, struct virtio_vsock_stats *st)
-{
-	pthread_mutex_lock(&s->vdev.lock);
-	*st = s->st;
-	st->streams = 0;
-	for (struct vs_conn *c = s->conns; c; c = c->next)
-		st->streams++;
-	pthread_mutex_unlock(&s->vdev.lock);
 }
