@@ -18,7 +18,7 @@ N.Bridge_mt = Bridge_mt
 Bridge_mt.__index = function(t, k)
   local m = Bridge[k]
   if m ~= nil then return m end
-  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
+  if type(k) == "string" and k:sub(1, 1) == "_" or k == "nat_ip" then return nil end
   perr({ code = "invalid", op = "bridge." .. tostring(k), message = "Bridge has no method or field '" .. tostring(k) .. "'" }, 2)
 end
 Bridge_mt.__tostring = function(b)
@@ -298,6 +298,41 @@ function Bridge:clear_faults()
   self:_apply()
 end
 
+-- NAT ----------------------------------------------------------------------------------------
+-- bridge:nat(true): the bridge gets the subnet's first address as gateway (every VM's
+-- default route), and a veth pair joins the run's namespace to the host's, with an
+-- nftables masquerade rule on it inside the run's namespace. bridge.nat_ip is the
+-- host end's address: a host listener there is reachable from the VMs. Forwarding is
+-- on only inside the run's namespace; the host's own settings are never changed.
+function Bridge:nat(on)
+  check_bridge(self, "bridge:nat")
+  check(type(on) == "boolean", "bridge:nat", "expected true or false, got " .. tostring(on))
+  if on == (self._nat ~= nil) then return end
+  if on then
+    local k, tag = self._idx, C.run_tag()
+    local third = tonumber(tag:sub(1, 2), 16)
+    local base = (10 << 24) | (214 << 16) | (third << 8) | ((k * 4) & 255)
+    local nat = { veth = "pvn" .. k, host_veth = "pvh" .. tag .. k, table = "provium_" .. self.ifname,
+      host_ip = ip_str(base + 1) }
+    local gw = ip_str(self._base + 1)
+    C.nat_up({ bridge = self.ifname, gw_cidr = gw .. "/" .. self._len, veth = nat.veth,
+      host_veth = nat.host_veth, host_cidr = nat.host_ip .. "/30", run_cidr = ip_str(base + 2) .. "/30",
+      host_ip = nat.host_ip, table = nat.table })
+    self._nat, self._gateway, self.nat_ip = nat, gw, nat.host_ip
+    for _, nic in ipairs(self._nics) do
+      if nic._relay and nic.vm._sb then C.route_default(nic.vm._sb:pid(), gw) end
+    end
+  else
+    self:_nat_teardown()
+  end
+end
+
+function Bridge:_nat_teardown()
+  if not self._nat then return end
+  pcall(C.nat_down, { veth = self._nat.veth, table = self._nat.table })
+  self._nat, self.nat_ip = nil, nil
+end
+
 -- Capture ------------------------------------------------------------------------------------
 -- Every frame a VM sends into the bridge (each NIC's "tx" side, after its faults).
 function Bridge:capture(opts)
@@ -329,7 +364,7 @@ function Bridge:_teardown()
     for i = #vn, 1, -1 do if vn[i] == nic then table.remove(vn, i) end end
   end
   self._nics = {}
-  if self._nat_teardown then pcall(self._nat_teardown, self) end
+  pcall(self._nat_teardown, self)
   pcall(C.link_del, self.ifname)
 end
 

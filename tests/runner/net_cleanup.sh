@@ -29,7 +29,7 @@ test("the worker dies", function(t)
 end)
 L
 cat > "$W/int/i_test.lua" <<'L'
-local net = provium:bridge("n")
+local net = provium:bridge("n", { nat = true })
 net:attach(provium:vm("a"))
 test("waits", function(t)
   io.open(provium.env("MARK"), "w"):write(provium._c_net.run_name()):close()
@@ -57,6 +57,7 @@ ppid=$!
 for i in $(seq 100); do [ -s "$W/mark" ] && break; sleep 0.1; done
 name=$(cat "$W/mark" 2>/dev/null)
 if [ -n "$name" ] && ip netns list | grep -qF "$name"; then ok "the namespace exists while the run lasts ($name)"; else nok "namespace during the run" "$(ip netns list)"; fi
+if [ -n "$name" ] && ip -o link 2>/dev/null | grep -q "pvh${name##*-}"; then ok "the NAT veth's host end exists while the run lasts"; else nok "NAT veth during the run" "$(ip -o link)"; fi
 kill -INT "$ppid"; wait "$ppid"; code=$?
 if [ "$code" = 130 ]; then ok "SIGINT ends the run with 130"; else nok "SIGINT exit code $code" "$(tail -5 "$W/err")"; fi
 if [ -n "$name" ] && [ -z "$(left "$name")" ]; then ok "nothing of $name is left after SIGINT"; else nok "leftovers after SIGINT" "$(left "$name")"; fi

@@ -1,0 +1,37 @@
+-- bridge:nat on the sandbox backend: a listener on the host end of the NAT veth
+-- (never an outside address) is reachable from a VM; nat(false) removes it all.
+local net = provium:bridge("nat", { nat = true })
+local a = provium:vm("a")
+net:attach(a)
+
+local function sh(cmd)
+  local f = io.popen(cmd .. " 2>&1")
+  local out = f:read("a")
+  f:close()
+  return out
+end
+
+test("a host listener on the NAT veth's host end is reachable from a VM", function(t)
+  t:match(net.nat_ip, "^10%.214%.%d+%.%d+$")
+  t:match(a:succeed("ip route"), "default via " .. net.subnet:match("^(%d+%.%d+%.%d+%.)") .. "1")
+  local port = 20000 + math.random(0, 20000)
+  local out = provium.tmpdir() .. "/got"
+  local busybox = provium.env("PROVIUM_BUILD") and (provium.env("PROVIUM_BUILD") .. "/rootfs/bin/busybox") or "build/rootfs/bin/busybox"
+  os.execute(("timeout 15 %s nc -l -p %d > %s 2>&1 &"):format(busybox, port, out))
+  provium.sleep(0.3)
+  local r = a:run(("echo hello-from-vm | nc -w 2 %s %d"):format(net.nat_ip, port))
+  t:eq(r.code, 0, r.stderr)
+  wait_until(function() local f = io.open(out); local s = f and f:read("a"); if f then f:close() end; return s and s:find("hello-from-vm", 1, true) end,
+    { timeout = 5, message = "the host listener got the VM's line" })
+  -- the host saw the run namespace's masqueraded address, not the VM's
+  t:match(sh("ip -o link show"), "pvh%x+%d+")
+end)
+
+test("nat(false) removes the veth from the host", function(t)
+  local veth = net._nat.host_veth
+  t:match(sh("ip -o link show " .. veth), veth)
+  net:nat(false)
+  t:eq(net.nat_ip, nil)
+  t:match(sh("ip -o link show " .. veth), "does not exist")
+  t:ne(a:run("ping -c 1 -W 1 10.214.0.1").code, 0)
+end)
