@@ -27,6 +27,8 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -37,6 +39,7 @@ struct virtio_net {
 	struct virtio_dev vdev;
 	struct virtio_net_config cfg;   /* vdev.lock */
 	int fd;
+	bool is_socket;
 	struct netpath *np;
 	struct evloop *loop;
 	bool watching;                  /* fd registered on loop */
@@ -186,9 +189,12 @@ static int tx_sink(void *opaque, enum netpath_dir dir, const uint8_t *frame, siz
 		{(void *)frame, len},
 	};
 	ssize_t w;
-	do
-		w = writev(n->fd, iov, 2);
-	while (w < 0 && errno == EINTR);
+	do {
+		/* A socket backend (tests, benches) must not SIGPIPE the process when
+		 * its peer is gone; a TAP is not a socket. */
+		struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
+		w = n->is_socket ? sendmsg(n->fd, &m, MSG_NOSIGNAL) : writev(n->fd, iov, 2);
+	} while (w < 0 && errno == EINTR);
 	return w < 0 ? -errno : 0;
 }
 
@@ -352,6 +358,8 @@ int virtio_net_create(const char *id, const struct virtio_net_opts *opts, struct
 		return pv_error(ENOMEM, "%s: out of memory", id);
 	}
 	n->fd = opts->fd;
+	struct stat sb;
+	n->is_socket = fstat(n->fd, &sb) == 0 && S_ISSOCK(sb.st_mode);
 	int err = pthread_mutex_init(&n->tx_lock, NULL);
 	if (err) {
 		close(n->fd);

@@ -234,6 +234,14 @@ static unsigned iov_window(struct virtio_vsock *s, const struct iovec *iov, unsi
 	return k;
 }
 
+/* Host ends are sockets: MSG_NOSIGNAL, so a closed host end is EPIPE for this
+ * stream, never SIGPIPE for the whole process. */
+static ssize_t send_iov(int fd, struct iovec *iov, unsigned n)
+{
+	struct msghdr m = {.msg_iov = iov, .msg_iovlen = n};
+	return sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 /* Moves ring data to the host fd; credit updates, half-close and close follow. */
 static void flush_ring(struct vs_conn *c)
 {
@@ -241,7 +249,7 @@ static void flush_ring(struct vs_conn *c)
 	while (c->r_len) {
 		uint32_t first = PV_MIN(c->r_len, VSOCK_BUF_ALLOC - c->r_head);
 		struct iovec iov[2] = {{c->ring + c->r_head, first}, {c->ring, c->r_len - first}};
-		ssize_t w = writev(c->fd, iov, iov[1].iov_len ? 2 : 1);
+		ssize_t w = send_iov(c->fd, iov, iov[1].iov_len ? 2 : 1);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && errno == EAGAIN)
@@ -472,7 +480,7 @@ static void guest_data(struct virtio_vsock *s, struct vs_conn *c, const struct v
 	if (!c->r_len) {
 		ssize_t w;
 		do
-			w = writev(c->fd, s->win, (int)k);
+			w = send_iov(c->fd, s->win, k);
 		while (w < 0 && errno == EINTR);
 		if (w < 0 && errno != EAGAIN) {
 			vs_conn_reset(c);

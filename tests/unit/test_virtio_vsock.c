@@ -504,6 +504,94 @@ static void transport_reset_event(void **state)
 	close(fd);
 }
 
+/* Randomized: packets with random ops, ports, lengths, types and CIDs, mixed with
+ * host connects, writes, closes and resets. The device must never crash (run it
+ * under ASan), and a device that asked for a reset must work after one. */
+static uint64_t xorshift(uint64_t *r)
+{
+	*r ^= *r << 13;
+	*r ^= *r >> 7;
+	*r ^= *r << 17;
+	return *r;
+}
+
+static void random_packets_never_crash(void **state)
+{
+	struct fguest *g = *state;
+	uint64_t r = 0x9e3779b97f4a7c15ull;
+#define RND() xorshift(&r)
+	int fds[8];
+	uint32_t hps[8];
+	for (int i = 0; i < 8; i++)
+		fds[i] = -1;
+	static uint8_t payload[512];
+	unsigned resets = 0;
+	fg_post_rx(g, 64, FG_RXBUF);
+	for (int it = 0; it < 20000; it++) {
+		unsigned k = RND() % 8;
+		switch (RND() % 6) {
+		case 0:
+			if (fds[k] < 0)
+				fds[k] = virtio_vsock_connect(g->s, 100 + k, &hps[k]);
+			else if (RND() % 2) {
+				close(fds[k]);
+				fds[k] = -1;
+			} else {
+				virtio_vsock_reset(g->s, hps[k], 100 + k);
+			}
+			break;
+		case 1:
+			if (fds[k] >= 0)
+				if (send(fds[k], payload, RND() % sizeof(payload), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {}
+			break;
+		default: {
+			uint32_t len = (uint32_t)(RND() % 200);
+			struct virtio_vsock_hdr h = fg_hdr(100 + k, RND() % 4 ? hps[k] : (uint32_t)RND(),
+							   (uint16_t)(RND() % 9), len,
+							   (uint32_t)(RND() % 100000), (uint32_t)RND() % 50000);
+			if (RND() % 50 == 0)
+				h.type = (uint16_t)RND();
+			if (RND() % 50 == 0)
+				h.src_cid = RND();
+			uint32_t out = 44 + len;
+			if (RND() % 200 == 0)
+				out = (uint32_t)(RND() % 400);  /* malformed */
+			fg_send_raw(g, &h, payload, out);
+			break;
+		}
+		}
+		struct virtio_vsock_hdr h;
+		while (fg_recv(g, &h, NULL, 0, true))
+			;
+		if (it % 16 == 0)
+			fg_pump(g);
+		if (fake_rd32(&g->f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET) {
+			resets++;
+			assert_true(fake_negotiate(&g->f, ~0ull) != 0);
+			for (unsigned q = 0; q < 3; q++)
+				fake_setup_queue(&g->f, q, FG_QN);
+			fake_driver_ok(&g->f);
+			g->rx_posted = 0;
+			for (unsigned i = 0; i < 64; i++) {
+				struct fake_buf b = {g->rx_gpa[i], FG_RXBUF, true};
+				fake_submit(&g->f, 0, &b, 1, false);
+			}
+			fake_kick(&g->f, 0);
+		}
+	}
+#undef RND
+	struct virtio_vsock_stats st;
+	virtio_vsock_stats(g->s, &st);
+	assert_true(st.streams <= st.opened);
+	assert_true(resets > 0);
+	assert_false(fake_rd32(&g->f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	printf("# %u device resets, %llu streams opened, %llu RST sent\n", resets,
+	       (unsigned long long)st.opened, (unsigned long long)st.rst_sent);
+	for (int i = 0; i < 8; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -518,6 +606,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(many_streams, setup, teardown),
 		cmocka_unit_test_setup_teardown(malformed_packets_need_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(transport_reset_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(random_packets_never_crash, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
