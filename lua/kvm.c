@@ -590,6 +590,12 @@ static int l_info(lua_State *L)
 	return 1;
 }
 
+static int l_ndisks(lua_State *L)
+{
+	lua_pushinteger(L, pv_kvm_check(L, 1)->ndisks);
+	return 1;
+}
+
 /* The VMM runs inside this process. */
 static int l_pid(lua_State *L)
 {
@@ -642,7 +648,7 @@ int pv_luaopen_kvm(lua_State *L)
 		{"connect", l_connect}, {"console_pos", l_console_pos},
 		{"console_read", l_console_read}, {"console_write", l_console_write},
 		{"clock_advance", l_clock_advance}, {"clock_get", l_clock_get},
-		{"snapshot", l_snapshot}, {"info", l_info}, {"pid", l_pid},
+		{"snapshot", l_snapshot}, {"info", l_info}, {"pid", l_pid}, {"ndisks", l_ndisks},
 		{"destroy", l_destroy}, {"free", l_destroy}, {NULL, NULL},
 	};
 	if (luaL_newmetatable(L, KVMVM_MT)) {

@@ -147,6 +147,8 @@ local function wait_agent(vm, deadline, t0)
   end
 end
 
+V.kvm_wait_agent = wait_agent
+
 local function boot(vm, opts)
   local p = vm._profile
   local t0 = S.now()
@@ -176,7 +178,8 @@ function K:start(opts)
     perr({ code = "invalid", op = "vm:start", vm = self.name, message = "VM is already " .. st }, 2)
   end
   boot(self, opts)
-  if self._profile.setup and not self._fixture_restored then self._profile.setup(self) end
+  -- a fresh boot (not a restore) runs the profile's setup, as on the sandbox
+  if self._profile.setup then self._profile.setup(self) end
   return self
 end
 
@@ -403,7 +406,9 @@ end
 
 function provium._kvm_vm_new(lab, name, prof, opts)
   opts = opts or {}
-  if prof.agent ~= false then
+  local agent = prof.agent ~= false
+  if prof._snapshot then agent = prof._agent ~= false end
+  if agent then
     -- a Linux guest with the agent: only where provium doctor says Linux guests run
     local ok, why = provium._c_vm.kvm_linux_ok()
     if not ok then
@@ -411,18 +416,26 @@ function provium._kvm_vm_new(lab, name, prof, opts)
         message = ("backend kvm cannot run Linux guests here: %s; use --backend sandbox or auto"):format(why) }, 3)
     end
   end
+  if prof._snapshot then return V.kvm_restore_vm(lab, name, prof._snapshot, prof, opts) end
   local kernel, initrd, cmdline = V.kvm_boot_files(prof, name)
-  local sb = provium._c_kvm.new({ name = name, kernel = kernel, initrd = initrd, cmdline = cmdline,
-    memory = prof.memory and math.floor(prof.memory) or 256, cpus = prof.cpus and math.floor(prof.cpus) or 1 })
-  local vm = V.kvm_wrap(lab, name, prof, sb)
-  local ok, err = pcall(function()
-    for _, spec in ipairs(prof.disks or {}) do vm:attach_disk(spec) end
-    if V.fixture_prepare then V.fixture_prepare(vm, opts) end
-    if opts.start ~= false then vm:start() end
-  end)
-  if not ok then
-    pcall(vm._teardown, vm)
-    error(err, 0)
+  local function create()
+    local sb = provium._c_kvm.new({ name = name, kernel = kernel, initrd = initrd, cmdline = cmdline,
+      memory = prof.memory and math.floor(prof.memory) or 256, cpus = prof.cpus and math.floor(prof.cpus) or 1 })
+    local vm = V.kvm_wrap(lab, name, prof, sb)
+    local ok, err = pcall(function()
+      for _, spec in ipairs(prof.disks or {}) do vm:attach_disk(spec) end
+    end)
+    if not ok then pcall(vm._teardown, vm); error(err, 0) end
+    return vm
+  end
+  -- a profile with setup: its first VM is a fixture build, later ones restore it
+  if prof.setup and opts.start ~= false and V.fixture_vm then
+    return V.fixture_vm(lab, name, prof, opts, kernel, initrd, cmdline, create)
+  end
+  local vm = create()
+  if opts.start ~= false then
+    local ok, err = pcall(vm.start, vm)
+    if not ok then pcall(vm._teardown, vm); error(err, 0) end
   end
   return vm
 end
