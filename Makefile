@@ -86,7 +86,7 @@ unit: $(UNIT_BINS)
 
 # ---- test tiers ----
 test: all unit asan-build
-	@./tests/run-tiers.sh $(BUILD) unit asan guest lua linux $(if $(SLOW),slow)
+	@./tests/run-tiers.sh $(BUILD) unit asan guest kernel lua linux $(if $(SLOW),slow)
 
 test-slow: all unit
 	@./tests/run-tiers.sh $(BUILD) slow

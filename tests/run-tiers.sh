@@ -56,7 +56,7 @@ for tier in "$@"; do
     asan)  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
              run_bins asan "$root"/build-asan/tests/unit/test_* ;;
     guest) run_bins guest "$root/$build"/tests/guest/host_* ;;
-    lua|linux|slow)
+    kernel|lua|linux|slow)
       if [ -x "$root/tests/$tier/run.sh" ]; then
         "$root/tests/$tier/run.sh" > "$log/$tier.tap" 2>"$log/$tier.err" || true
         if ! grep -qE '^(not )?ok [0-9]+' "$log/$tier.tap"; then
