@@ -301,6 +301,39 @@ static void malformed_and_oversize(void **state)
 	assert_true(fake_rd32(&x->f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
+/* Snapshot: save, change the MAC and link, load: both come back, and the device
+ * keeps moving frames on the restored rings. */
+static void save_and_load(void **state)
+{
+	struct fix *x = *state;
+	struct device *d = &virtio_net_vdev(x->n)->dev;
+	virtio_net_set_link(x->n, false);
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	assert_int_equal(d->ops->save(d, &pk), 0);
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+	const msgpack_object *mac = virtio_msgpack_get(&up.data, "mac");
+	assert_non_null(mac);
+	assert_memory_equal(mac->via.bin.ptr, MAC, 6);
+	virtio_net_set_link(x->n, true);
+	assert_int_equal(d->ops->load(d, &up.data), 0);
+	assert_false(virtio_net_link_up(x->n));
+	assert_int_equal(fake_rd32(&x->f, VIRTIO_MMIO_CONFIG + 4) >> 16, 0);
+	virtio_net_set_link(x->n, true);
+	guest_tx(x, 60, 9);
+	uint8_t m[2048];
+	assert_int_equal(recv(x->peer, m, sizeof(m), MSG_DONTWAIT), 72);
+	/* A state without the MAC is refused. */
+	msgpack_object bad = {.type = MSGPACK_OBJECT_MAP};
+	assert_int_equal(d->ops->load(d, &bad), -EINVAL);
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 /* A real TAP in a private network namespace (a forked child, so the test process
  * and the host's interfaces are untouched). */
 static void tap_has_vnet_header(void **state)
@@ -343,6 +376,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(link_down_and_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(netpath_rules_apply, setup, teardown),
 		cmocka_unit_test_setup_teardown(malformed_and_oversize, setup, teardown),
+		cmocka_unit_test_setup_teardown(save_and_load, setup, teardown),
 		cmocka_unit_test(tap_has_vnet_header),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
