@@ -6,6 +6,7 @@
  * Checked: guest -> TAP, TAP -> guest, link down (both ways dropped and counted,
  * the guest sees the status bit cleared with a config interrupt), link up. */
 #include "tests/guest/host_virtio.h"
+#include "devices/virtio.h"
 #include "devices/virtio_net.h"
 
 #include <arpa/inet.h>
@@ -85,7 +86,7 @@ static void inject(int ps, const uint8_t mac[6], const char *payload)
 
 static void test_tap_frames_and_link(void **state)
 {
-	(void)state;
+	bool fallback = *state != NULL; /* MMIO-exit notify, KVM_IRQ_LINE */
 	guest_require_kvm();
 	if (unshare(CLONE_NEWNET) < 0) {
 		printf("# unshare(CLONE_NEWNET): %s: needs a private network namespace\n",
@@ -107,6 +108,7 @@ static void test_tap_frames_and_link(void **state)
 	struct virtio_net_opts o = {.fd = tap, .mac = {0x02, 0x50, 0x52, 0x56, 0x00, 0x07}};
 	if (virtio_net_create("net0", &o, &n) < 0)
 		fail_msg("virtio_net_create: %s", pv_errmsg());
+	virtio_net_vdev(n)->no_eventfds = fallback;
 	if (virtio_net_attach(n, g.vm) < 0) {
 		virtio_net_destroy(n);
 		fail_msg("virtio_net_attach: %s", pv_errmsg());
@@ -169,6 +171,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_tap_frames_and_link, guest_teardown),
+		{"test_tap_frames_and_link_exit_path_fallback", test_tap_frames_and_link, NULL, guest_teardown, (void *)1},
 	};
 	return cmocka_run_group_tests_name("guest_virtio_net", tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
  * port 5000 (data, then EOF after the guest's shutdown), and sends a transport
  * reset with a new CID that the guest reads back. */
 #include "tests/guest/host_virtio.h"
+#include "devices/virtio.h"
 #include "devices/virtio_vsock.h"
 
 #include <pthread.h>
@@ -61,13 +62,14 @@ static void on_accept(void *opaque, int fd, uint32_t hp, uint32_t gp)
 
 static void test_echo_rst_shutdown_reset(void **state)
 {
-	(void)state;
+	bool fallback = *state != NULL; /* MMIO-exit notify, KVM_IRQ_LINE */
 	const char *env = getenv("PROVIUM_VSOCK_BYTES");
 	size_t size = env && *env ? strtoull(env, NULL, 0) : (4u << 20);
 	vguest_create(&g, "virtio_vsock", "console=ttyS0", NULL, NULL);
 	struct virtio_vsock *s;
 	if (virtio_vsock_create("vsock0", 3, &s) < 0)
 		fail_msg("virtio_vsock_create: %s", pv_errmsg());
+	virtio_vsock_vdev(s)->no_eventfds = fallback;
 	if (virtio_vsock_attach(s, g.vm) < 0) {
 		virtio_vsock_destroy(s);
 		fail_msg("virtio_vsock_attach: %s", pv_errmsg());
@@ -160,6 +162,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_echo_rst_shutdown_reset, guest_teardown),
+		{"test_echo_rst_shutdown_reset_exit_path_fallback", test_echo_rst_shutdown_reset, NULL, guest_teardown, (void *)1},
 	};
 	return cmocka_run_group_tests_name("guest_virtio_vsock", tests, NULL, NULL);
 }
