@@ -48,7 +48,7 @@ test("a slow request on the VM connection does not delay a worker", function(t)
   local slow = provium.go(function() return v():run("sleep 1; echo slow").stdout end)
   local t0 = S.now()
   t:eq(w:succeed("echo quick"), "quick\n")
-  t:lt(S.now() - t0, 0.5)
+  t:lt(S.now() - t0, 0.9) -- not behind the 1 s sleep
   t:eq(slow:wait(), "slow\n")
   w:close()
 end)
