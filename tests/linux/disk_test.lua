@@ -1,0 +1,54 @@
+-- disk_test.lua — kvm-only: disks under a Linux guest (tests/linux, hardware KVM).
+-- ext4 on a disk with fail_writes surfaces EIO to a guest program; writeback cache +
+-- vm:crash loses what was not fsynced and keeps what was.
+-- Only meaningful on Linux microVMs: skipped (with the reason) on the sandbox backend.
+local KVM_ONLY = provium.backend() ~= "kvm" and "Linux-guest test: needs --backend kvm on a hardware-KVM host (tests/linux/run.sh)" or nil
+local function test(name, fn) return _G.test(name, fn, { skip = KVM_ONLY, tags = { "linux" } }) end
+
+local MiB = 1024 * 1024
+
+local function mkfs_mount(vm)
+  vm:succeed("mke2fs -q /dev/vda && mkdir -p /mnt/d && mount -t ext4 /dev/vda /mnt/d")
+end
+
+test("fail_writes under ext4: the guest program sees EIO", function(t)
+  local vm = provium:vm("eio", "default", { disks = { { size = 64 * MiB } } })
+  mkfs_mount(vm)
+  local d = vm:disk("vda")
+  t:eq(d.name, "vda")
+  d:fail_writes()
+  local r = vm:run("dd if=/dev/zero of=/mnt/d/f bs=4096 count=64 conv=fsync")
+  t:ne(r.code, 0, "dd must fail")
+  t:match(r.stderr, "I/O error")
+  t:gt(d:stats().errors, 0)
+  d:clear_faults()
+  t:eq(#d:faults(), 0)
+end)
+
+test("write without fsync + crash loses the data; with fsync it is kept", function(t)
+  local vm = provium:vm("crashy", "default", { disks = { { size = 64 * MiB } } })
+  mkfs_mount(vm)
+  vm:succeed("umount /mnt/d")
+  local d = vm:disk(1)
+  d:cache("writeback")
+  vm:succeed("mount -t ext4 /dev/vda /mnt/d")
+  vm:succeed("echo kept > /mnt/d/synced && sync /mnt/d/synced && sync")
+  vm:succeed("echo lost > /mnt/d/unsynced")
+  t:ok(vm:crash() >= 0)
+  t:eq(vm:state(), "crashed")
+  vm:start()
+  vm:succeed("mkdir -p /mnt/d && mount -t ext4 /dev/vda /mnt/d")
+  t:eq(vm:read_file("/mnt/d/synced"), "kept\n")
+  local r = vm:run("cat /mnt/d/unsynced")
+  t:ok(r.code ~= 0 or r.stdout ~= "lost\n", "the unsynced file did not survive the power loss")
+end)
+
+test("host-side sector I/O sees what the guest wrote with O_DIRECT", function(t)
+  local vm = provium:vm("sectors", "default", { disks = { { size = 8 * MiB, serial = "SN-1" } } })
+  local d = vm:disk("vda")
+  d:write_sectors(4, string.rep("h", 512))
+  t:eq(vm:succeed("dd if=/dev/vda bs=512 skip=4 count=1 iflag=direct 2>/dev/null"), string.rep("h", 512))
+  vm:succeed("printf 'g%.0s' $(seq 512) | dd of=/dev/vda bs=512 seek=9 count=1 oflag=direct 2>/dev/null")
+  t:eq(d:read_sectors(9, 1), string.rep("g", 512))
+  t:eq(vm:succeed("cat /sys/block/vda/serial"), "SN-1")
+end)

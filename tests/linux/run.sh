@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# run.sh — the `linux` test tier (tests/run-tiers.sh; `make test-linux`): the Lua API
+# suite on Linux microVMs (`provium run --backend kvm`) — the API files of tests/lua,
+# the same ones the sandbox runs — plus the kvm-only tests in tests/linux/*_test.lua.
+# Prints ONE TAP stream on stdout, everything else on stderr.
+#
+# Where `provium doctor` says this host cannot run Linux guests (no /dev/kvm, or PVM
+# as on the project's CI machines), every file is reported as `ok N - FILE # SKIP
+# <doctor's reason>`: a skip with the reason, never a pass. Where it can, the guest
+# kernel + initramfs are built first if missing (`make kernel`, minutes, cached).
+# docs/linux-tests.md.
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root" || exit 1
+export PROVIUM_BUILD=${PROVIUM_BUILD:-$root/build}
+provium=$PROVIUM_BUILD/provium
+
+# The API test files of tests/lua that must behave the same on both backends (not the
+# runner-internal ones: claims, meta, tasks, json, badinput, sandbox, profiles...).
+API_FILES="console_test file_test process_test stream_test clock_test lab_vm_test
+docs_vm_test docs_file_test docs_process_test docs_streams_test docs_worker_test
+docs_waiting_test docs_console_test docs_clock_test docs_basics_test"
+files=()
+for f in $API_FILES; do
+  [ -f "tests/lua/$f.lua" ] && files+=("tests/lua/$f.lua")
+done
+for f in tests/linux/*_test.lua; do
+  [ -f "$f" ] && files+=("$f")
+done
+
+echo "TAP version 13"
+if [ ! -x "$provium" ]; then
+  echo "not ok 1 - $provium is not built"; echo "1..1"; exit 1
+fi
+
+# doctor's verdict: "Tests can run here (backend auto = kvm)" means Linux guests run
+doctor=$("$provium" doctor 2>&1)
+if ! printf '%s\n' "$doctor" | grep -q 'backend auto = kvm'; then
+  reason=$(printf '%s\n' "$doctor" | awk '/^KVM/{k=1;next} /^[A-Z]/{k=0} k && /^  (warn|FAIL|no) /{sub(/^  [a-zA-Z]+ +/,""); print; exit}')
+  [ -n "$reason" ] || reason=$(printf '%s\n' "$doctor" | sed -n 's/^  no    kvm: //p' | head -1)
+  [ -n "$reason" ] || reason="provium doctor says this host cannot run Linux guests"
+  n=0
+  for f in "${files[@]}"; do
+    n=$((n + 1))
+    echo "ok $n - $f # SKIP $reason"
+  done
+  echo "1..$n"
+  exit 0
+fi
+
+# Linux guests run here: make sure the kernel + initramfs exist (built once, cached)
+if ! "$provium" kernel path >/dev/null 2>&1; then
+  echo "# building the guest kernel + initramfs (make kernel; a few minutes, cached)" >&2
+  make -C "$root" kernel >&2 || { echo "not ok 1 - make kernel failed"; echo "1..1"; exit 1; }
+fi
+
+out=$(mktemp /tmp/provium-linuxtier.XXXXXX)
+trap 'rm -f "$out"' EXIT
+"$provium" run --backend kvm --format tap "${files[@]}" > "$out"; code=$?
+n=0
+failed=0
+while IFS= read -r line; do
+  case $line in
+    "TAP version"*|1..*) ;;
+    "ok "[0-9]*|"not ok "[0-9]*)
+      n=$((n + 1))
+      if [ "${line#not }" != "$line" ]; then
+        rest=${line#not ok }; rest=${rest#* }
+        case $rest in *"# TODO"*|*"# todo"*) ;; *) failed=$((failed + 1)) ;; esac
+        echo "not ok $n - ${rest#- }"
+      else
+        rest=${line#ok }; rest=${rest#* }
+        echo "ok $n - ${rest#- }"
+      fi ;;
+    "#"*) echo "$line" ;;
+    "") ;;
+    *) echo "# $line" ;;
+  esac
+done < "$out"
+if [ $code -ne 0 ] && [ $code -ne 1 ]; then
+  n=$((n + 1)); failed=$((failed + 1))
+  echo "not ok $n - provium run --backend kvm exited with status $code"
+fi
+echo "1..$n"
+[ $failed -eq 0 ]
