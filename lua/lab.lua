@@ -155,8 +155,10 @@ end
 function Claim:release()
   if self.released then return end
   self.released = true
-  provium._c_chan.send({ k = "release", resource = self.resource, count = self.count })
+  -- The release event goes out before the parent hears of it, so a file waiting for
+  -- this claim can never be granted it (and stamp its acquire) before our release.
   emit({ ev = "claim", resource = self.resource, action = "release", count = self.count })
+  provium._c_chan.send({ k = "release", resource = self.resource, count = self.count })
   local list = self._lab._claims
   for i = #list, 1, -1 do if list[i] == self then table.remove(list, i) end end
 end
