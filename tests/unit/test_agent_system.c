@@ -373,8 +373,8 @@ static void *stress_worker(void *arg)
 		ac_rep_free(&r);
 		ac_rep_free(&s);
 
-		snprintf(file, sizeof(file), "%s", path("stress"));
-		snprintf(file + strlen(file), sizeof(file) - strlen(file), "-%d", w->n);
+		/* Not path(): its rotating static buffers are shared between these threads. */
+		snprintf(file, sizeof(file), "%s/stress-%d", dir, w->n);
 		snprintf(data, sizeof(data), "data %d %d", w->n, k);
 		if (ac_callf(&a, &r, PV_OP_WRITE_FILE, "path=s data=s", file, data) < 0 || !r.f->ok) {
 			snprintf(w->why, sizeof(w->why), "write_file");
