@@ -395,6 +395,20 @@ function V.kvm_boot_files(prof, name)
     kernel, initrd = k, initrd or i
   end
   local cmdline = prof.cmdline or DEFAULT_CMDLINE
+  if prof.env and prof.agent ~= false then
+    -- the kernel hands unknown KEY=VALUE words to /init as its environment, so the
+    -- agent and every command inherit them (values may not contain '"')
+    local words = {}
+    for k, v in pairs(prof.env) do
+      k, v = tostring(k), tostring(v)
+      if not k:match("^[%a_][%w_]*$") or v:find('"', 1, true) then
+        perr({ code = "invalid", op = "lab:vm", vm = name, message = ("env %s: names must be identifiers and values must not contain '\"' on the kvm backend"):format(k) }, 4)
+      end
+      words[#words + 1] = v:find("%s") and ('%s="%s"'):format(k, v) or (k .. "=" .. v)
+    end
+    table.sort(words)
+    if #words > 0 then cmdline = cmdline .. " " .. table.concat(words, " ") end
+  end
   return kernel, initrd, cmdline
 end
 
