@@ -1,6 +1,7 @@
 /* snapshot_devices.c — virtio devices across a snapshot (host_snapshot_devices.c).
  * Before: reads 64 bytes from virtio-rng, reads the host's pattern from sector 1
- * of virtio-blk and writes its own to sector 3 (flushed), then prints "ready" and
+ * of virtio-blk and writes its own to sector 3 (flushed) and to sector 6 (not
+ * flushed: on a writeback disk it stays in the device's cache), then prints "ready" and
  * waits for "SALT" on the serial port. After a restore the same rings must go on:
  * a second rng read, sector 3 read back, and sector 4 written with a pattern from
  * the salt (flushed); the host then looks at the disk images. */
@@ -80,6 +81,8 @@ int main(void)
 	fill(buf, 11);
 	report(rw(T_OUT, 3, buf, 512) == 0 && rw(T_FLUSH, 0, NULL, 0) == 0,
 	       "sector 3 written and flushed");
+	fill(buf, 13);
+	report(rw(T_OUT, 6, buf, 512) == 0, "sector 6 written, not flushed");
 	printf("ready\n");
 	if (serial_readline(line, sizeof(line), 600000) < 0)
 		abort_test("no salt arrived");
