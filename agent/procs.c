@@ -184,7 +184,7 @@ int proc_wait_exit(struct proc *p, int64_t timeout_ns)
 	while (p->state == PROC_RUNNING) {
 		if (timeout_ns < 0) {
 			pthread_cond_wait(&procs_cond, &procs_lock);
-		} else if (pthread_cond_timedwait(&procs_cond, &procs_lock, &deadline) ==
+		} else if (pthread_cond_clockwait(&procs_cond, &procs_lock, CLOCK_MONOTONIC, &deadline) ==
 			   ETIMEDOUT) {
 			rc = p->state == PROC_RUNNING ? -ETIMEDOUT : 0;
 			break;

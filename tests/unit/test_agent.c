@@ -566,6 +566,25 @@ static void test_spawn_signal_kill_tree_wait_timeout(void **state)
 				  100000000LL), 0);
 	assert_err(&r, ETIMEDOUT, "timeout");
 	ac_rep_free(&r);
+	{
+		/* A timed wait really waits: a process that exits within the timeout is
+		 * reported with its code (the deadline and the condition variable must use
+		 * the same clock), and the wait took about as long as the process ran. */
+		struct ac_rep s2 = { 0 };
+		uint64_t id2 = ac_sendf(&a, PV_OP_SPAWN, "cmd=s", "sleep 0.3; exit 5");
+		struct timespec t0, t1;
+
+		assert_int_equal(ac_wait(&a, id2, &s2, 5000), 0);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		assert_int_equal(ac_callf(&a, &r, PV_OP_PROC_WAIT, "pid=I timeout_ns=I",
+					  (long long)ac_res_int(&s2, "pid"), 10000000000LL), 0);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		assert_true(r.f->ok);
+		assert_int_equal(ac_res_int(&r, "code"), 5);
+		assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 200);
+		ac_rep_free(&r);
+		ac_rep_free(&s2);
+	}
 	assert_int_equal(ac_callf(&a, &r, PV_OP_PROC_SIGNAL, "pid=I signal=s", (long long)pid,
 				  "TERM"), 0);
 	assert_true(r.f->ok);
