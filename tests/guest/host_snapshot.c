@@ -148,6 +148,37 @@ static void test_two_restores_are_independent(void **state)
 	assert_int_equal(file_crc(mem), before);
 }
 
+/* A restored VM (private memory mapping) snapshotted again mid-work: the second
+ * generation holds the pages it changed since the first and finishes right. */
+static void test_snapshot_of_a_restored_vm(void **state)
+{
+	char gen2[300];
+	struct vm_restore_opts o = {.name = "gen1", .paused = true};
+
+	(void)state;
+	guest_require_kvm();
+	memset(&ga, 0, sizeof(ga));
+	ga.name = "gen1";
+	if (vm_restore(snapdir, &o, &ga.vm) < 0)
+		fail_msg("vm_restore: %s", pv_errmsg());
+	usleep(100000);
+	guest_fetch_log(&ga);
+	assert_int_equal(ga.log_len, 0); /* paused: it has not run */
+	vm_resume(ga.vm);
+	guest_wait_output(&ga, "progress 120000", GUEST_TIMEOUT_MS);
+	snprintf(gen2, sizeof(gen2), "%s/gen2", base);
+	if (vm_snapshot(ga.vm, gen2) < 0)
+		guest_fail(&ga, "vm_snapshot of a restored VM: %s", pv_errmsg());
+	guest_fetch_log(&ga);
+	if (strstr(ga.log, "progress 300000"))
+		guest_fail(&ga, "the guest finished before the second snapshot");
+	vm_destroy(ga.vm);
+	ga.vm = NULL;
+	restore_into(&gb, gen2, "gen2");
+	finish_with_salt(&gb, 9);
+	guest_expect_not(&gb, "progress 60000\r");
+}
+
 /* A copy of the snapshot whose vm.state is changed by `mangle`. */
 static void broken_copy(const char *name, void (*mangle)(char *d, size_t *n), char *dir,
 			size_t dlen)
@@ -250,6 +281,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_restore_finishes_the_work, teardown_ab),
 		cmocka_unit_test_teardown(test_two_restores_are_independent, teardown_ab),
+		cmocka_unit_test_teardown(test_snapshot_of_a_restored_vm, teardown_ab),
 		cmocka_unit_test(test_corrupt_state_refused),
 		cmocka_unit_test(test_truncated_memory_refused),
 		cmocka_unit_test(test_info),
