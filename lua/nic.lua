@@ -93,16 +93,21 @@ function Nic:counters()
   return add(c, ZERO)
 end
 
+-- On a VM that is not running the state is only recorded: the next start applies it.
+local function set_link(nic, up)
+  nic._up = up
+  local st = nic.vm:state()
+  if nic._relay and (st == "running" or st == "paused") then nic._relay:set_link(up) end
+end
+
 function Nic:link_down()
   check(self, "nic:link_down")
-  self._up = false
-  if self._relay then self._relay:set_link(false) end
+  set_link(self, false)
 end
 
 function Nic:link_up()
   check(self, "nic:link_up")
-  self._up = true
-  if self._relay then self._relay:set_link(true) end
+  set_link(self, true)
 end
 
 function Nic:link()

@@ -61,6 +61,17 @@ test("latency between one pair only, with jitter", function(t)
   net:clear_faults()
 end)
 
+test("a long delay on one pair never slows the others (the timer queue)", function(t)
+  net:latency(400, { between = { a, c } })
+  local slow = provium.go(function() return avg_rtt(a:succeed("ping -c 3 -i 0.2 -W 3 " .. c:ip())) end)
+  local fast = avg_rtt(b:succeed("ping -c 10 -i 0.05 " .. a:ip()))
+  local ac = slow:wait()
+  net:clear_faults()
+  t:log(("a-c %.1f ms while b-a %.2f ms"):format(ac, fast))
+  t:ge(ac, 780)
+  t:lt(fast, 50)
+end)
+
 -- the guest's view of the drops: tx_dropped of a's NIC over 1000 echo requests
 local function drop_run(seed)
   net:drop(0.3, { between = { a, b }, seed = seed })
