@@ -56,6 +56,7 @@ struct kvmvm {
 	pthread_mutex_t lock;
 	char *ring;
 	uint64_t total;
+	uint64_t boot_pos; /* total when the current VM was built: log() starts here */
 };
 
 struct lkvm {
@@ -147,8 +148,10 @@ static int vm_build(struct kvmvm *k)
 	int err;
 	struct virtio_console *con;
 	struct virtio_rng *rng;
+	/* positions stay monotonic across restarts, so open ConsoleStreams continue
+	 * with the new boot's output */
 	pthread_mutex_lock(&k->lock);
-	k->total = 0;
+	k->boot_pos = k->total;
 	pthread_mutex_unlock(&k->lock);
 	k->exited = false;
 	memset(&k->ex, 0, sizeof(k->ex));
@@ -396,6 +399,8 @@ static int l_console_read(lua_State *L)
 	char *p = luaL_buffinitsize(L, &b, max);
 	pthread_mutex_lock(&k->lock);
 	uint64_t oldest = k->total > RING_SIZE ? k->total - RING_SIZE : 0;
+	if (oldest < k->boot_pos)
+		oldest = k->boot_pos;
 	if (pos < oldest)
 		pos = oldest;
 	if (pos > k->total)
