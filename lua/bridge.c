@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netlink/route/addr.h>
 #include <nftables/libnftables.h>
 
 #include <lauxlib.h>
@@ -168,6 +170,36 @@ static int l_route_default(lua_State *L)
 	return 0;
 }
 
+/* host_net_used("a.b.c.d", prefixlen) -> true when a host address lies in that net
+ * (another run's NAT veth, or the host's own), so NAT picks another /30. */
+static int l_host_net_used(lua_State *L)
+{
+	struct in_addr net;
+	if (inet_pton(AF_INET, luaL_checkstring(L, 1), &net) != 1)
+		return luaL_error(L, "host_net_used: bad address");
+	int len = (int)luaL_checkinteger(L, 2);
+	uint32_t mask = len <= 0 ? 0 : htonl(~0u << (32 - len));
+	bool used = false;
+	struct nl_sock *sk = nl_socket_alloc();
+	struct nl_cache *cache = NULL;
+	if (sk && nl_connect(sk, NETLINK_ROUTE) == 0 && rtnl_addr_alloc_cache(sk, &cache) == 0) {
+		for (struct nl_object *o = nl_cache_get_first(cache); o && !used; o = nl_cache_get_next(o)) {
+			struct nl_addr *a = rtnl_addr_get_local((struct rtnl_addr *)o);
+			if (a && nl_addr_get_family(a) == AF_INET && nl_addr_get_len(a) == 4) {
+				uint32_t v;
+				memcpy(&v, nl_addr_get_binary_addr(a), 4);
+				used = (v & mask) == (net.s_addr & mask);
+			}
+		}
+	}
+	if (cache)
+		nl_cache_free(cache);
+	if (sk)
+		nl_socket_free(sk);
+	lua_pushboolean(L, used);
+	return 1;
+}
+
 static int l_run_tag(lua_State *L)
 {
 	lua_pushstring(L, netns_run_tag());
@@ -180,7 +212,7 @@ int pv_luaopen_bridge(lua_State *L)
 		{"bridge_add", l_bridge_add}, {"link_del", l_link_del},
 		{"addr_add", l_addr_add}, {"run_name", l_run_name}, {"nat_up", l_nat_up},
 		{"nat_down", l_nat_down}, {"route_default", l_route_default},
-		{"run_tag", l_run_tag}, {NULL, NULL},
+		{"run_tag", l_run_tag}, {"host_net_used", l_host_net_used}, {NULL, NULL},
 	};
 	lua_getglobal(L, "provium");
 	luaL_newlib(L, fns);

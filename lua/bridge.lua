@@ -310,8 +310,14 @@ function Bridge:nat(on)
   if on == (self._nat ~= nil) then return end
   if on then
     local k, tag = self._idx, C.run_tag()
-    local third = tonumber(tag:sub(1, 2), 16)
-    local base = (10 << 24) | (214 << 16) | (third << 8) | ((k * 4) & 255)
+    -- a free /30 in 10.214.0.0/16, starting from one the run's tag and k suggest
+    local start = (tonumber(tag, 16) * 64 + k) % 16384
+    local base
+    for i = 0, 16383 do
+      local cand = (10 << 24) | (214 << 16) | (((start + i) % 16384) * 4)
+      if not C.host_net_used(ip_str(cand), 30) then base = cand; break end
+    end
+    if not base then perr({ code = "infra", op = "bridge:nat", message = "no free /30 in 10.214.0.0/16 on the host" }, 2) end
     local nat = { veth = "pvn" .. k, host_veth = "pvh" .. tag .. k, table = "provium_" .. self.ifname,
       host_ip = ip_str(base + 1) }
     local gw = ip_str(self._base + 1)
