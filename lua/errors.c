@@ -56,26 +56,30 @@ static void push_table(lua_State *L, const char *code, const char *op, const cha
 	luaL_setmetatable(L, ERROR_MT);
 }
 
+static void vpush(lua_State *L, const char *code, const char *op, const char *vm,
+		  const char *fmt, va_list ap)
+{
+	char msg[1024];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	push_table(L, code, op, vm, msg);
+}
+
 void pv_lua_pusherror(lua_State *L, const char *code, const char *op, const char *vm,
 		      const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vpush(L, code, op, vm, fmt, ap);
 	va_end(ap);
-	push_table(L, code, op, vm, msg);
 }
 
 int pv_lua_error(lua_State *L, const char *code, const char *op, const char *vm,
 		 const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vpush(L, code, op, vm, fmt, ap);
 	va_end(ap);
-	push_table(L, code, op, vm, msg);
 	lua_error(L);
 	__builtin_unreachable();
 }
