@@ -129,10 +129,14 @@ static double device_tx(void)
 int main(int argc, char **argv)
 {
 	(void)argc; (void)argv;
-	double p = plain();
-	double np = netpath_only();
-	double dev = device_tx();
-	printf("%-44s %12s %8s\n", "case (1514-byte frames)", "frames/s", "ratio");
+	/* Best of three: the dev machines are shared, single runs are noisy. */
+	double p = 0, np = 0, dev = 0;
+	for (int i = 0; i < 3; i++) {
+		p = PV_MAX(p, plain());
+		np = PV_MAX(np, netpath_only());
+		dev = PV_MAX(dev, device_tx());
+	}
+	printf("%-44s %12s %8s\n", "case (1514-byte frames, best of 3)", "frames/s", "ratio");
 	printf("%-44s %12.0f %8s\n", "plain write to a seqpacket socket", p, "1.00");
 	printf("%-44s %12.0f %8.2f\n", "netpath hook alone (no rules, counting sink)", np, np / p);
 	printf("%-44s %12.0f %8.2f\n", "virtio-net TX -> netpath -> socket", dev, dev / p);

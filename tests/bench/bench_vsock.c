@@ -73,7 +73,6 @@ static double to_guest(struct fguest *g)
 {
 	uint32_t hp;
 	int fd = virtio_vsock_connect(g->s, 1000, &hp);
-	fg_post_rx(g, FG_QN, FG_RXBUF);
 	struct virtio_vsock_hdr h;
 	while (!fg_recv(g, &h, NULL, 0, true))
 		fg_pump(g);
@@ -154,10 +153,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_vsock: setup failed: %s\n", pv_errmsg());
 		return 1;
 	}
-	double p = plain(false);
-	double tg = to_guest(&g);
-	double th = to_host(&g);
-	printf("%-34s %10s %8s\n", "case (256 MiB each)", "MB/s", "ratio");
+	fg_post_rx(&g, FG_QN, FG_RXBUF); /* once: fg_recv re-posts each buffer it takes */
+	/* Best of three: the dev machines are shared, single runs are noisy. */
+	double p = 0, tg = 0, th = 0;
+	for (int i = 0; i < 3; i++) {
+		p = PV_MAX(p, plain(false));
+		tg = PV_MAX(tg, to_guest(&g));
+		th = PV_MAX(th, to_host(&g));
+	}
+	printf("%-34s %10s %8s\n", "case (256 MiB each, best of 3)", "MB/s", "ratio");
 	printf("%-34s %10.0f %8s\n", "plain socketpair", p, "1.00");
 	printf("%-34s %10.0f %8.2f\n", "vsock device host->guest", tg, tg / p);
 	printf("%-34s %10.0f %8.2f\n", "vsock device guest->host", th, th / p);
