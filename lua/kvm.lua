@@ -136,7 +136,7 @@ local function wait_agent(vm, deadline, t0)
     local ok, fd = pcall(vm._sb.connect, vm._sb, AGENT_PORT)
     if ok then
       local conn = V.conn(fd, vm.name)
-      local ok2, ready = pcall(conn.ready_wait, conn, math.min(deadline, S.now() + 1))
+      local ok2, ready = pcall(conn.ready_wait, conn, math.min(deadline, S.now() + 0.25))
       if ok2 and ready then return conn end
       last = ok2 and "no hello yet" or (provium._is_error(ready) and ready.message or tostring(ready))
       conn:close()
@@ -422,8 +422,10 @@ function provium._kvm_vm_new(lab, name, prof, opts)
   opts = opts or {}
   local agent = prof.agent ~= false
   if prof._snapshot then agent = prof._agent ~= false end
-  if agent then
-    -- a Linux guest with the agent: only where provium doctor says Linux guests run
+  if agent and not prof.kernel then
+    -- the default Linux guest with the agent: only where provium doctor says Linux
+    -- guests run (a kernel the profile names is booted as asked; if it cannot reach
+    -- the agent, vm:start says so with the console)
     local ok, why = provium._c_vm.kvm_linux_ok()
     if not ok then
       perr({ code = "infra", op = "lab:vm", vm = name,
