@@ -211,7 +211,9 @@ int cmd_boot(int argc, char **argv)
 	int err = vm_create(&cfg, &vm);
 	if (err) {
 		fprintf(stderr, "provium boot: %s\n", pv_errmsg());
-		return 3;
+		/* EINVAL is our own check of --memory/--cpus (a bad argument); anything
+		 * else is KVM refusing the VM. */
+		return err == -EINVAL ? 2 : 3;
 	}
 	if ((err = vm_start(vm))) {
 		fprintf(stderr, "provium boot: %s\n", pv_errmsg());
