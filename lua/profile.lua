@@ -35,7 +35,7 @@ function V.profile_dirs()
   if cfg.file then
     local d = dirname(abspath(cfg.file))
     while true do
-      dirs[#dirs + 1] = d .. "/profiles"
+      dirs[#dirs + 1] = (d == "/" and "" or d) .. "/profiles"
       if d == "" or d == "/" or not d:find("/") then break end
       local up = dirname(d)
       if up == d then break end
@@ -46,7 +46,12 @@ function V.profile_dirs()
   dirs[#dirs + 1] = dirname(self_dir) .. "/profiles"
   dirs[#dirs + 1] = dirname(self_dir) .. "/share/provium/profiles"
   dirs[#dirs + 1] = "/usr/share/provium/profiles"
-  return dirs
+  -- once each, in order (the binary may sit in the test tree the walk went through)
+  local seen, out = {}, {}
+  for _, d in ipairs(dirs) do
+    if not seen[d] then seen[d] = true; out[#out + 1] = d end
+  end
+  return out
 end
 
 local function validate(t, where)
@@ -58,9 +63,11 @@ local function validate(t, where)
   end
 end
 
-local function load_named(name)
+-- vm: the VM being made (errors then read "lab:vm on <vm>: ...")
+local function load_named(name, vm)
+  local op = vm and "lab:vm" or "profile"
   if type(name) ~= "string" or not name:match("^[%w_.-]+$") then
-    perr({ code = "invalid", op = "profile", message = ("bad profile name %q"):format(tostring(name)) }, 4)
+    perr({ code = "invalid", op = op, vm = vm, message = ("bad profile name %q"):format(tostring(name)) }, 4)
   end
   local looked = {}
   for _, d in ipairs(V.profile_dirs()) do
@@ -88,21 +95,22 @@ local function load_named(name)
   if name == "default" then
     return { name = "default", backend = "auto", memory = 256, cpus = 1 }
   end
-  perr({ code = "invalid", op = "profile", message = ("no profile %q; looked in:\n  %s"):format(name, table.concat(looked, "\n  ")) }, 4)
+  perr({ code = "invalid", op = op, vm = vm, message = ("no profile %q; looked in:\n  %s"):format(name, table.concat(looked, "\n  ")) }, 4)
 end
 
--- V.profile_resolve(profile, opts) -> a fresh table: the profile with opts on top
-function V.profile_resolve(profile, opts)
+-- V.profile_resolve(profile, opts [, vm]) -> a fresh table: the profile with opts on
+-- top; vm names the VM being made, for errors
+function V.profile_resolve(profile, opts, vm)
   local base
   if profile == nil then
     base = load_named("default")
   elseif type(profile) == "string" then
-    base = load_named(profile)
+    base = load_named(profile, vm)
   elseif type(profile) == "table" then
     validate(profile, "profile table")
     base = profile
   else
-    perr({ code = "invalid", op = "lab:vm", message = "profile must be a name or a table, got " .. type(profile) }, 3)
+    perr({ code = "invalid", op = "lab:vm", vm = vm, message = "profile must be a name or a table, got " .. type(profile) }, 3)
   end
   local p = {}
   for k, v in pairs(base) do p[k] = v end

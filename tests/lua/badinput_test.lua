@@ -56,3 +56,37 @@ test("a duplicate VM name is an error at the second lab:vm", function(t)
   t:eq(e.message, "provium: lab:vm on same: duplicate VM name (already in lab root)")
   t:eq(#child.find(r, "vm_exit", { vm = "same" }), 1, "the first VM is torn down at file end")
 end, { timeout = 30 })
+
+test("a missing profile and a wrong argument type name the VM call and its line", function(t)
+  local r = child.run("vmargs.fixture.lua")
+  t:eq(r.code, 1)
+  local e = r.by_test["missing profile"]["end"]
+  t:eq(e.outcome, "error")
+  t:eq(e.where, "vmargs.fixture.lua:4")
+  t:match(e.message, '^provium: lab:vm on nope: no profile "no%-such%-profile"')
+  t:contains(r.out, "vmargs.fixture.lua:4")
+  e = r.by_test["wrong argument type"]["end"]
+  t:eq(e.outcome, "error")
+  t:eq(e.where, "vmargs.fixture.lua:8")
+  t:match(e.message, "^provium: vm:run on argtype: .*number")
+  t:eq(r.by_test["after them a test still passes"]["end"].outcome, "pass")
+end, { timeout = 30 })
+
+test("-j2: a crashing file is a file error and the other file still runs", function(t)
+  local r = child.run("crash.fixture.lua passes.fixture.lua")
+  t:eq(r.code, 1)
+  local crash = child.find(r, "file_end", { file = "crash.fixture.lua" })[1]
+  t:ok(crash, "file_end for the crashed file")
+  t:match(crash.error, "^worker crashed: killed by signal 9")
+  local e = r.by_test["kills its worker"]["end"]
+  t:eq(e.outcome, "error")
+  t:eq(rawget(r.by_test, "never reached"), nil)
+  local ok = child.find(r, "file_end", { file = "passes.fixture.lua" })[1]
+  t:eq(ok.error, nil)
+  t:eq(ok.passed, 2)
+  t:eq(r.by_test["passes one"]["end"].outcome, "pass")
+  local fin = child.find(r, "run_end")[1]
+  t:eq(fin.exit_code, 1)
+  t:eq(fin.passed, 2)
+  t:eq(fin.interrupted, false)
+end, { timeout = 30 })
