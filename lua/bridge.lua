@@ -102,6 +102,10 @@ function Bridge:attach(vm, opts)
   vm_arg(self, vm, "bridge:attach")
   opts = opts or {}
   check(type(opts) == "table", "bridge:attach", "opts must be a table")
+  if vm.backend ~= "sandbox" then
+    perr({ code = "unsupported", op = "bridge:attach", vm = vm.name,
+      message = ("bridges are wired to sandbox VMs only so far; %s VMs get virtio-net NICs later"):format(tostring(vm.backend)) }, 2)
+  end
   if self:_nic_of(vm) then
     perr({ code = "invalid", op = "bridge:attach", vm = vm.name, message = "already attached to bridge " .. self.name }, 2)
   end
