@@ -230,18 +230,18 @@ static void delay_uses_the_event_loop(void **st)
 	np = mk(&s, loop, 1);
 	netpath_set_capture(np, capture_fn, &s);
 	netpath_add_rule(np, &(struct netpath_rule){.action = NETPATH_DELAY,
-		.delay_ns = 30000000, .dirs = NETPATH_DIR_BIT(NETPATH_TO_GUEST)});
+		.delay_ns = 200000000, .dirs = NETPATH_DIR_BIT(NETPATH_TO_GUEST)});
 	uint64_t t0 = pv_now_ns();
 	assert_int_equal(netpath_send(np, NETPATH_TO_GUEST, frame, 64), NETPATH_QUEUED);
 	/* The other direction is not delayed, and the caller was not blocked. */
 	assert_int_equal(netpath_send(np, NETPATH_TO_HOST, frame, 64), NETPATH_DELIVERED);
-	assert_true(pv_now_ns() - t0 < 30000000);
+	assert_true(pv_now_ns() - t0 < 200000000); /* generous: shared 2-core machines */
 	assert_int_equal(s.captured, 2);
 	assert_int_equal(netpath_pending(np), 1);
 	for (int i = 0; i < 500 && atomic_load(&s.frames[NETPATH_TO_GUEST]) == 0; i++)
 		usleep(10000);
 	assert_int_equal(s.frames[NETPATH_TO_GUEST], 1);
-	assert_true(atomic_load(&s.last_ns) - t0 >= 30000000);
+	assert_true(atomic_load(&s.last_ns) - t0 >= 200000000);
 	assert_int_equal(netpath_pending(np), 0);
 	struct netpath_counters c;
 	netpath_counters(np, &c);
