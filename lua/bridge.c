@@ -200,6 +200,21 @@ static int l_host_net_used(lua_State *L)
 	return 1;
 }
 
+/* available() -> true, or false and why: what networking needs from the host. */
+static int l_available(lua_State *L)
+{
+	const char *why = NULL;
+	if (geteuid() != 0)
+		why = "bridges need root (network namespaces, TAPs)";
+	else if (access("/dev/net/tun", R_OK | W_OK) != 0)
+		why = "no /dev/net/tun on this host";
+	lua_pushboolean(L, why == NULL);
+	if (!why)
+		return 1;
+	lua_pushstring(L, why);
+	return 2;
+}
+
 static int l_run_tag(lua_State *L)
 {
 	lua_pushstring(L, netns_run_tag());
@@ -212,7 +227,8 @@ int pv_luaopen_bridge(lua_State *L)
 		{"bridge_add", l_bridge_add}, {"link_del", l_link_del},
 		{"addr_add", l_addr_add}, {"run_name", l_run_name}, {"nat_up", l_nat_up},
 		{"nat_down", l_nat_down}, {"route_default", l_route_default},
-		{"run_tag", l_run_tag}, {"host_net_used", l_host_net_used}, {NULL, NULL},
+		{"run_tag", l_run_tag}, {"host_net_used", l_host_net_used},
+		{"available", l_available}, {NULL, NULL},
 	};
 	lua_getglobal(L, "provium");
 	luaL_newlib(L, fns);

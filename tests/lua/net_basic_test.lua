@@ -1,5 +1,7 @@
 -- Bridges and NICs on the sandbox backend (API.md "Bridge and Nic"): addresses,
 -- ping and TCP between two VMs, attach to a running VM, detach, vm:ip/nics/nic.
+local net_ok, net_why = provium._c_net.available()
+if not net_ok then test("networking", function(t) t:skip(net_why) end) return end
 local net = provium:bridge("net")
 local a = provium:vm("a")
 local b = provium:vm("b", nil, { start = false })

@@ -1,5 +1,7 @@
 -- Network faults on the sandbox backend (API.md "Bridge and Nic"), enforced in the
 -- NIC datapath (devices/netpath_rules.c): partition, heal, isolate, latency, drop.
+local net_ok, net_why = provium._c_net.available()
+if not net_ok then test("networking", function(t) t:skip(net_why) end) return end
 local net = provium:bridge("faults")
 local a, b, c = provium:vm("a"), provium:vm("b"), provium:vm("c")
 net:attach(a); net:attach(b); net:attach(c)
