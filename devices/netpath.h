@@ -61,7 +61,8 @@ enum netpath_verdict {
 	NETPATH_QUEUED,        /* delayed: the sink runs later on the event loop */
 };
 
-/* Optional predicate: true when the rule applies to this frame. */
+/* Optional predicate: true when the rule applies to this frame. Runs with the
+ * netpath's mutex held: it must be quick and must not call netpath functions. */
 typedef bool (*netpath_match_fn)(void *opaque, enum netpath_dir dir,
 				 const uint8_t *frame, size_t len);
 
