@@ -52,6 +52,11 @@ if paths=$("$root/kernels/build.sh" --paths --no-initramfs 2>&1); then
   cfg=$(awk '$1 == "config" { print $2 }' <<<"$paths")
   check "built kernel .config has every option kernels/config requires" \
     "$root/kernels/check-config.sh" "$cfg" "$root/kernels/config"
+  # Options the fragment gets through `select` rather than naming them (kvmclock comes
+  # with KVM_GUEST): a Kconfig change that drops one must still fail here.
+  printf 'CONFIG_X86_64=y\nCONFIG_PARAVIRT_CLOCK=y\n# CONFIG_MODULES is not set\n' > "$tmp/selected"
+  check "built kernel .config: x86-64, kvmclock (PARAVIRT_CLOCK), no modules" \
+    "$root/kernels/check-config.sh" "$cfg" "$tmp/selected"
 else
   skip "built kernel .config has every option kernels/config requires" "kernel not built ($paths)"
 fi
