@@ -6,7 +6,10 @@ pkgs=(build-essential pkg-config
       liblua5.4-dev libmsgpack-dev libjansson-dev libnl-3-dev libnl-route-3-dev
       libpcap-dev libfdt-dev libnftables-dev linux-libc-dev libcmocka-dev
       busybox-static linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio lz4 xz-utils
-      libxml2-utils iproute2 tcpdump nftables)
+      libxml2-utils iproute2 tcpdump nftables
+      python3      # tests/runner/*.sh parse docs and event streams with it
+      e2fsprogs    # mkfs.ext4 for disk images (tests/linux)
+      clang)       # libFuzzer for tests/fuzz/run.sh
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
