@@ -274,6 +274,12 @@ static int net_save(struct device *d, msgpack_packer *pk)
 {
 	struct virtio_net *n = (struct virtio_net *)d;
 	pthread_mutex_lock(&n->vdev.lock);
+	/* A receive chain taken but not used goes back on the ring (it is the last
+	 * one popped), so the saved queue state does not lose the guest's buffer. */
+	if (n->rx_held) {
+		n->vdev.vq[0].last_avail--;
+		n->rx_held = false;
+	}
 	uint8_t mac[6];
 	memcpy(mac, n->cfg.mac, 6);
 	bool up = n->cfg.status & VIRTIO_NET_S_LINK_UP;

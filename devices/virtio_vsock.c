@@ -683,6 +683,14 @@ static void vsock_reset(struct device *d)
 static int vsock_save(struct device *d, msgpack_packer *pk)
 {
 	struct virtio_vsock *s = (struct virtio_vsock *)d;
+	/* A receive chain taken but not filled goes back on the ring (it is the last
+	 * one popped), so the saved queue state does not lose the guest's buffer. */
+	pthread_mutex_lock(&s->vdev.lock);
+	if (s->rx_held) {
+		s->vdev.vq[0].last_avail--;
+		s->rx_held = false;
+	}
+	pthread_mutex_unlock(&s->vdev.lock);
 	msgpack_pack_map(pk, 2);
 	msgpack_pack_str_with_body(pk, "cid", 3);
 	msgpack_pack_uint64(pk, virtio_vsock_cid(s));
