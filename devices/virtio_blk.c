@@ -705,3 +705,48 @@ bool virtio_blk_detached(struct virtio_blk *b)
 	pthread_mutex_unlock(&b->lock);
 	return d;
 }
+
+/* A pre-provisioned slot gets its disk on a running VM (lua/kvm.c): the old image is
+ * written out and closed, the new one opened, and a config-change interrupt tells the
+ * driver the capacity changed (Linux: "capacity change from 1 to N"). The readonly
+ * feature was negotiated at boot and stays. Rules, stats and the cache mode stay. */
+int virtio_blk_insert(struct virtio_blk *b, const char *path, uint64_t size, const char *serial)
+{
+	struct virtio_blk_opts o = {.path = path, .size = size, .readonly = b->readonly};
+	char old_path[sizeof(b->path)];
+	uint64_t bytes = 0;
+	pthread_mutex_lock(&b->vdev.lock);
+	pthread_mutex_lock(&b->lock);
+	struct blk_store old = b->store;
+	bool old_own = b->own_path;
+	memcpy(old_path, b->path, sizeof(old_path));
+	int err = open_image(b, &o, &bytes);
+	if (err < 0) {
+		b->store = old;
+		memcpy(b->path, old_path, sizeof(b->path));
+		pthread_mutex_unlock(&b->lock);
+		pthread_mutex_unlock(&b->vdev.lock);
+		return err;
+	}
+	int fd = b->store.fd;
+	b->store = old;
+	blk_store_flush(&b->store);
+	bool wb = b->store.writeback;
+	blk_store_close(&b->store);
+	if (b->store.fd >= 0)
+		close(b->store.fd);
+	if (old_own)
+		unlink(old_path);
+	b->own_path = false;
+	blk_store_open(&b->store, fd, bytes / SECT);
+	b->store.writeback = wb;
+	if (serial) {
+		memset(b->serial, 0, sizeof(b->serial));
+		memcpy(b->serial, serial, PV_MIN(strlen(serial), sizeof(b->serial)));
+	}
+	b->cfg.capacity = htole64(bytes / SECT);
+	pthread_mutex_unlock(&b->lock);
+	virtio_dev_config_changed(&b->vdev);
+	pthread_mutex_unlock(&b->vdev.lock);
+	return 0;
+}

@@ -107,4 +107,10 @@ const char *virtio_blk_id(struct virtio_blk *b);
 int virtio_blk_detach(struct virtio_blk *b);
 bool virtio_blk_detached(struct virtio_blk *b);
 
+/* Replaces the image under a live device (a pre-provisioned empty slot getting its
+ * disk on a running VM): the old image is written out and closed, `path` opened
+ * (created sparse with `size` when missing), the capacity updated and a config-change
+ * interrupt sent so the guest driver sees the new size. serial may be NULL. */
+int virtio_blk_insert(struct virtio_blk *b, const char *path, uint64_t size, const char *serial);
+
 #endif

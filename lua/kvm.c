@@ -38,6 +38,7 @@ struct disk_slot {
 	char serial[24];
 	uint64_t size;
 	bool readonly, writeback;
+	bool empty;             /* a pre-provisioned slot with a 1-sector placeholder */
 	struct virtio_blk *blk; /* live device of the current VM, or NULL */
 };
 
@@ -50,7 +51,9 @@ struct kvmvm {
 	struct vm_exit ex;
 	struct virtio_vsock *vsock;
 	uint64_t cid;
-	int ndisks;
+	int ndisks;             /* disks and slots, in guest order (vda, vdb...) */
+	int want_slots;         /* empty slots to provision at start */
+	char work_dir[PATH_MAX];
 	struct disk_slot disks[KVM_MAX_DISKS];
 	/* console ring: total counts every byte ever printed since the VM was created */
 	pthread_mutex_t lock;
@@ -93,7 +96,7 @@ int pv_kvm_ndisks(const struct kvmvm *k) { return k->ndisks; }
 
 struct virtio_blk *pv_kvm_disk(struct kvmvm *k, int slot, const char **id, const char **path)
 {
-	if (slot < 0 || slot >= k->ndisks)
+	if (slot < 0 || slot >= k->ndisks || k->disks[slot].empty)
 		return NULL;
 	if (id)
 		*id = k->disks[slot].id;
@@ -238,22 +241,91 @@ static int l_new(lua_State *L)
 				    .memory_mib = (unsigned)field_int(L, 1, "memory", 256),
 				    .cpus = (unsigned)field_int(L, 1, "cpus", 1),
 				    .console_out = console_out, .console_opaque = k};
+	k->want_slots = (int)field_int(L, 1, "disk_slots", 0);
+	if (k->want_slots < 0 || k->want_slots > KVM_MAX_DISKS)
+		pv_lua_error(L, "invalid", "lab:vm", name, "disk_slots must be 0..%d", KVM_MAX_DISKS);
+	field_str(L, 1, "work_dir", k->work_dir, sizeof(k->work_dir));
 	if (vm_build(k) < 0)
 		pv_lua_error(L, "infra", "lab:vm", name, "%s", pv_errmsg());
 	return 1;
 }
 
-/* k:add_disk{path=, size=, readonly=, serial=} -> slot (1-based), guest name. Only
- * before start: virtio-mmio devices are announced on the kernel command line, so a
- * started guest cannot see a new one. */
+/* A disk for a running VM goes into the first empty pre-provisioned slot: x86
+ * virtio-mmio devices are announced on the kernel command line, so a started guest
+ * cannot discover a new device, but a slot's device can change its image and
+ * capacity (virtio_blk_insert). */
+static int insert_disk(lua_State *L, struct kvmvm *k)
+{
+	int i;
+	for (i = 0; i < k->ndisks && !k->disks[i].empty; i++)
+		;
+	if (i == k->ndisks || !k->disks[i].blk)
+		pv_lua_error(L, "unsupported", "vm:attach_disk", k->name,
+			     "the VM is running and has no free disk slot: x86 virtio-mmio disks "
+			     "are announced on the kernel command line at boot, so attach disks "
+			     "before vm:start() or give the profile more disk_slots");
+	struct disk_slot *d = &k->disks[i];
+	char path[PATH_MAX], serial[24] = "";
+	if (!field_str(L, 2, "path", path, sizeof(path)))
+		pv_lua_error(L, "invalid", "vm:attach_disk", k->name, "disk spec needs a path");
+	lua_getfield(L, 2, "readonly");
+	bool ro = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	if (ro)
+		pv_lua_error(L, "unsupported", "vm:attach_disk", k->name, "a disk attached to a "
+			     "running VM cannot be readonly (the slot was offered writable at boot)");
+	uint64_t size = (uint64_t)field_int(L, 2, "size", 0);
+	field_str(L, 2, "serial", serial, sizeof(serial));
+	if (access(path, F_OK) != 0 && size == 0)
+		pv_lua_error(L, "invalid", "vm:attach_disk", k->name, "%s: no such file (give size= to create it)", path);
+	if (virtio_blk_insert(d->blk, path, size, serial[0] ? serial : NULL) < 0)
+		pv_lua_error(L, "infra", "vm:attach_disk", k->name, "%s: %s", path, pv_errmsg());
+	unlink(d->path); /* the placeholder */
+	snprintf(d->path, sizeof(d->path), "%s", path);
+	snprintf(d->serial, sizeof(d->serial), "%s", serial);
+	d->size = size;
+	d->empty = false;
+	lua_pushinteger(L, i + 1);
+	lua_pushstring(L, d->id);
+	return 2;
+}
+
+/* Appends the empty slots the profile asked for (at the first start, after the
+ * disks attached before it, so guest names follow attach order). */
+static int provision_slots(struct kvmvm *k)
+{
+	int have = 0;
+	for (int i = 0; i < k->ndisks; i++)
+		have += k->disks[i].empty;
+	while (have < k->want_slots && k->ndisks < KVM_MAX_DISKS) {
+		struct disk_slot *d = &k->disks[k->ndisks];
+		memset(d, 0, sizeof(*d));
+		snprintf(d->id, sizeof(d->id), "vd%c", 'a' + k->ndisks);
+		char p[PATH_MAX];
+		if (snprintf(p, sizeof(p), "%s/%s-slot-%s.img", k->work_dir[0] ? k->work_dir : "/tmp",
+			     k->name, d->id) >= (int)sizeof(p))
+			return pv_error(ENAMETOOLONG, "disk slot path too long");
+		snprintf(d->path, sizeof(d->path), "%s", p);
+		unlink(d->path);
+		d->size = VIRTIO_BLK_SECTOR;
+		d->empty = true;
+		int err = attach_disk(k, d);
+		if (err < 0)
+			return err;
+		k->ndisks++;
+		have++;
+	}
+	return 0;
+}
+
+/* k:add_disk{path=, size=, readonly=, serial=} -> slot (1-based), guest name. Before
+ * start it adds a device; on a running VM it fills a free pre-provisioned slot. */
 static int l_add_disk(lua_State *L)
 {
 	struct kvmvm *k = pv_kvm_check(L, 1);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	if (k->started && !k->exited)
-		pv_lua_error(L, "unsupported", "vm:attach_disk", k->name,
-			     "the VM is running: virtio-mmio disks are announced on the kernel "
-			     "command line at boot, so attach disks before vm:start()");
+		return insert_disk(L, k);
 	if (k->ndisks >= KVM_MAX_DISKS)
 		pv_lua_error(L, "invalid", "vm:attach_disk", k->name, "at most %d disks", KVM_MAX_DISKS);
 	struct disk_slot *d = &k->disks[k->ndisks];
@@ -287,7 +359,7 @@ static int l_start(lua_State *L)
 		if (vm_build(k) < 0)
 			pv_lua_error(L, "infra", "vm:start", k->name, "%s", pv_errmsg());
 	}
-	if (vm_start(k->vm) < 0)
+	if (provision_slots(k) < 0 || vm_start(k->vm) < 0)
 		pv_lua_error(L, "infra", "vm:start", k->name, "%s", pv_errmsg());
 	k->started = true;
 	return 0;
@@ -509,6 +581,7 @@ static int restore_hook(void *opaque, struct vm *vm, const char *kind, const cha
 			return err;
 		if ((err = attach_disk(k, d)) < 0)
 			return err;
+		d->empty = virtio_blk_size(d->blk) == VIRTIO_BLK_SECTOR; /* a free slot */
 		k->ndisks++;
 		return 0;
 	}
@@ -601,6 +674,24 @@ static int l_ndisks(lua_State *L)
 	return 1;
 }
 
+/* k:slots() -> {{slot=, id=, empty=}...} in guest order */
+static int l_slots(lua_State *L)
+{
+	struct kvmvm *k = pv_kvm_check(L, 1);
+	lua_createtable(L, k->ndisks, 0);
+	for (int i = 0; i < k->ndisks; i++) {
+		lua_createtable(L, 0, 3);
+		lua_pushinteger(L, i + 1);
+		lua_setfield(L, -2, "slot");
+		lua_pushstring(L, k->disks[i].id);
+		lua_setfield(L, -2, "id");
+		lua_pushboolean(L, k->disks[i].empty);
+		lua_setfield(L, -2, "empty");
+		lua_rawseti(L, -2, i + 1);
+	}
+	return 1;
+}
+
 /* The VMM runs inside this process. */
 static int l_pid(lua_State *L)
 {
@@ -653,7 +744,7 @@ int pv_luaopen_kvm(lua_State *L)
 		{"connect", l_connect}, {"console_pos", l_console_pos},
 		{"console_read", l_console_read}, {"console_write", l_console_write},
 		{"clock_advance", l_clock_advance}, {"clock_get", l_clock_get},
-		{"snapshot", l_snapshot}, {"info", l_info}, {"pid", l_pid}, {"ndisks", l_ndisks},
+		{"snapshot", l_snapshot}, {"info", l_info}, {"pid", l_pid}, {"ndisks", l_ndisks}, {"slots", l_slots},
 		{"destroy", l_destroy}, {"free", l_destroy}, {NULL, NULL},
 	};
 	if (luaL_newmetatable(L, KVMVM_MT)) {

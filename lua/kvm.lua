@@ -17,6 +17,7 @@ local K = {}
 V.KVM = K
 local AGENT_PORT = 1024
 local BOOT_TIMEOUT = 60         -- seconds from start to the agent's hello (hardware KVM boots in < 1 s)
+local DEFAULT_SLOTS = 2           -- empty disk slots a Linux VM gets for attach_disk while running
 local DEFAULT_CMDLINE = "console=hvc0 console=ttyS0 panic=-1 quiet"
 
 local function emit(ev)
@@ -284,7 +285,7 @@ function K:info()
   i.boot_time = self._boot_ns and self._boot_ns / 1e9 or nil
   i.boot_ns = self._boot_ns
   i.started_at = self._started_at
-  i.disks = #self._disks
+  i.disks = self._sb and #self:disks() or 0
   return i
 end
 
@@ -298,32 +299,39 @@ function K:attach_disk(spec)
   V.check_arg(spec.path or spec.size, "vm:attach_disk", self.name, "spec needs path= or size=")
   local path = spec.path
   if not path then
-    path = ("%s/%s-disk%d.img"):format(provium.tmpdir(), self.name, #self._disks + 1)
+    self._ndisk_files = (self._ndisk_files or 0) + 1
+    path = ("%s/%s-disk%d.img"):format(provium.tmpdir(), self.name, self._ndisk_files)
     os.remove(path)
   end
-  local slot, id = self._sb:add_disk({ path = path, size = spec.size, readonly = spec.readonly and true or false,
+  local slot = self._sb:add_disk({ path = path, size = spec.size, readonly = spec.readonly and true or false,
     serial = spec.serial and tostring(spec.serial) or nil })
   local d = provium._c_disk.new(self._sb, slot)
   self._disks[slot] = d
   return d
 end
 
+-- the disks in guest order (vda, vdb...), without empty slots
 function K:disks()
   local r = {}
-  for i, d in ipairs(self._disks) do r[i] = d end
+  for _, s in ipairs(self._sb:slots()) do
+    if not s.empty then
+      self._disks[s.slot] = self._disks[s.slot] or provium._c_disk.new(self._sb, s.slot)
+      r[#r + 1] = self._disks[s.slot]
+    end
+  end
   return r
 end
 
 function K:disk(key)
+  local all = self:disks()
   if math.type(key) == "integer" then
-    local d = self._disks[key]
-    if d then return d end
+    if all[key] then return all[key] end
   elseif type(key) == "string" then
-    for _, d in ipairs(self._disks) do
+    for _, d in ipairs(all) do
       if d.name == key or d.path == key then return d end
     end
   end
-  perr({ code = "invalid", op = "vm:disk", vm = self.name, message = ("VM has no disk %s (it has %d)"):format(tostring(key), #self._disks) }, 2)
+  perr({ code = "invalid", op = "vm:disk", vm = self.name, message = ("VM has no disk %s (it has %d)"):format(tostring(key), #all) }, 2)
 end
 
 -- Clock ---------------------------------------------------------------------------------
@@ -436,7 +444,8 @@ function provium._kvm_vm_new(lab, name, prof, opts)
   local kernel, initrd, cmdline = V.kvm_boot_files(prof, name)
   local function create()
     local sb = provium._c_kvm.new({ name = name, kernel = kernel, initrd = initrd, cmdline = cmdline,
-      memory = prof.memory and math.floor(prof.memory) or 256, cpus = prof.cpus and math.floor(prof.cpus) or 1 })
+      memory = prof.memory and math.floor(prof.memory) or 256, cpus = prof.cpus and math.floor(prof.cpus) or 1,
+      disk_slots = prof.disk_slots or (agent and DEFAULT_SLOTS or 0), work_dir = provium.tmpdir() })
     local vm = V.kvm_wrap(lab, name, prof, sb)
     local ok, err = pcall(function()
       for _, spec in ipairs(prof.disks or {}) do vm:attach_disk(spec) end

@@ -119,7 +119,7 @@ function V.kvm_restore_vm(lab, name, dir, prof, opts)
   local vm = V.kvm_wrap(lab, name, p, sb)
   vm._from_snapshot = dir:match("([^/]+)$")
   vm._fixture_restored = true
-  for i = 1, sb:ndisks() do vm._disks[i] = provium._c_disk.new(sb, i) end
+  vm:disks() -- Disk objects for the restored disks (empty slots stay slots)
   vm._state = "booting"
   local ok, err = pcall(function()
     if p.agent ~= false then
