@@ -344,19 +344,20 @@ function Bridge:_nat_teardown()
 end
 
 -- Capture ------------------------------------------------------------------------------------
--- Every frame a VM sends into the bridge (each NIC's "tx" side, after its faults).
+-- Everything on the bridge: libpcap on the Linux bridge itself (promiscuous), so it
+-- sees what each VM delivered into it (after that NIC's faults: both copies of a
+-- duplicate, corrupted bytes, delayed frames when they arrive) and what the bridge
+-- sends itself (the NAT gateway).
 function Bridge:capture(opts)
   check_bridge(self, "bridge:capture")
   local c = N.capture_new("bridge " .. self.name, opts, function(cap)
     for i = #self._captures, 1, -1 do if self._captures[i] == cap then table.remove(self._captures, i) end end
-    for _, nic in ipairs(self._nics) do
-      if nic._relay then pcall(nic._relay.unsubscribe, nic._relay, cap._h) end
-    end
+    if cap._live then cap._live:close(); cap._live = nil end
   end)
+  local ok, live = pcall(provium._c_net_capture.live, c._h, self.ifname)
+  if not ok then c:close(); error(live, 0) end
+  c._live = live
   self._captures[#self._captures + 1] = c
-  for _, nic in ipairs(self._nics) do
-    if nic._relay then nic._relay:subscribe(c._h, "tx") end
-  end
   return c
 end
 

@@ -3,13 +3,20 @@
  * pop() -> packet table or nil, fd() (readable while packets are queued), close(),
  * stats(). A packet table: {time=, len=, data=, src=, dst=, proto=, dir=, src_mac=,
  * dst_mac=, sport=, dport=}: src/dst are IPv4 addresses for IPv4 and ARP, MACs
- * otherwise; proto is "icmp", "tcp", "udp", "arp", "ipv4:<n>", "ipv6" or "0x<type>". */
+ * otherwise; proto is "icmp", "tcp", "udp", "arp", "ipv4:<n>", "ipv6" or "0x<type>";
+ * dir is "tx"/"rx" for a NIC, "bridge" for a live capture.
+ * live(handle, ifname) -> Live (close()): libpcap on a bridge in the run's namespace,
+ * promiscuous, feeding the capture from the network event loop. */
 #include "lua/capture.h"
 #include "devices/netpath_capture.h"
 #include "lua/errors.h"
+#include "runner/netns.h"
+#include "vmm/evloop.h"
 #include "vmm/util.h"
 
+#include <pcap/pcap.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,7 +72,7 @@ static void push_packet(lua_State *L, const struct np_packet *p)
 	lua_setfield(L, -2, "len");
 	lua_pushlstring(L, (const char *)f, n);
 	lua_setfield(L, -2, "data");
-	lua_pushstring(L, p->dir == 0 ? "tx" : "rx");
+	lua_pushstring(L, p->dir == 0 ? "tx" : p->dir == 1 ? "rx" : "bridge");
 	lua_setfield(L, -2, "dir");
 	if (n < 14) {
 		lua_pushstring(L, "runt");
@@ -155,12 +162,106 @@ static int l_gc(lua_State *L)
 	return 0;
 }
 
+/* ---- live capture on a bridge ---- */
+
+#define LIVE_MT "provium.LiveCapture"
+
+struct live {
+	pcap_t *p;
+	int fd;
+	struct np_capture *c;
+};
+
+static void live_pkt(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
+{
+	struct live *l = (struct live *)user;
+	uint64_t t = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec * 1000u;
+	np_capture_frame(l->c, t, 2, data, h->caplen);
+}
+
+static void live_ready(void *opaque, uint32_t ev)
+{
+	(void)ev;
+	struct live *l = opaque;
+	if (pcap_dispatch(l->p, 256, live_pkt, (u_char *)l) < 0)
+		evloop_del_fd(pv_lua_net_loop(), l->fd);
+}
+
+static void live_stop(void *arg)
+{
+	struct live *l = arg;
+	evloop_del_fd(pv_lua_net_loop(), l->fd);
+	pcap_close(l->p);
+	l->p = NULL;
+}
+
+static int l_live_close(lua_State *L)
+{
+	struct live *l = luaL_checkudata(L, 1, LIVE_MT);
+	if (l->p)
+		pv_lua_net_loop_sync(live_stop, l);
+	if (l->c)
+		np_capture_unref(l->c);
+	l->c = NULL;
+	return 0;
+}
+
+static int l_live(lua_State *L)
+{
+	struct np_capture *c = pv_lua_check_capture(L, 1);
+	const char *ifname = luaL_checkstring(L, 2);
+	struct live *l = lua_newuserdatauv(L, sizeof(*l), 0);
+	memset(l, 0, sizeof(*l));
+	luaL_setmetatable(L, LIVE_MT);
+	int ns = netns_open_run();
+	struct evloop *loop = pv_lua_net_loop();
+	if (ns < 0 || !loop)
+		return pv_lua_error(L, "infra", "bridge:capture", NULL, "%s", pv_errmsg());
+	char err[PCAP_ERRBUF_SIZE] = "";
+	int saved = netns_enter(ns);
+	if (saved < 0)
+		return pv_lua_error(L, "infra", "bridge:capture", NULL, "%s", pv_errmsg());
+	pcap_t *p = pcap_create(ifname, err);
+	int r = -1;
+	if (p) {
+		pcap_set_snaplen(p, 65535);
+		pcap_set_promisc(p, 1);
+		pcap_set_immediate_mode(p, 1);
+		r = pcap_activate(p);
+		if (r < 0)
+			snprintf(err, sizeof(err), "%s", pcap_geterr(p));
+	}
+	netns_leave(saved);
+	if (r < 0 || pcap_setnonblock(p, 1, err) < 0 || (l->fd = pcap_get_selectable_fd(p)) < 0) {
+		if (p)
+			pcap_close(p);
+		return pv_lua_error(L, "infra", "bridge:capture", NULL, "libpcap on %s: %s", ifname, err);
+	}
+	l->p = p;
+	l->c = c;
+	np_capture_ref(c);
+	if (evloop_add_fd(loop, l->fd, EPOLLIN, live_ready, l) < 0) {
+		pcap_close(p);
+		l->p = NULL;
+		return pv_lua_error(L, "infra", "bridge:capture", NULL, "%s", pv_errmsg());
+	}
+	return 1;
+}
+
 int pv_luaopen_capture(lua_State *L)
 {
 	static const luaL_Reg methods[] = {
 		{"pop", l_pop}, {"fd", l_fd}, {"stop", l_stop}, {"stats", l_stats}, {NULL, NULL},
 	};
-	static const luaL_Reg fns[] = {{"open", l_open}, {NULL, NULL}};
+	static const luaL_Reg fns[] = {{"open", l_open}, {"live", l_live}, {NULL, NULL}};
+	luaL_newmetatable(L, LIVE_MT);
+	lua_newtable(L);
+	lua_pushcfunction(L, l_live_close);
+	lua_setfield(L, -2, "close");
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, l_live_close);
+	lua_setfield(L, -2, "__gc");
+	lua_pop(L, 1);
 	luaL_newmetatable(L, CAPTURE_MT);
 	luaL_newlib(L, methods);
 	lua_setfield(L, -2, "__index");

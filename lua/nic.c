@@ -104,6 +104,37 @@ static void on_loop(void (*fn)(struct relay *), struct relay *r)
 	sem_destroy(&c.done);
 }
 
+struct evloop *pv_lua_net_loop(void)
+{
+	return get_loop();
+}
+
+struct sync_any {
+	void (*fn)(void *);
+	void *arg;
+	sem_t done;
+};
+
+static void sync_any_tramp(void *opaque)
+{
+	struct sync_any *c = opaque;
+	c->fn(c->arg);
+	sem_post(&c->done);
+}
+
+void pv_lua_net_loop_sync(void (*fn)(void *), void *arg)
+{
+	struct sync_any c = {.fn = fn, .arg = arg};
+	sem_init(&c.done, 0, 0);
+	if (!net_loop || evloop_call(net_loop, sync_any_tramp, &c) < 0) {
+		fn(arg);
+	} else {
+		while (sem_wait(&c.done) < 0 && errno == EINTR)
+			;
+	}
+	sem_destroy(&c.done);
+}
+
 /* ---- datapath ---- */
 
 static int sink(void *opaque, enum netpath_dir dir, const uint8_t *frame, size_t len)

@@ -62,7 +62,6 @@ function Nic:_plumb()
   self._relay = r
   self.tap = r:info().tap
   if not self._up then r:set_link(false) end
-  for _, c in ipairs(b._captures) do r:subscribe(c._h, "tx") end
   for _, c in ipairs(self._captures or {}) do r:subscribe(c._h, "both") end
 end
 

@@ -21,11 +21,17 @@ test("a host listener on the NAT veth's host end is reachable from a VM", functi
   local busybox = provium.env("PROVIUM_BUILD") and (provium.env("PROVIUM_BUILD") .. "/rootfs/bin/busybox") or "build/rootfs/bin/busybox"
   os.execute(("timeout 15 %s nc -l -p %d > %s 2>&1 &"):format(busybox, port, out))
   provium.sleep(0.3)
+  local cap = net:capture({ filter = "tcp port " .. port })
   local r = a:run(("echo hello-from-vm | nc -w 2 %s %d"):format(net.nat_ip, port))
   t:eq(r.code, 0, r.stderr)
   wait_until(function() local f = io.open(out); local s = f and f:read("a"); if f then f:close() end; return s and s:find("hello-from-vm", 1, true) end,
     { timeout = 5, message = "the host listener got the VM's line" })
-  -- the host saw the run namespace's masqueraded address, not the VM's
+  -- the bridge capture holds the VM's SYN and the answer the gateway sent
+  local syn = cap:expect("bridge tcp " .. a:ip():gsub("%.", "%%.") .. " > " .. net.nat_ip:gsub("%.", "%%."), { timeout = 5 })
+  t:eq(syn.dport, port)
+  local back = cap:expect("bridge tcp " .. net.nat_ip:gsub("%.", "%%.") .. " > " .. a:ip():gsub("%.", "%%."), { timeout = 5 })
+  t:eq(back.sport, port)
+  cap:close()
   t:match(sh("ip -o link show"), "pvh%x+%d+")
 end)
 
