@@ -1,5 +1,5 @@
 /* test_bus.c — the I/O bus: dispatch with offsets, overlap rejection, unregister,
- * unclaimed reads as all-ones, many ranges kept sorted, concurrent lookups while
+ * unclaimed reads as all-ones and logged once per address, many ranges kept sorted, concurrent lookups while
  * registering. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +14,10 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct rec {
 	int id;
@@ -80,6 +83,52 @@ static void test_unclaimed_reads_all_ones(void **state)
 	assert_false(bus_access(b, 0x2000, &w, 4, true));
 	assert_int_equal(a.reads + a.writes, 0);
 	bus_destroy(b);
+}
+
+/* Counts the lines of `text` that contain `needle`. */
+static int count_lines(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* The first unclaimed access to an address is logged (on stderr), later ones to the
+ * same address are not; another address is logged again. */
+static void test_unclaimed_logged_once_per_address(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/provium-test-bus.XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	fflush(stderr);
+	int saved = dup(2);
+	assert_true(saved >= 0);
+	assert_int_equal(dup2(fd, 2), 2);
+
+	struct bus *b = bus_create("mmio");
+	uint64_t v = 0;
+	uint32_t w = 1;
+	for (int i = 0; i < 5; i++)
+		bus_access(b, 0xe0000000, &v, 1, false);
+	for (int i = 0; i < 3; i++)
+		bus_access(b, 0xe0000010, &w, 4, true);
+	bus_access(b, 0xe0000000, &v, 4, false); /* same address, other size: not again */
+
+	dup2(saved, 2);
+	close(saved);
+	bus_destroy(b);
+	char log[4096] = "";
+	ssize_t n = pread(fd, log, sizeof(log) - 1, 0);
+	close(fd);
+	assert_true(n > 0);
+	log[n] = 0;
+	assert_int_equal(count_lines(log, "mmio: unclaimed"), 2);
+	assert_int_equal(count_lines(log, "unclaimed 1-byte read at 0xe0000000"), 1);
+	assert_int_equal(count_lines(log, "unclaimed 4-byte write of 0x1 to 0xe0000010"), 1);
+	assert_non_null(strstr(log, "logged once per address"));
 }
 
 static void test_overlap_rejected(void **state)
@@ -182,6 +231,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dispatch_with_offset),
 		cmocka_unit_test(test_unclaimed_reads_all_ones),
+		cmocka_unit_test(test_unclaimed_logged_once_per_address),
 		cmocka_unit_test(test_overlap_rejected),
 		cmocka_unit_test(test_unregister),
 		cmocka_unit_test(test_many_ranges_sorted_lookup),
