@@ -116,6 +116,11 @@ end
 
 local function teardown_vm(root, rec)
   root._vm_names[rec.name] = nil
+  -- --keep and a test failed (testlib.lua sets _keep_vms): leave the VM running
+  if provium._keep_vms and rec.vm and rec.vm._keep then
+    local ok, kept = pcall(rec.vm._keep, rec.vm)
+    if ok and kept then return end
+  end
   if rec.vm and rec.vm._teardown then
     local ok, err = pcall(rec.vm._teardown, rec.vm)
     if not ok then io.stderr:write("provium: teardown of VM ", rec.name, ": ", tostring(err), "\n") end

@@ -45,6 +45,7 @@ struct sandbox {
 	char *ring;
 	uint64_t total;       /* bytes ever written to the ring */
 	bool eof;
+	bool kept;            /* sandbox_keep(): outlives us, so kill leaves PID 1 alone */
 };
 
 /* ---- rootfs lookup ---- */
@@ -185,7 +186,10 @@ static void __attribute__((noreturn)) child_main(struct child_args *a)
 	}
 	if (syscall(SYS_close_range, 4, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		child_fail(errfd, "close_range");
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* keepable (--keep): no PDEATHSIG, so a keeper can hold the sandbox after the worker
+	 * exits; if the worker dies first, the agent's socket closes and /init exits. */
+	if (!a->cfg->keepable)
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* The parent may have died before PDEATHSIG was set: it holds the only read end of
 	 * the error pipe until we exec, so a pipe without readers means it is gone. */
 	close(a->errrd);
@@ -515,11 +519,64 @@ bool sandbox_exited(struct sandbox *sb, int *status)
 	return sb->reaped;
 }
 
+/* The keeper (a child that outlives us): holds the agent socket and console input open
+ * and drains the console until every writer is gone, i.e. until PID 1 died. Only
+ * async-signal-safe calls: we may have other threads. */
+static void keeper_main(const struct sandbox *sb)
+{
+	int keep[3] = {sb->agent_fd, sb->con_in, sb->con_out};
+	for (int i = 0; i < 3; i++) /* sort, for close_range between them */
+		for (int j = i + 1; j < 3; j++)
+			if (keep[j] < keep[i]) {
+				int t = keep[i];
+				keep[i] = keep[j];
+				keep[j] = t;
+			}
+	int null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+	}
+	unsigned lo = 3;
+	for (int i = 0; i < 3; i++) {
+		if ((unsigned)keep[i] > lo)
+			syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
+		lo = (unsigned)keep[i] + 1;
+	}
+	syscall(SYS_close_range, lo, ~0U, 0);
+	setsid();
+	prctl(PR_SET_NAME, "provium-keep");
+	char buf[4096];
+	for (;;) {
+		ssize_t n = read(sb->con_out, buf, sizeof(buf));
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+			_exit(0);
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd pfd = {.fd = sb->con_out, .events = POLLIN};
+			poll(&pfd, 1, -1);
+		}
+	}
+}
+
+pid_t sandbox_keep(struct sandbox *sb)
+{
+	if (!sb || sb->pid <= 0 || sb->reaped || sb->agent_fd < 0 || sb->con_out < 0)
+		return pv_error(ESRCH, "sandbox %s: not running", sb ? sb->name : "?");
+	pid_t k = fork();
+	if (k < 0)
+		return pv_error(errno, "sandbox %s: fork keeper: %s", sb->name, strerror(errno));
+	if (k == 0)
+		keeper_main(sb);
+	sb->kept = true;
+	return k;
+}
+
 void sandbox_kill(struct sandbox *sb)
 {
 	if (!sb)
 		return;
-	if (sb->pid > 0 && !sb->reaped) {
+	if (sb->pid > 0 && !sb->reaped && !sb->kept) {
 		kill(sb->pid, SIGCONT);
 		kill(sb->pid, SIGKILL);
 		int st;

@@ -28,6 +28,7 @@ struct sandbox_config {
 	const char *rootfs;          /* directory; NULL = sandbox_default_rootfs() */
 	const char *const *env;      /* extra "K=V" for /init (NULL-terminated), may be NULL */
 	bool no_init;                /* exec the agent directly even if /init exists */
+	bool keepable;               /* may outlive us (--keep): no PDEATHSIG; see sandbox_keep */
 };
 
 struct sandbox;
@@ -40,6 +41,12 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out);
 /* Hard stop: SIGKILL to PID 1 (which takes the namespace with it), reap, stop the
  * console thread. Idempotent. The console log stays readable. */
 void sandbox_kill(struct sandbox *sb);
+/* --keep: forks a keeper process (own session) that holds the agent socket and console
+ * open, so the sandbox outlives this process; sandbox_kill/free then only let go of it.
+ * Started with .keepable (else PDEATHSIG kills it when we exit). Returns the keeper's
+ * pid or -errno. Reach the sandbox with `nsenter -t <pid> -a -r -w`; killing its PID 1
+ * ends it and then the keeper. */
+pid_t sandbox_keep(struct sandbox *sb);
 /* sandbox_kill + free everything. NULL is fine. */
 void sandbox_free(struct sandbox *sb);
 

@@ -36,7 +36,7 @@ static struct lsandbox *check_sb(lua_State *L, int i)
 	return s;
 }
 
-/* provium._c_vm.sandbox_start{name=, rootfs=, env={K=V...}, no_init=} -> Sandbox */
+/* provium._c_vm.sandbox_start{name=, rootfs=, env={K=V...}, no_init=, keepable=} -> Sandbox */
 static int l_sandbox_start(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
@@ -46,6 +46,8 @@ static int l_sandbox_start(lua_State *L)
 	const char *rootfs = luaL_optstring(L, -1, NULL);
 	lua_getfield(L, 1, "no_init");
 	bool no_init = lua_toboolean(L, -1);
+	lua_getfield(L, 1, "keepable");
+	bool keepable = lua_toboolean(L, -1);
 	/* env table -> "K=V" strings (copied: freed after the start) */
 	char *env[48];
 	size_t ne = 0;
@@ -65,7 +67,8 @@ static int l_sandbox_start(lua_State *L)
 	}
 	env[ne] = NULL;
 	struct sandbox_config cfg = {.name = name, .rootfs = rootfs,
-				     .env = (const char *const *)env, .no_init = no_init};
+				     .env = (const char *const *)env, .no_init = no_init,
+				     .keepable = keepable};
 	struct lsandbox *s = lua_newuserdatauv(L, sizeof(*s), 0);
 	s->sb = NULL;
 	snprintf(s->name, sizeof(s->name), "%s", name);
@@ -117,6 +120,18 @@ static int l_rootfs(lua_State *L)
 static int l_userns(lua_State *L)
 {
 	lua_pushboolean(L, sandbox_userns(check_sb(L, 1)->sb));
+	return 1;
+}
+
+/* sb:keep() -> keeper pid: the sandbox outlives this worker (--keep); see sandbox_keep */
+static int l_keep(lua_State *L)
+{
+	struct lsandbox *s = luaL_checkudata(L, 1, SANDBOX_MT);
+	pid_t k = s->sb ? sandbox_keep(s->sb) : -ESRCH;
+	if (k < 0)
+		return pv_lua_error(L, "infra", "vm:keep", s->name, "%s",
+				    s->sb ? pv_errmsg() : "sandbox freed");
+	lua_pushinteger(L, k);
 	return 1;
 }
 
@@ -279,7 +294,7 @@ int pv_luaopen_vm(lua_State *L)
 {
 	static const luaL_Reg methods[] = {
 		{"agent_fd", l_agent_fd}, {"connect", l_connect}, {"pid", l_pid},
-		{"rootfs", l_rootfs}, {"userns", l_userns}, {"kill", l_kill}, {"exited", l_exited},
+		{"rootfs", l_rootfs}, {"userns", l_userns}, {"kill", l_kill}, {"keep", l_keep}, {"exited", l_exited},
 		{"pause", l_pause}, {"resume", l_resume}, {"console_pos", l_console_pos},
 		{"console_read", l_console_read}, {"console_write", l_console_write},
 		{"free", l_gc}, {NULL, NULL},

@@ -70,7 +70,8 @@ local function boot(vm, opts)
   local t0 = S.now()
   vm._state = "booting"
   vm._exit = nil
-  local ok, sb = pcall(provium._c_vm.sandbox_start, { name = vm.name, rootfs = p.rootfs, env = p.env })
+  local ok, sb = pcall(provium._c_vm.sandbox_start, { name = vm.name, rootfs = p.rootfs, env = p.env,
+    keepable = provium._config and provium._config.keep or nil })
   if not ok then
     vm._state = "crashed"
     vm._exit = "start failed"
@@ -198,6 +199,28 @@ function VM:_teardown()
     end
   end)
   self._state = self._state == "crashed" and "crashed" or "stopped"
+end
+
+-- --keep after a failed test (lab.lua): the sandbox outlives the worker, held by a keeper
+-- process; says how to reach it. Returns true when kept (else the caller tears it down).
+function VM:_keep()
+  if self:state() ~= "running" and self:state() ~= "paused" then return false end
+  local pid = self._sb:pid()
+  local ok, keeper = pcall(self._sb.keep, self._sb)
+  if not ok then
+    io.stderr:write("provium: --keep: VM ", self.name, " cannot be kept: ", tostring(keeper), "\n")
+    return false
+  end
+  for w in pairs(self._workers or {}) do pcall(w.close, w) end
+  if self._conn then self._conn:close(); self._conn = nil end
+  self._sb:free() -- lets go of it: the keeper holds it now
+  self._sb = nil
+  io.stderr:write(("provium: --keep: VM %s (sandbox) is still running as pid %d after a failed test\n" ..
+    "  enter it:  nsenter -t %d -a -r -w /bin/sh\n" ..
+    "  stop it:   kill -KILL %d\n"):format(self.name, pid, pid, pid))
+  mark_exit(self, "stopped", "kept", nil)
+  self._kept_pid, self._keeper_pid = pid, keeper
+  return true
 end
 
 -- Info ----------------------------------------------------------------------------------------
