@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # net_cleanup.sh — the run's network namespace (runner/netns.c) is removed at the end
 # of `provium run`: after a normal run, after the worker crashed (SIGKILL), and after
-# SIGINT; two files of one run share it; nothing of the run stays in `ip netns` or in
+# SIGINT and SIGTERM; two files of one run share it; nothing of the run stays in `ip netns` or in
 # the host's `ip link`.
 . "$(dirname "$0")/lib.sh"
 
@@ -61,4 +61,11 @@ if [ -n "$name" ] && ip -o link 2>/dev/null | grep -q "pvh${name##*-}"; then ok 
 kill -INT "$ppid"; wait "$ppid"; code=$?
 if [ "$code" = 130 ]; then ok "SIGINT ends the run with 130"; else nok "SIGINT exit code $code" "$(tail -5 "$W/err")"; fi
 if [ -n "$name" ] && [ -z "$(left "$name")" ]; then ok "nothing of $name is left after SIGINT"; else nok "leftovers after SIGINT" "$(left "$name")"; fi
+rm -f "$W/mark"
+MARK=$W/mark "$PROVIUM" run "$W/int" > "$W/out" 2> "$W/err" &
+ppid=$!
+for i in $(seq 100); do [ -s "$W/mark" ] && break; sleep 0.1; done
+name=$(cat "$W/mark" 2>/dev/null)
+kill -TERM "$ppid"; wait "$ppid"
+if [ -n "$name" ] && [ -z "$(left "$name")" ]; then ok "nothing of $name is left after SIGTERM"; else nok "leftovers after SIGTERM ($name)" "$(left "$name")"; fi
 done_testing
