@@ -1,0 +1,85 @@
+-- kvm_bench.lua — run by tests/bench/bench_kvm.sh: the kvm backend from Lua. With the
+-- snapshot_count test guest (runs on any /dev/kvm, PVM included): lab:vm to first
+-- console line (cold boot), vm:snapshot, restore (lab:vm from a snapshot), fixture
+-- hit. Where Linux guests run (hardware KVM): the default profile's boot to
+-- agent-ready (Firecracker's published bar: ~125 ms to init) and a restore to
+-- agent-ready. Writes a table to $PROVIUM_BENCH_OUT.
+local S = provium._sched
+local out = assert(io.open(provium.env("PROVIUM_BENCH_OUT"), "w"))
+provium._config.cache_dir = provium.tmpdir() .. "/cache"
+local ELF = provium._c_vm.self_dir() .. "/guest/snapshot_count.elf"
+
+local function stats(xs)
+  table.sort(xs)
+  local sum = 0
+  for _, x in ipairs(xs) do sum = sum + x end
+  return xs[math.floor(#xs / 2) + 1], xs[math.max(1, math.ceil(#xs * 0.9))], sum / #xs
+end
+
+local function row(name, xs, unit)
+  local med, p90, mean = stats(xs)
+  out:write(("%-44s n=%-4d median %9.3f %s  p90 %9.3f %s  mean %9.3f %s\n"):format(
+    name, #xs, med, unit, p90, unit, mean, unit))
+  out:flush()
+end
+
+local function ms(t0) return (S.now() - t0) * 1000 end
+
+test("test guest: cold boot, snapshot, restore, fixture hit", function(t)
+  if not io.open(ELF) then t:skip(ELF .. " missing (make guest)") end
+  local prof = { backend = "kvm", kernel = ELF, agent = false, memory = 128, name = "bench",
+    cmdline = "console=ttyS0 iters=100000000 step=100000000" }
+  local boot, snap, rest = {}, {}, {}
+  for i = 1, 10 do
+    local t0 = S.now()
+    local vm = provium:vm("cold" .. i, prof)
+    vm:console():expect("snapshot_count: start", { timeout = 60 })
+    boot[#boot + 1] = ms(t0)
+    t0 = S.now()
+    local s = vm:snapshot("bench" .. i)
+    snap[#snap + 1] = ms(t0)
+    vm:_teardown()
+    t0 = S.now()
+    local r = s:restore()
+    rest[#rest + 1] = ms(t0)
+    r:_teardown()
+    s:delete()
+  end
+  row("test guest lab:vm -> first console line", boot, "ms")
+  row("vm:snapshot (128 MiB guest, running)", snap, "ms")
+  row("snapshot:restore (128 MiB guest)", rest, "ms")
+  local fx = {}
+  prof.setup = function(vm) vm:console():expect("snapshot_count: start", { timeout = 60 }) end
+  provium:vm("fxbuild", prof):_teardown()
+  for i = 1, 10 do
+    local t0 = S.now()
+    local vm = provium:vm("fx" .. i, prof)
+    fx[#fx + 1] = ms(t0)
+    vm:_teardown()
+  end
+  row("lab:vm with a fixture hit", fx, "ms")
+end, { timeout = 600 })
+
+test("Linux: default profile boot and restore to agent-ready", function(t)
+  local ok, why = provium._c_vm.kvm_linux_ok()
+  if not ok then
+    out:write(("%-44s skipped: %s\n"):format("Linux default boot -> agent ready", why))
+    t:skip(why)
+  end
+  local boot, rest = {}, {}
+  for i = 1, 10 do
+    local t0 = S.now()
+    local vm = provium:vm("linux" .. i, "default", { backend = "kvm" })
+    boot[#boot + 1] = ms(t0)
+    local s = vm:snapshot("linux-bench" .. i)
+    vm:_teardown()
+    t0 = S.now()
+    local r = s:restore()
+    r:succeed("true")
+    rest[#rest + 1] = ms(t0)
+    r:_teardown()
+    s:delete()
+  end
+  row("Linux default boot -> agent ready", boot, "ms")
+  row("Linux restore -> first command done", rest, "ms")
+end, { timeout = 600 })
