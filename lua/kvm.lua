@@ -18,7 +18,7 @@ V.KVM = K
 local AGENT_PORT = 1024
 local BOOT_TIMEOUT = 60         -- seconds from start to the agent's hello (hardware KVM boots in < 1 s)
 local DEFAULT_SLOTS = 2           -- empty disk slots a Linux VM gets for attach_disk while running
-local DEFAULT_CMDLINE = "console=hvc0 console=ttyS0 panic=-1 quiet"
+local DEFAULT_CMDLINE = "console=ttyS0 console=hvc0 panic=-1 quiet" -- /dev/console = hvc0 (virtio, fast); early boot on ttyS0
 
 local function emit(ev)
   if provium._emit then pcall(provium._emit, ev) end
