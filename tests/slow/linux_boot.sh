@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # tests/slow/linux_boot.sh — boot-to-device-probe: boots the guest kernel (the PVM
 # variant with its command-line workarounds on kvm_pvm hosts) with serial,
-# virtio-blk, virtio-console and virtio-rng attached through tests/slow/boot_devices.c,
-# and checks the console shows the kernel version, the virtio-blk disk and its
-# size, and hvc0, and that the rng and the disk were actually used. Prints TAP.
+# virtio-blk, virtio-console, virtio-rng, virtio-net (on a socketpair, no host
+# interface) and virtio-vsock attached through tests/slow/boot_devices.c, and checks
+# the console shows the kernel version, the virtio-blk disk and its size, hvc0, the
+# virtio_net driver probing the NIC and the vsock transport, and that the rng and the
+# disk were actually used and the net and vsock drivers reached DRIVER_OK. Prints TAP.
 # Called by tests/slow/run.sh with PROVIUM_BUILD, PROVIUM_VMLINUX, PROVIUM_INITRD,
 # PROVIUM_CMDLINE_EXTRA, PROVIUM_PVM; runnable alone:
 #   PROVIUM_VMLINUX=$(build/provium kernel path --pvm --vmlinux) \
@@ -25,7 +27,11 @@ names=("the kernel banner 'Linux version 6.1'"
        "virtio-console probed: hvc0 registered as a console"
        "virtio-rng used by the kernel (bytes handed out)"
        "virtio-blk read by the kernel: the partition scan finds vda1"
-       "virtio-blk request stats count the kernel's reads")
+       "virtio-blk request stats count the kernel's reads"
+       "virtio-net probed: virtio_net prints the MAC it assigned"
+       "virtio-net driver up: DRIVER_OK with VIRTIO_NET_F_STATUS negotiated"
+       "vsock transport: PF_VSOCK registered"
+       "virtio-vsock driver up: DRIVER_OK and event buffers posted")
 skip_all() { for t in "${names[@]}"; do skip "$t" "$1"; done; echo "1..$n"; exit 0; }
 
 [ -n "$vmlinux" ] && [ -r "$vmlinux" ] || skip_all "no kernel (PROVIUM_VMLINUX='$vmlinux')"
@@ -49,7 +55,8 @@ cmdline="console=hvc0 console=ttyS0 earlycon=uart8250,io,0x3f8 $extra panic=-1"
 t0=$SECONDS
 "$tmp/boot_devices" --kernel "$vmlinux" --cmdline "$cmdline" --timeout "$timeout" \
   --disk-mib $disk_mib --until "Linux version 6.1" --until "[vda] $sectors 512-byte" \
-  --until "console [hvc0] enabled" --until " vda: vda1" > "$tmp/console.txt" 2> "$tmp/err.txt"
+  --until "console [hvc0] enabled" --until " vda: vda1" \
+  --until "Assigned random MAC address" --until "NET: Registered PF_VSOCK protocol family" > "$tmp/console.txt" 2> "$tmp/err.txt"
 rc=$?
 took=$((SECONDS - t0))
 val() { sed -n "s/^## $1=//p" "$tmp/console.txt" | tail -1; }
@@ -66,5 +73,15 @@ check "${names[4]}" ' vda: vda1'
 rb=$(val rng_bytes); br=$(val blk_reads)
 if [ "${rb:-0}" -gt 0 ]; then ok "${names[3]}: $rb bytes"; else fail "${names[3]}" "${ctx[@]}"; fi
 if [ "${br:-0}" -gt 0 ]; then ok "${names[5]}: $br reads, $(val blk_read_bytes) bytes"; else fail "${names[5]}" "${ctx[@]}"; fi
+check "${names[6]}" 'virtio_net virtio[0-9]*: Assigned random MAC address'
+check "${names[8]}" 'NET: Registered PF_VSOCK protocol family'
+nf=$(val net_features)
+if [ "$(val net_driver_ok)" = 1 ] && [ $(( ${nf:-0} & (1 << 16) )) != 0 ]; then
+  ok "${names[7]}: status $(val net_status), features $nf"
+else fail "${names[7]}" "status $(val net_status) features $nf" "${ctx[@]}"; fi
+eb=$(val vsock_event_bufs)
+if [ "$(val vsock_driver_ok)" = 1 ] && [ "${eb:-0}" -gt 0 ]; then
+  ok "${names[9]}: status $(val vsock_status), $eb event buffers"
+else fail "${names[9]}" "status $(val vsock_status) event buffers $eb" "${ctx[@]}"; fi
 echo "# linux boot with devices: $took s"
 echo "1..$n"
