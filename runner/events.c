@@ -262,6 +262,17 @@ void ev_pack_test_error(msgpack_packer *pk, uint64_t t, const char *file, const 
 	msgpack_pack_map(pk, 0);
 }
 
+void ev_pack_vm_exit(msgpack_packer *pk, uint64_t t, const char *file, const char *vm,
+		     const char *reason)
+{
+	msgpack_pack_map(pk, 5);
+	kv_str(pk, "ev", "vm_exit");
+	kv_u64(pk, "t", t);
+	kv_str(pk, "file", file);
+	kv_str(pk, "vm", vm);
+	kv_str(pk, "reason", reason);
+}
+
 /* ---- the sink ---- */
 
 int ev_sink_open(struct ev_sink *s, const char *path)

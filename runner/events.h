@@ -67,6 +67,9 @@ void ev_pack_file_end(msgpack_packer *pk, const struct ev_file_end *e);
 /* test_end {outcome="error"} for a test a crashed worker never finished. */
 void ev_pack_test_error(msgpack_packer *pk, uint64_t t, const char *file, const char *test,
 			uint64_t duration_ns, const char *message);
+/* vm_exit {reason} for a VM whose worker ended without tearing it down (crash, SIGINT). */
+void ev_pack_vm_exit(msgpack_packer *pk, uint64_t t, const char *file, const char *vm,
+		     const char *reason);
 void ev_pack_str(msgpack_packer *pk, const char *s);
 
 /* ---- the sink ---- */

@@ -40,6 +40,8 @@ struct slot {
 	double cur_timeout;
 	bool hung;
 	char *start_err;    /* why the worker could not be started */
+	char **vms;         /* VMs with a vm_spawn and no vm_exit yet */
+	int nvms;
 };
 
 struct sched {
@@ -205,6 +207,24 @@ static void on_worker_event(struct sched *s, struct slot *sl, const msgpack_obje
 		double grace = s->cfg->hang_grace > 0 ? s->cfg->hang_grace : 30;
 		sl->cur_timeout = t;
 		sl->hang_at = sl->cur_t0 + (uint64_t)((t + grace) * 1e9);
+	} else if (!strcmp(kind, "vm_spawn")) {
+		char *vm = ev_strdup(ev, "vm");
+		char **v = vm ? realloc(sl->vms, (size_t)(sl->nvms + 1) * sizeof(*v)) : NULL;
+		if (v) {
+			sl->vms = v;
+			sl->vms[sl->nvms++] = vm;
+		} else {
+			free(vm);
+		}
+	} else if (!strcmp(kind, "vm_exit")) {
+		char *vm = ev_strdup(ev, "vm");
+		for (int i = 0; vm && i < sl->nvms; i++)
+			if (!strcmp(sl->vms[i], vm)) {
+				free(sl->vms[i]);
+				sl->vms[i] = sl->vms[--sl->nvms];
+				break;
+			}
+		free(vm);
 	} else if (!strcmp(kind, "test_end")) {
 		free(sl->cur_test);
 		sl->cur_test = NULL;
@@ -427,6 +447,13 @@ static void finish_file(struct sched *s, struct slot *sl, const char *start_erro
 			sl->c.failed++;
 			s->res->failures++;
 		}
+		/* its VMs went with the worker (PDEATHSIG, agent socket closed): say so */
+		for (int i = 0; i < sl->nvms; i++) {
+			msgpack_packer pk = packer(s);
+			ev_pack_vm_exit(&pk, pv_wall_ns(), sl->file, sl->vms[i],
+					interrupts ? "interrupted" : "worker gone");
+			emit_packed(s);
+		}
 		if (!sl->got_file_end) {
 			struct ev_file_end fe = {
 				.t = pv_wall_ns(), .file = sl->file, .c = sl->c,
@@ -444,6 +471,9 @@ static void finish_file(struct sched *s, struct slot *sl, const char *start_erro
 		if (s->cfg->fail_fast)
 			s->stop = true;
 	}
+	for (int i = 0; i < sl->nvms; i++)
+		free(sl->vms[i]);
+	free(sl->vms);
 	claims_worker_exit(s->claims, sl->wid);
 	if (sl->tmp) {
 		if (keep)

@@ -81,6 +81,14 @@ test("-j2: a crashing file is a file error and the other file still runs", funct
   local e = r.by_test["kills its worker"]["end"]
   t:eq(e.outcome, "error")
   t:eq(rawget(r.by_test, "never reached"), nil)
+  -- the parent says the crashed worker's VM is gone, before the file's end
+  local vi, fi
+  for i, ev in ipairs(r.events) do
+    if ev.ev == "vm_exit" and ev.vm == "doomed" then vi = i; t:eq(ev.reason, "worker gone") end
+    if ev.ev == "file_end" and ev.file == "crash.fixture.lua" then fi = i end
+  end
+  t:ok(vi, "a vm_exit for the crashed worker's VM")
+  t:lt(vi, fi)
   local ok = child.find(r, "file_end", { file = "passes.fixture.lua" })[1]
   t:eq(ok.error, nil)
   t:eq(ok.passed, 2)
