@@ -60,6 +60,64 @@ static void test_flags_win_over_environment(void **state)
 	unsetenv("PROVIUM_CACHE_DIR");
 }
 
+/* Every `run` flag of RUNNER.md, long spelling, lands in its field; the env vars
+ * PROVIUM_EVENTS/KERNEL/INITRD too. */
+static void test_every_long_flag_and_env(void **state)
+{
+	(void)state;
+	struct run_opts o;
+	setenv("PROVIUM_EVENTS", "/tmp/ev-env.mp", 1);
+	setenv("PROVIUM_KERNEL", "/k/bzImage", 1);
+	setenv("PROVIUM_INITRD", "/k/initrd", 1);
+	const char *a1[] = {"run"};
+	assert_int_equal(parse(&o, 1, a1), 0);
+	assert_string_equal(o.events, "/tmp/ev-env.mp");
+	assert_string_equal(o.kernel, "/k/bzImage");
+	assert_string_equal(o.initrd, "/k/initrd");
+	assert_false(o.keep || o.fail_fast || o.shuffle || o.no_color || o.slow);
+	assert_int_equal(o.format, FMT_PRETTY);
+	opts_free(&o);
+	const char *a2[] = {"run", "--jobs", "4", "--filter", "boots", "--tags", "net",
+			    "--exclude-tags", "slowish,flaky", "--slow", "--timeout", "1.5",
+			    "--backend", "sandbox", "--events", "-", "--format", "junit",
+			    "--junit", "/tmp/j.xml", "--keep", "--fail-fast", "--seed", "77",
+			    "--shuffle", "--verbose", "--verbose", "--no-color", "--cache-dir", "/c",
+			    "--shard", "1/2", "dir"};
+	assert_int_equal(parse(&o, (int)(sizeof(a2) / sizeof(a2[0])), a2), 0);
+	assert_int_equal(o.jobs, 4);
+	assert_string_equal(o.filter, "boots");
+	assert_string_equal(o.tags[0], "net");
+	assert_string_equal(o.exclude_tags[0], "slowish");
+	assert_string_equal(o.exclude_tags[1], "flaky");
+	assert_null(o.exclude_tags[2]);
+	assert_true(o.slow);
+	assert_true(o.timeout == 1.5 && o.timeout_set);
+	assert_string_equal(o.backend, "sandbox");
+	assert_string_equal(o.events, "-"); /* the flag wins over PROVIUM_EVENTS */
+	assert_int_equal(o.format, FMT_JUNIT);
+	assert_string_equal(o.junit, "/tmp/j.xml");
+	assert_true(o.keep && o.fail_fast && o.shuffle && o.no_color);
+	assert_true(o.seed == 77 && o.seed_set);
+	assert_int_equal(o.verbose, 2);
+	assert_string_equal(o.cache_dir, "/c");
+	assert_int_equal(o.shard_k, 1);
+	assert_int_equal(o.shard_n, 2);
+	assert_int_equal(o.npaths, 1);
+	opts_free(&o);
+	const char *a3[] = {"run", "--quiet", "--format", "json"};
+	assert_int_equal(parse(&o, 4, a3), 0);
+	assert_int_equal(o.verbose, -1);
+	assert_int_equal(o.format, FMT_JSON);
+	opts_free(&o);
+	const char *a4[] = {"run", "--format", "tap"};
+	assert_int_equal(parse(&o, 3, a4), 0);
+	assert_int_equal(o.format, FMT_TAP);
+	opts_free(&o);
+	unsetenv("PROVIUM_EVENTS");
+	unsetenv("PROVIUM_KERNEL");
+	unsetenv("PROVIUM_INITRD");
+}
+
 static void test_bad_values_are_usage_errors(void **state)
 {
 	(void)state;
@@ -184,6 +242,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_flags_win_over_environment),
+		cmocka_unit_test(test_every_long_flag_and_env),
 		cmocka_unit_test(test_bad_values_are_usage_errors),
 		cmocka_unit_test(test_discovery_is_recursive_filtered_and_sorted),
 		cmocka_unit_test(test_shards_partition_the_selection),
