@@ -1,5 +1,5 @@
 -- clock.lua — Clock (API.md): the guest clocks, read through the agent. The sandbox
--- shares the host's clocks, so it cannot set, advance or sleep on guest time.
+-- shares the host's clocks, so it cannot set or advance guest time; sleep waits host time.
 local provium = provium
 local S = provium._sched
 local perr = provium._error
@@ -48,4 +48,24 @@ end
 Clock.set = unsupported("set")
 Clock.set_ns = unsupported("set_ns")
 Clock.advance = unsupported("advance")
-Clock.sleep = unsupported("sleep")
+
+-- The sandbox's guest time is the host's: s of guest time pass in s of host time (the
+-- task yields meanwhile; the guest's monotonic clock is read to be sure).
+function Clock:sleep(s, opts)
+  if type(s) ~= "number" or s < 0 or s ~= s then
+    perr({ code = "invalid", op = "clock:sleep", vm = self._vmname,
+      message = "seconds must be a non-negative number, got " .. tostring(s) }, 2)
+  end
+  local m0 = get_ns(self, "monotonic", "clock:sleep")
+  local deadline = S.now() + ((opts and opts.timeout) or (s + 30))
+  local want = m0 + math.floor(s * 1e9)
+  while true do
+    local m = get_ns(self, "monotonic", "clock:sleep")
+    if m >= want then return end
+    if S.now() >= deadline then
+      perr({ code = "timeout", op = "clock:sleep", vm = self._vmname,
+        message = ("guest time did not pass %.3f s"):format(s) }, 2)
+    end
+    S.sleep(math.max(0.001, math.min((want - m) / 1e9, 0.5)), "clock:sleep on vm " .. self._vmname)
+  end
+end
