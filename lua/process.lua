@@ -67,14 +67,20 @@ function Process:wait(opts)
     -- the host enforces the deadline (a pending proc_wait ends with the process or
     -- the connection on the agent side)
     local id = self._conn:send("proc_wait", { pid = self.pid }, "p:wait")
-    local r = self._conn:await(id, deadline, "p:wait", "proc_wait")
-    if not r.ok then
-      if r.code == "timeout" then
+    local t0 = S.now()
+    local ok, r = pcall(self._conn.await, self._conn, id, deadline, "p:wait", "proc_wait")
+    if not ok then
+      -- a timeout here is the process still running, not a slow agent: say which
+      if provium._is_error(r) and r.code == "timeout" then
+        local cmd = self._cmd
+        if type(cmd) == "table" then cmd = table.concat(cmd, " ") end
         perr({ code = "timeout", op = "p:wait", vm = self._vmname,
-          message = ("process %d did not exit in time"):format(self.pid) }, 2)
+          message = ("process %d (%s) did not exit within %.1f s"):format(self.pid,
+            tostring(cmd or "?"):sub(1, 200), S.now() - t0) }, 2)
       end
-      V.agent_error(r, "p:wait", self._vmname)
+      error(r, 0)
     end
+    if not r.ok then V.agent_error(r, "p:wait", self._vmname) end
     set_status(self, r.result)
   end
   -- the output streams end shortly after the exit (their eof frames follow)
