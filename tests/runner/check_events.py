@@ -2,7 +2,8 @@
 """check_events.py — checks a decoded event stream (JSON lines from `provium events
 --format json FILE`) against RUNNER.md: every event has v=PROTOCOL_VERSION, seq
 increasing from 1, t, a known kind with its required fields of the right types;
-run_start first, run_end last; each file_start has exactly one file_end.
+run_start first, run_end last; each file_start has exactly one file_end; every
+vm_spawn has its vm_exit (also after SIGINT or a crash: the runner says so).
 Usage: check_events.py JSONL PROTOCOL_VERSION [interrupted=true|false] [exit_code=N]
 Prints what is wrong and exits 1, or exits 0."""
 import json, sys
@@ -37,6 +38,7 @@ def main():
     if not evs:
         print("no events"); return 1
     files_open = {}
+    vms_up = {}
     for i, e in enumerate(evs, 1):
         k = e.get("ev")
         where = "event %d (%s)" % (i, k)
@@ -52,6 +54,10 @@ def main():
             if f in e and not isinstance(e[f], ty): errs.append("%s: %s is %r" % (where, f, e[f]))
         for (kk, f), vals in ENUM.items():
             if k == kk and e.get(f) not in vals: errs.append("%s: %s=%r" % (where, f, e.get(f)))
+        if k in ("vm_spawn", "vm_exit"):
+            key = (e.get("file"), e.get("vm"))
+            vms_up[key] = vms_up.get(key, 0) + (1 if k == "vm_spawn" else -1)
+            if vms_up[key] < 0: errs.append("%s: vm_exit without a vm_spawn" % where)
         if k == "file_start":
             files_open[e["file"]] = files_open.get(e["file"], 0) + 1
         if k == "file_end":
@@ -60,6 +66,7 @@ def main():
     if evs[0].get("ev") != "run_start": errs.append("first event is not run_start")
     if evs[-1].get("ev") != "run_end": errs.append("last event is not run_end")
     if [f for f, c in files_open.items() if c]: errs.append("files without file_end: %s" % files_open)
+    if [v for v, c in vms_up.items() if c > 0]: errs.append("vm_spawn without vm_exit: %s" % [v for v, c in vms_up.items() if c > 0])
     end = evs[-1]
     for key, val in want.items():
         if str(end.get(key)).lower() != val.lower():

@@ -124,5 +124,8 @@ else
   if events "$W/vmint.mp" | grep -q '"ev": *"vm_exit".*"vm": *"held".*"reason": *"interrupted"\|"ev": *"vm_exit".*"reason": *"interrupted".*"vm": *"held"'
   then ok "the interrupted run's stream has vm_exit reason=interrupted for the VM"
   else nok "vm_exit after SIGINT" "$(events "$W/vmint.mp" | grep vm_)"; fi
+  events "$W/vmint.mp" > "$W/vmint.jsonl"
+  check "the interrupted VM run's stream is valid, every vm_spawn with its vm_exit" \
+    python3 "$root/tests/runner/check_events.py" "$W/vmint.jsonl" "$proto" interrupted=true exit_code=130
 fi
 done_testing
