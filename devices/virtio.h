@@ -176,6 +176,13 @@ void virtio_dev_bind_mem(struct virtio_dev *v, void *base, uint64_t size);
 int virtio_mmio_attach(struct virtio_dev *v, struct vm *vm);
 /* Undoes what attach set up (eventfds, evloop entries, bus registration). */
 void virtio_mmio_detach(struct virtio_dev *v);
+/* The device_ops realize every virtio device uses: virtio_mmio_attach(d, vm). */
+int virtio_mmio_realize(struct device *d, struct vm *vm);
+/* The device_ops reset of a device with no state beyond the transport. */
+void virtio_mmio_reset(struct device *d);
+/* Hands the device to vm: it is destroyed (dev.ops->destroy) with the VM. The
+ * last step of a device's *_attach, once nothing can fail any more. */
+void virtio_mmio_owned_by(struct virtio_dev *v, struct vm *vm);
 
 /* The device_ops mmio handlers every virtio device uses. */
 void virtio_mmio_read(struct device *d, uint64_t off, void *data, unsigned len);

@@ -427,14 +427,9 @@ static void blk_destroy(struct device *d)
 	free(b);
 }
 
-static int blk_realize(struct device *d, struct vm *vm)
-{
-	return virtio_mmio_attach(virtio_dev_of(d), vm);
-}
-
 static const struct device_ops blk_ops = {
 	.name = "virtio-blk",
-	.realize = blk_realize,
+	.realize = virtio_mmio_realize,
 	.mmio_read = virtio_mmio_read,
 	.mmio_write = virtio_mmio_write,
 	.queue_notify = blk_queue_notify,
@@ -545,19 +540,13 @@ int virtio_blk_create(const struct virtio_blk_opts *o, struct virtio_blk **out)
 	return 0;
 }
 
-static void blk_cleanup(void *opaque)
-{
-	struct device *d = opaque;
-	d->ops->destroy(d);
-}
-
 int virtio_blk_attach(struct virtio_blk *b, struct vm *vm)
 {
 	int err = blk_ops.realize(&b->vdev.dev, vm);
 	if (err < 0)
 		return err;
 	b->loop = vm_evloop(vm);
-	vm_add_cleanup(vm, blk_cleanup, &b->vdev.dev);
+	virtio_mmio_owned_by(&b->vdev, vm);
 	return 0;
 }
 

@@ -191,11 +191,6 @@ static int con_load(struct device *d, const msgpack_object *st)
 	return 0;
 }
 
-static void con_reset(struct device *d)
-{
-	virtio_dev_reset(virtio_dev_of(d));
-}
-
 static void con_destroy(struct device *d)
 {
 	struct virtio_console *c = (struct virtio_console *)d;
@@ -208,20 +203,15 @@ static void con_destroy(struct device *d)
 	free(c);
 }
 
-static int con_realize(struct device *d, struct vm *vm)
-{
-	return virtio_mmio_attach(virtio_dev_of(d), vm);
-}
-
 static const struct device_ops con_ops = {
 	.name = "virtio-console",
-	.realize = con_realize,
+	.realize = virtio_mmio_realize,
 	.mmio_read = virtio_mmio_read,
 	.mmio_write = virtio_mmio_write,
 	.queue_notify = con_queue_notify,
 	.save = con_save,
 	.load = con_load,
-	.reset = con_reset,
+	.reset = virtio_mmio_reset,
 	.destroy = con_destroy,
 };
 
@@ -270,11 +260,6 @@ static void vm_in(void *opaque, const void *data, size_t len)
 	virtio_console_input(opaque, data, len);
 }
 
-static void con_cleanup(void *opaque)
-{
-	con_destroy(opaque);
-}
-
 int virtio_console_attach(struct virtio_console *c, struct vm *vm)
 {
 	int err = con_ops.realize(&c->vdev.dev, vm);
@@ -282,7 +267,7 @@ int virtio_console_attach(struct virtio_console *c, struct vm *vm)
 		return err;
 	virtio_console_set_output(c, vm_out, vm);
 	vm_console_set_input(vm, VIRTIO_CONSOLE_INPUT_SLOT, vm_in, c);
-	vm_add_cleanup(vm, con_cleanup, &c->vdev.dev);
+	virtio_mmio_owned_by(&c->vdev, vm);
 	return 0;
 }
 

@@ -410,6 +410,27 @@ int virtio_mmio_attach(struct virtio_dev *v, struct vm *vm)
 	return 0;
 }
 
+int virtio_mmio_realize(struct device *d, struct vm *vm)
+{
+	return virtio_mmio_attach(virtio_dev_of(d), vm);
+}
+
+void virtio_mmio_reset(struct device *d)
+{
+	virtio_dev_reset(virtio_dev_of(d));
+}
+
+static void destroy_device(void *opaque)
+{
+	struct device *d = opaque;
+	d->ops->destroy(d);
+}
+
+void virtio_mmio_owned_by(struct virtio_dev *v, struct vm *vm)
+{
+	vm_add_cleanup(vm, destroy_device, &v->dev);
+}
+
 void virtio_mmio_detach(struct virtio_dev *v)
 {
 	if (!v->vm)

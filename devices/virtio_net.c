@@ -330,14 +330,9 @@ static void net_destroy(struct device *d)
 	free(n);
 }
 
-static int net_realize(struct device *d, struct vm *vm)
-{
-	return virtio_mmio_attach(virtio_dev_of(d), vm);
-}
-
 static const struct device_ops net_ops = {
 	.name = "virtio-net",
-	.realize = net_realize,
+	.realize = virtio_mmio_realize,
 	.mmio_read = virtio_mmio_read,
 	.mmio_write = virtio_mmio_write,
 	.queue_notify = net_queue_notify,
@@ -417,11 +412,6 @@ int virtio_net_start(struct virtio_net *n, struct evloop *loop)
 	return 0;
 }
 
-static void net_cleanup(void *opaque)
-{
-	net_destroy(opaque);
-}
-
 int virtio_net_attach(struct virtio_net *n, struct vm *vm)
 {
 	int err = net_ops.realize(&n->vdev.dev, vm);
@@ -432,7 +422,7 @@ int virtio_net_attach(struct virtio_net *n, struct vm *vm)
 		virtio_mmio_detach(&n->vdev);
 		return err;
 	}
-	vm_add_cleanup(vm, net_cleanup, &n->vdev.dev);
+	virtio_mmio_owned_by(&n->vdev, vm);
 	return 0;
 }
 

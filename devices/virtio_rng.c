@@ -81,31 +81,21 @@ static int rng_load(struct device *d, const msgpack_object *st)
 	return virtio_dev_load(virtio_dev_of(d), t);
 }
 
-static void rng_reset(struct device *d)
-{
-	virtio_dev_reset(virtio_dev_of(d));
-}
-
 static void rng_destroy(struct device *d)
 {
 	virtio_dev_fini(virtio_dev_of(d));
 	free(d);
 }
 
-static int rng_realize(struct device *d, struct vm *vm)
-{
-	return virtio_mmio_attach(virtio_dev_of(d), vm);
-}
-
 static const struct device_ops rng_ops = {
 	.name = "virtio-rng",
-	.realize = rng_realize,
+	.realize = virtio_mmio_realize,
 	.mmio_read = virtio_mmio_read,
 	.mmio_write = virtio_mmio_write,
 	.queue_notify = rng_queue_notify,
 	.save = rng_save,
 	.load = rng_load,
-	.reset = rng_reset,
+	.reset = virtio_mmio_reset,
 	.destroy = rng_destroy,
 };
 
@@ -129,17 +119,12 @@ int virtio_rng_create(const char *id, struct virtio_rng **out)
 	return 0;
 }
 
-static void rng_cleanup(void *opaque)
-{
-	rng_destroy(opaque);
-}
-
 int virtio_rng_attach(struct virtio_rng *r, struct vm *vm)
 {
 	int err = rng_ops.realize(&r->vdev.dev, vm);
 	if (err < 0)
 		return err;
-	vm_add_cleanup(vm, rng_cleanup, &r->vdev.dev);
+	virtio_mmio_owned_by(&r->vdev, vm);
 	return 0;
 }
 

@@ -747,14 +747,9 @@ static void vsock_destroy(struct device *d)
 	free(s);
 }
 
-static int vsock_realize(struct device *d, struct vm *vm)
-{
-	return virtio_mmio_attach(virtio_dev_of(d), vm);
-}
-
 static const struct device_ops vsock_ops = {
 	.name = "virtio-vsock",
-	.realize = vsock_realize,
+	.realize = virtio_mmio_realize,
 	.mmio_read = virtio_mmio_read,
 	.mmio_write = virtio_mmio_write,
 	.queue_notify = vsock_queue_notify,
@@ -800,18 +795,13 @@ int virtio_vsock_start(struct virtio_vsock *s, struct evloop *loop)
 	return 0;
 }
 
-static void vsock_cleanup(void *opaque)
-{
-	vsock_destroy(opaque);
-}
-
 int virtio_vsock_attach(struct virtio_vsock *s, struct vm *vm)
 {
 	int err = vsock_ops.realize(&s->vdev.dev, vm);
 	if (err < 0)
 		return err;
 	virtio_vsock_start(s, vm_evloop(vm));
-	vm_add_cleanup(vm, vsock_cleanup, &s->vdev.dev);
+	virtio_mmio_owned_by(&s->vdev, vm);
 	return 0;
 }
 
