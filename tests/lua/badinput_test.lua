@@ -98,3 +98,16 @@ test("-j2: a crashing file is a file error and the other file still runs", funct
   t:eq(fin.passed, 2)
   t:eq(fin.interrupted, false)
 end, { timeout = 30 })
+
+test("a test that never returns nor yields is stopped at its timeout, at its line", function(t)
+  local t0 = provium._c_vm.mono_ns()
+  local r = child.run("busy.fixture.lua")
+  t:eq(r.code, 1)
+  local e = r.by_test["busy loop"]["end"]
+  t:eq(e.outcome, "error")
+  t:eq(e.where, "busy.fixture.lua:5")
+  t:match(e.message, "test timed out: busy in Lua without yielding")
+  t:eq(r.by_test["runs after the busy loop"]["end"].outcome, "pass")
+  t:eq(child.find(r, "file_end")[1].error, nil, "the worker was not killed")
+  t:lt((provium._c_vm.mono_ns() - t0) / 1e9, 20, "well before the runner's hang grace (30 s)")
+end, { timeout = 40 })
