@@ -448,6 +448,69 @@ static inline int ac_stop(struct ac *a)
 	return st;
 }
 
+/* Starts an agent listening on the unix socket sock_path (connect with
+ * ac_connect_unix). Its pid, or -1. */
+static inline pid_t ac_spawn_unix(const char *sock_path)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execl(ac_agent_path(), ac_agent_path(), "--unix", sock_path, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Ends an agent from ac_spawn_unix (SIGTERM) and reaps it. */
+static inline void ac_kill_unix(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+/* Removes a test's temp dir and all below it: 0, or -1. */
+static inline int ac_rm_rf(const char *dir)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* dir/name in one of four rotating static buffers (so a call may take two). */
+static inline char *ac_path_in(const char *dir, const char *name)
+{
+	static char p[4][512];
+	static int i;
+
+	i = (i + 1) % 4;
+	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
+	return p[i];
+}
+
+#ifdef CMOCKA_H_
+/* cmocka checks, for tests that include <cmocka.h> first. */
+
+/* r is an error reply with this errno and code (NULL: no code). */
+static inline void ac_assert_err(const struct ac_rep *r, int err, const char *code)
+{
+	assert_non_null(r->f);
+	assert_false(r->f->ok);
+	assert_int_equal(r->f->err, err);
+	assert_string_equal(r->f->code, code ? code : "");
+}
+
+/* Writes s to the host file p (replacing it). */
+static inline void ac_write_host(const char *p, const char *s)
+{
+	FILE *f = fopen(p, "w");
+
+	assert_non_null(f);
+	fputs(s, f);
+	fclose(f);
+}
+#endif
+
 #include <stdarg.h>
 
 /* Packs an args map from a format like "cmd=s timeout_ns=I": s const char*,

@@ -26,19 +26,14 @@ static int group_setup(void **state)
 	if (!mkdtemp(sock_dir))
 		return -1;
 	snprintf(sock_path, sizeof(sock_path), "%s/agent.sock", sock_dir);
-	unix_agent = fork();
-	if (unix_agent == 0) {
-		execl(ac_agent_path(), ac_agent_path(), "--unix", sock_path, (char *)NULL);
-		_exit(127);
-	}
+	unix_agent = ac_spawn_unix(sock_path);
 	return unix_agent > 0 ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	kill(unix_agent, SIGTERM);
-	waitpid(unix_agent, NULL, 0);
+	ac_kill_unix(unix_agent);
 	unlink(sock_path);
 	rmdir(sock_dir);
 	return 0;
@@ -52,13 +47,7 @@ static void connect_agent(struct ac *a)
 
 static void assert_err(struct ac_rep *r, int err, const char *code)
 {
-	assert_non_null(r->f);
-	assert_false(r->f->ok);
-	assert_int_equal(r->f->err, err);
-	if (code)
-		assert_string_equal(r->f->code, code);
-	else
-		assert_string_equal(r->f->code, "");
+	ac_assert_err(r, err, code);
 	assert_true(r->f->message_len > 0);
 }
 

@@ -28,39 +28,14 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	char cmd[300];
-
 	(void)state;
 	ac_stop(&A);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return ac_rm_rf(dir);
 }
 
 static char *path(const char *name)
 {
-	static char p[4][512];
-	static int i;
-
-	i = (i + 1) % 4;
-	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
-	return p[i];
-}
-
-static void assert_err(struct ac_rep *r, int err, const char *code)
-{
-	assert_non_null(r->f);
-	assert_false(r->f->ok);
-	assert_int_equal(r->f->err, err);
-	assert_string_equal(r->f->code, code ? code : "");
-}
-
-static void write_host(const char *p, const char *s)
-{
-	FILE *f = fopen(p, "w");
-
-	assert_non_null(f);
-	fputs(s, f);
-	fclose(f);
+	return ac_path_in(dir, name);
 }
 
 /* ---- whole files ---- */
@@ -95,14 +70,14 @@ static void test_write_and_read_small_file(void **state)
 	ac_rep_free(&r);
 
 	assert_int_equal(ac_callf(&A, &r, PV_OP_READ_FILE, "path=s", path("missing")), 0);
-	assert_err(&r, ENOENT, NULL);
+	ac_assert_err(&r, ENOENT, NULL);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_READ_FILE, "path=s", dir), 0);
-	assert_err(&r, EISDIR, NULL);
+	ac_assert_err(&r, EISDIR, NULL);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_WRITE_FILE, "path=s data=s",
 				  "/no/such/dir/f", "x"), 0);
-	assert_err(&r, ENOENT, NULL);
+	ac_assert_err(&r, ENOENT, NULL);
 	ac_rep_free(&r);
 	(void)data;
 }
@@ -231,7 +206,7 @@ static void test_write_stream_error_midway(void **state)
 	ac_send_raw(&A, b.sb.data, b.sb.size);
 	pv_fbuf_destroy(&b);
 	assert_int_equal(ac_wait(&A, id, &r, 5000), 0);
-	assert_err(&r, EISDIR, NULL);
+	ac_assert_err(&r, EISDIR, NULL);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_PING, ""), 0);
 	assert_true(r.f->ok);
@@ -256,14 +231,14 @@ static void test_path_ops(void **state)
 	assert_true(r.f->ok); /* -p: existing is fine */
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_MKDIR, "path=s", path("a/b")), 0);
-	assert_err(&r, EEXIST, NULL);
+	ac_assert_err(&r, EEXIST, NULL);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_MKDIR, "path=s", path("x/y")), 0);
-	assert_err(&r, ENOENT, NULL);
+	ac_assert_err(&r, ENOENT, NULL);
 	ac_rep_free(&r);
 
-	write_host(path("a/zeta"), "12345");
-	write_host(path("a/alpha"), "");
+	ac_write_host(path("a/zeta"), "12345");
+	ac_write_host(path("a/alpha"), "");
 	assert_int_equal(ac_callf(&A, &r, PV_OP_LS, "path=s", path("a")), 0);
 	names = ac_res(&r, "names");
 	assert_non_null(names);
@@ -273,7 +248,7 @@ static void test_path_ops(void **state)
 	assert_true(pv_obj_streq(&names->via.array.ptr[2], "zeta"));
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_LS, "path=s", path("nope")), 0);
-	assert_err(&r, ENOENT, NULL);
+	ac_assert_err(&r, ENOENT, NULL);
 	ac_rep_free(&r);
 
 	assert_int_equal(ac_callf(&A, &r, PV_OP_STAT, "path=s", path("a/zeta")), 0);
@@ -290,7 +265,7 @@ static void test_path_ops(void **state)
 	assert_true(pv_obj_streq(ac_res(&r, "type"), "link"));
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_STAT, "path=s", path("a/none")), 0);
-	assert_err(&r, ENOENT, NULL);
+	ac_assert_err(&r, ENOENT, NULL);
 	ac_rep_free(&r);
 
 	assert_int_equal(ac_callf(&A, &r, PV_OP_CHMOD, "path=s mode=i", path("a/zeta"), 0640), 0);
@@ -313,19 +288,19 @@ static void test_path_ops(void **state)
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_RENAME, "from=s to=s", path("a/zeta"),
 				  path("a/x")), 0);
-	assert_err(&r, ENOENT, NULL);
+	ac_assert_err(&r, ENOENT, NULL);
 	ac_rep_free(&r);
 
 	/* rm: a non-empty dir needs recursive; force ignores missing */
 	assert_int_equal(ac_callf(&A, &r, PV_OP_RM, "path=s", path("a")), 0);
-	assert_err(&r, ENOTEMPTY, NULL);
+	ac_assert_err(&r, ENOTEMPTY, NULL);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_RM, "path=s recursive=b", path("a"), 1), 0);
 	assert_true(r.f->ok);
 	ac_rep_free(&r);
 	assert_int_equal(access(path("a"), F_OK), -1);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_RM, "path=s", path("a")), 0);
-	assert_err(&r, ENOENT, NULL);
+	ac_assert_err(&r, ENOENT, NULL);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_RM, "path=s force=b", path("a"), 1), 0);
 	assert_true(r.f->ok);
@@ -379,26 +354,26 @@ static void test_fd_ops(void **state)
 	assert_true(r.f->ok);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_SEEK, "fd=I whence=s", (long long)fd, "sideways"), 0);
-	assert_err(&r, EINVAL, "invalid");
+	ac_assert_err(&r, EINVAL, "invalid");
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_CLOSE, "fd=I", (long long)fd), 0);
 	assert_true(r.f->ok);
 	ac_rep_free(&r);
 	/* closed, never opened, and the agent's own socket are all EBADF */
 	assert_int_equal(ac_callf(&A, &r, PV_OP_READ, "fd=I", (long long)fd), 0);
-	assert_err(&r, EBADF, NULL);
+	ac_assert_err(&r, EBADF, NULL);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_WRITE, "fd=i data=s", 3, "x"), 0);
-	assert_err(&r, EBADF, NULL);
+	ac_assert_err(&r, EBADF, NULL);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_CLOSE, "fd=i", 999), 0);
-	assert_err(&r, EBADF, NULL);
+	ac_assert_err(&r, EBADF, NULL);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_OPEN, "path=s", path("nope")), 0);
-	assert_err(&r, ENOENT, NULL);
+	ac_assert_err(&r, ENOENT, NULL);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_OPEN, "path=s mode=s", path("fdfile"), "rw"), 0);
-	assert_err(&r, EINVAL, "invalid");
+	ac_assert_err(&r, EINVAL, "invalid");
 	ac_rep_free(&r);
 	unlink(path("fdfile"));
 }
@@ -439,17 +414,17 @@ static void test_tail_follows_truncation_and_replacement(void **state)
 	assert_int_equal(ac_wait(&A, id, &r, 5000), 0);
 	assert_true(r.f->ok);
 	ac_rep_free(&r);
-	write_host(path("log"), "one\n");
+	ac_write_host(path("log"), "one\n");
 	assert_true(tail_until(id, &got, "one\n"));
 	fp = fopen(path("log"), "a");
 	fputs("two\n", fp);
 	fclose(fp);
 	assert_true(tail_until(id, &got, "one\ntwo\n"));
 	/* truncated and rewritten shorter: read from the start again */
-	write_host(path("log"), "3\n");
+	ac_write_host(path("log"), "3\n");
 	assert_true(tail_until(id, &got, "one\ntwo\n3\n"));
 	/* replaced by a new file (rename over it) */
-	write_host(path("log.new"), "four\n");
+	ac_write_host(path("log.new"), "four\n");
 	assert_int_equal(rename(path("log.new"), path("log")), 0);
 	assert_true(tail_until(id, &got, "one\ntwo\n3\nfour\n"));
 	fp = fopen(path("log"), "a");
@@ -503,7 +478,7 @@ static void test_tail_fd_streams_agent_fd(void **state)
 	FILE *fp;
 
 	(void)state;
-	write_host(path("fdlog"), "old\n");
+	ac_write_host(path("fdlog"), "old\n");
 	assert_int_equal(ac_callf(&A, &r, PV_OP_OPEN, "path=s", path("fdlog")), 0);
 	fd = ac_res_int(&r, "fd");
 	ac_rep_free(&r);
@@ -526,7 +501,7 @@ static void test_tail_fd_streams_agent_fd(void **state)
 	assert_int_equal(ac_callf(&A, &r, PV_OP_CLOSE, "fd=I", (long long)fd), 0);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_TAIL_FD, "fd=i", 12345), 0);
-	assert_err(&r, EBADF, NULL);
+	ac_assert_err(&r, EBADF, NULL);
 	ac_rep_free(&r);
 }
 
@@ -553,7 +528,7 @@ static void test_syscalls_basic(void **state)
 	assert_true(pv_obj_streq(pv_map_get(u, "sysname"), "Linux"));
 	ac_rep_free(&r);
 
-	write_host(path("sc"), "abcdef");
+	ac_write_host(path("sc"), "abcdef");
 	a1[0] = path("sc");
 	assert_int_equal(ac_callf(&A, &r, PV_OP_SYSCALL, "name=s args=a", "fsync", a1), 0);
 	assert_int_equal(ac_res_int(&r, "ret"), 0);
@@ -599,7 +574,7 @@ static void test_syscalls_basic(void **state)
 	assert_int_equal(ac_res_int(&r, "ret"), 0);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_SYSCALL, "name=s args=a", "unlink", a1), 0);
-	assert_err(&r, ENOENT, NULL);
+	ac_assert_err(&r, ENOENT, NULL);
 	ac_rep_free(&r);
 
 	/* kill(pid, "TERM") on a process of ours */
@@ -630,15 +605,15 @@ static void test_syscalls_basic(void **state)
 
 	/* errors: unknown name, bad args, reboot refused for a non-PID-1 agent */
 	assert_int_equal(ac_callf(&A, &r, PV_OP_SYSCALL, "name=s", "frobnicate"), 0);
-	assert_err(&r, EINVAL, "invalid");
+	ac_assert_err(&r, EINVAL, "invalid");
 	assert_non_null(strstr(r.f->message, "frobnicate"));
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_SYSCALL, "name=s args=a", "truncate", a1), 0);
-	assert_err(&r, EINVAL, "invalid");
+	ac_assert_err(&r, EINVAL, "invalid");
 	ac_rep_free(&r);
 	a1[0] = "poweroff";
 	assert_int_equal(ac_callf(&A, &r, PV_OP_SYSCALL, "name=s args=a", "reboot", a1), 0);
-	assert_err(&r, EPERM, NULL);
+	ac_assert_err(&r, EPERM, NULL);
 	ac_rep_free(&r);
 }
 
@@ -665,7 +640,7 @@ static void test_clock(void **state)
 	assert_true(ac_res_int(&r, "ns") - m1 >= 20000000LL);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&A, &r, PV_OP_CLOCK_GET, "clock=s", "sundial"), 0);
-	assert_err(&r, EINVAL, "invalid");
+	ac_assert_err(&r, EINVAL, "invalid");
 	ac_rep_free(&r);
 	/* Setting CLOCK_REALTIME cannot be namespaced: set it to what it is now
 	 * (as root), which changes nothing noticeable, and check it took. */

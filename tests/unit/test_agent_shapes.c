@@ -239,12 +239,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[200];
-
 	(void)state;
 	ac_stop(&A);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return ac_rm_rf(dir);
 }
 
 int main(void)

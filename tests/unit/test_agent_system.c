@@ -21,29 +21,7 @@ static pid_t unix_agent;
 
 static char *path(const char *name)
 {
-	static char p[4][512];
-	static int i;
-
-	i = (i + 1) % 4;
-	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
-	return p[i];
-}
-
-static void assert_err(struct ac_rep *r, int err, const char *code)
-{
-	assert_non_null(r->f);
-	assert_false(r->f->ok);
-	assert_int_equal(r->f->err, err);
-	assert_string_equal(r->f->code, code ? code : "");
-}
-
-static void write_host(const char *p, const char *s)
-{
-	FILE *f = fopen(p, "w");
-
-	assert_non_null(f);
-	fputs(s, f);
-	fclose(f);
+	return ac_path_in(dir, name);
 }
 
 /* ---- in namespaces / as another user ---- */
@@ -92,11 +70,11 @@ static void test_namespaced_hostname_and_mount(void **state)
 	assert_true(r.f->ok);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&a, &r, PV_OP_SYSCALL, "name=s args=a", "umount", uargs), 0);
-	assert_err(&r, EINVAL, NULL);
+	ac_assert_err(&r, EINVAL, NULL);
 	ac_rep_free(&r);
 	const char *bad[] = { src, path("nope"), "tmpfs", NULL };
 	assert_int_equal(ac_callf(&a, &r, PV_OP_SYSCALL, "name=s args=a", "mount", bad), 0);
-	assert_err(&r, ENOENT, NULL);
+	ac_assert_err(&r, ENOENT, NULL);
 	ac_rep_free(&r);
 	ac_stop(&a);
 }
@@ -154,22 +132,22 @@ static void test_eacces_as_unprivileged_agent(void **state)
 	(void)state;
 	if (getuid() != 0)
 		skip();
-	write_host(path("secret"), "root only");
+	ac_write_host(path("secret"), "root only");
 	chmod(path("secret"), 0600);
 	chmod(dir, 0755);
 	assert_int_equal(ac_start(&a, &(struct ac_opts){ .set_uid = true, .uid = 65534 }), 0);
 	assert_int_equal(ac_hello(&a), 0);
 	assert_int_equal(ac_callf(&a, &r, PV_OP_READ_FILE, "path=s", path("secret")), 0);
-	assert_err(&r, EACCES, NULL);
+	ac_assert_err(&r, EACCES, NULL);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&a, &r, PV_OP_WRITE_FILE, "path=s data=s", path("nobody"), "x"), 0);
-	assert_err(&r, EACCES, NULL);
+	ac_assert_err(&r, EACCES, NULL);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&a, &r, PV_OP_SETHOSTNAME, "name=s", "nope"), 0);
-	assert_err(&r, EPERM, NULL);
+	ac_assert_err(&r, EPERM, NULL);
 	ac_rep_free(&r);
 	assert_int_equal(ac_callf(&a, &r, PV_OP_CLOCK_SET, "ns=I", 1LL), 0);
-	assert_err(&r, EPERM, NULL);
+	ac_assert_err(&r, EPERM, NULL);
 	ac_rep_free(&r);
 	ac_stop(&a);
 	unlink(path("secret"));
@@ -304,7 +282,7 @@ static void test_runs_in_a_busybox_only_root(void **state)
 		assert_int_equal(symlink("busybox", p), 0);
 	}
 	snprintf(p, sizeof(p), "%s/etc/passwd", root);
-	write_host(p, "root:x:0:0:root:/root:/bin/sh\nguest:x:1000:1000::/home/guest:/bin/sh\n");
+	ac_write_host(p, "root:x:0:0:root:/root:/bin/sh\nguest:x:1000:1000::/home/guest:/bin/sh\n");
 
 	assert_int_equal(ac_start(&a, &(struct ac_opts){ .chroot_dir = root }), 0);
 	assert_int_equal(ac_hello(&a), 0);
@@ -418,23 +396,15 @@ static int group_setup(void **state)
 	if (access(ac_agent_path(), X_OK) < 0 || !mkdtemp(dir))
 		return -1;
 	snprintf(sock_path, sizeof(sock_path), "%s/agent.sock", dir);
-	unix_agent = fork();
-	if (unix_agent == 0) {
-		execl(ac_agent_path(), ac_agent_path(), "--unix", sock_path, (char *)NULL);
-		_exit(127);
-	}
+	unix_agent = ac_spawn_unix(sock_path);
 	return unix_agent > 0 ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
-	char cmd[300];
-
 	(void)state;
-	kill(unix_agent, SIGTERM);
-	waitpid(unix_agent, NULL, 0);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	ac_kill_unix(unix_agent);
+	return ac_rm_rf(dir);
 }
 
 int main(void)
