@@ -272,6 +272,58 @@ static void test_samples_cover_every_field_in_spec_order(void **state)
 	}
 }
 
+/* Events the runner packs itself outside the samples above (the test_end a crashed
+ * worker's running test gets) have the keys and msgpack types of their kind's
+ * golden: renaming or retyping a field there fails here, not only in the samples. */
+static void test_crash_test_end_matches_golden_shape(void **state)
+{
+	(void)state;
+	char path[PATH_MAX + 64], *gold, *bytes;
+	size_t glen;
+	snprintf(path, sizeof(path), "%s/test_end.v%d.msgpack", golden_dir, PROTOCOL_VERSION);
+	assert_int_equal(pv_read_file(path, &gold, &glen), 0);
+
+	msgpack_sbuffer in, out;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&in);
+	msgpack_sbuffer_init(&out);
+	msgpack_packer_init(&pk, &in, msgpack_sbuffer_write);
+	ev_pack_test_error(&pk, T0, "tests/lua/a_test.lua", "boots", 5000,
+			   "worker crashed: killed by signal 9");
+	msgpack_unpacked u, g, e;
+	msgpack_unpacked_init(&u);
+	msgpack_unpacked_init(&g);
+	msgpack_unpacked_init(&e);
+	assert_int_equal(msgpack_unpack_next(&u, in.data, in.size, NULL), MSGPACK_UNPACK_SUCCESS);
+	msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
+	assert_int_equal(ev_encode(&pk, SEQ, 1, &u.data), 0);
+	bytes = out.data;
+	assert_int_equal(msgpack_unpack_next(&e, bytes, out.size, NULL), MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(msgpack_unpack_next(&g, gold, glen, NULL), MSGPACK_UNPACK_SUCCESS);
+	const msgpack_object_map *m = &e.data.via.map;
+	for (uint32_t i = 0; i < m->size; i++) {
+		char key[64];
+		const msgpack_object *k = &m->ptr[i].key;
+		snprintf(key, sizeof(key), "%.*s", (int)k->via.str.size, k->via.str.ptr);
+		const msgpack_object *gv = ev_get(&g.data, key);
+		if (!gv)
+			fail_msg("crash test_end field %s is not in the pinned test_end", key);
+		if (gv->type != m->ptr[i].val.type)
+			fail_msg("crash test_end field %s has msgpack type %d, pinned %d", key,
+				 m->ptr[i].val.type, gv->type);
+	}
+	char buf[16];
+	assert_string_equal(ev_str(&e.data, "outcome", buf, sizeof(buf)), "error");
+	assert_non_null(ev_get(&e.data, "duration_ns"));
+	assert_non_null(ev_get(&e.data, "meta"));
+	msgpack_unpacked_destroy(&u);
+	msgpack_unpacked_destroy(&g);
+	msgpack_unpacked_destroy(&e);
+	msgpack_sbuffer_destroy(&in);
+	msgpack_sbuffer_destroy(&out);
+	free(gold);
+}
+
 /* A worker cannot forge v or seq, and a repeated key is written once. */
 static void test_encode_overrides_v_seq_and_drops_duplicates(void **state)
 {
@@ -362,6 +414,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_kind_matches_its_golden),
 		cmocka_unit_test(test_samples_cover_every_field_in_spec_order),
+		cmocka_unit_test(test_crash_test_end_matches_golden_shape),
 		cmocka_unit_test(test_encode_overrides_v_seq_and_drops_duplicates),
 		cmocka_unit_test(test_sink_numbers_and_filters),
 	};
