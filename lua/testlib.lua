@@ -447,7 +447,9 @@ function provium._main()
 
   -- the file's top level runs as a task too, so it may call blocking functions
   local ftask = S.spawn(fn)
-  local ok = S.run(ftask, S.now() + (cfg.timeout and cfg.timeout > 0 and cfg.timeout or 60))
+  S.file_deadline = S.now() + (cfg.timeout and cfg.timeout > 0 and cfg.timeout or 60)
+  local ok = S.run(ftask, S.file_deadline)
+  S.file_deadline = nil
   if not ok or ftask.err ~= nil then
     local msg
     if not ok then

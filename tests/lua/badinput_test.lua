@@ -111,3 +111,10 @@ test("a test that never returns nor yields is stopped at its timeout, at its lin
   t:eq(child.find(r, "file_end")[1].error, nil, "the worker was not killed")
   t:lt((provium._c_vm.mono_ns() - t0) / 1e9, 20, "well before the runner's hang grace (30 s)")
 end, { timeout = 40 })
+
+test("a top level that never returns nor yields is a file error at its line", function(t)
+  local r = child.run("--timeout 0.5 topbusy.fixture.lua")
+  t:eq(r.code, 1)
+  t:eq(child.find(r, "file_end")[1].error,
+    "topbusy.fixture.lua:3: the file's top level timed out: busy in Lua without yielding for longer than its timeout (a loop that never calls a blocking provium function?)")
+end, { timeout = 30 })
