@@ -13,7 +13,8 @@ provium._vm = V
 -- overruns its timeout (reporting where it waited and tearing its VMs down) before
 -- the call gives up by itself; nil outside tests.
 function V.deadline(opts)
-  if opts and opts.timeout then return S.now() + opts.timeout end
+  local timeout = S.check_timeout(opts, 3)
+  if timeout then return S.now() + timeout end
   local d = S.deadline(nil)
   return d and d + 1 or nil
 end

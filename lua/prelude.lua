@@ -206,8 +206,20 @@ function Cond:signal()
 end
 
 -- S.deadline(opts) -> absolute deadline: opts.timeout, else the running test's deadline.
+-- S.check_timeout(opts [, level]) -> opts.timeout, checked: a non-negative number or nil
+function S.check_timeout(opts, level)
+  local v = type(opts) == "table" and opts.timeout or nil
+  if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0) then
+    provium._error({ code = "invalid", op = "opts.timeout",
+      message = ("must be a non-negative number of seconds, got %s %s"):format(type(v),
+        type(v) == "string" and ("%q"):format(v) or tostring(v)) }, (level or 2) + 1)
+  end
+  return v
+end
+
 function S.deadline(opts)
-  if opts and opts.timeout then return C.now() + opts.timeout end
+  local timeout = S.check_timeout(opts, 3)
+  if timeout then return C.now() + timeout end
   return S.test_deadline
 end
 

@@ -66,3 +66,19 @@ test("an error without a VM prints without 'on'", function(t)
   check(t, e, "invalid", e.op)
   t:eq(e.vm, nil)
 end)
+
+test("invalid: a bad opts.timeout is invalid, not a Lua error, on every blocking call", function(t)
+  local calls = {
+    function() vm:run("true", { timeout = "x" }) end,
+    function() vm:spawn("true"):wait({ timeout = "5" }) end,
+    function() vm:tail_file("/tmp/none"):next({ timeout = "1" }) end,
+    function() provium.go(function() end):wait({ timeout = "z" }) end,
+    function() wait_until(function() return true end, { timeout = -1 }) end,
+  }
+  for i, f in ipairs(calls) do
+    local e = t:error(f)
+    t:eq(e.code, "invalid", "call " .. i)
+    t:eq(e.op, "opts.timeout")
+    t:match(tostring(e), "^provium: opts.timeout: must be a non%-negative number of seconds, got ")
+  end
+end)
