@@ -26,6 +26,26 @@ static void frame_of(struct pv_fbuf *b, struct pv_frame *f)
 	assert_int_equal(pv_frame_decode(b->sb.data + 4, b->sb.size - 4, f, err, sizeof(err)), 0);
 }
 
+/* The worked example in docs/protocol.md ("ping", id 7), byte for byte. */
+static void test_doc_example_bytes(void **state)
+{
+	static const unsigned char doc[] = {
+		0x00, 0x00, 0x00, 0x13,
+		0x83, 0xa2, 0x69, 0x64, 0x07, 0xa2, 0x6f, 0x70, 0xa4, 0x70, 0x69, 0x6e, 0x67,
+		0xa4, 0x61, 0x72, 0x67, 0x73, 0x80,
+	};
+	struct pv_fbuf b;
+
+	(void)state;
+	pv_fbuf_init(&b);
+	pv_enc_request(&b, 7, PV_OP_PING);
+	pv_pack_map(&b, 0);
+	assert_int_equal(pv_fbuf_finish(&b), 0);
+	assert_int_equal(b.sb.size, sizeof(doc));
+	assert_memory_equal(b.sb.data, doc, sizeof(doc));
+	pv_fbuf_destroy(&b);
+}
+
 static void test_request_round_trip(void **state)
 {
 	struct pv_fbuf b;
@@ -432,6 +452,7 @@ static void test_fuzz_random_and_mutated(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_doc_example_bytes),
 		cmocka_unit_test(test_request_round_trip),
 		cmocka_unit_test(test_reply_stream_eof_hello),
 		cmocka_unit_test(test_hello_check_messages),
