@@ -133,7 +133,8 @@ function Stream:expect(pattern, opts)
   if not r then
     perr({ code = "timeout", op = "expect", vm = self._vmname,
       message = ("%q did not appear in %s within %.1f s%s; last output:\n%s"):format(pattern, self._what,
-        S.now() - t0, self._eof and " (stream ended)" or "", self._seen) }, 2)
+        S.now() - t0, self._eof and " (stream ended)" or (self._closed and " (stream closed)" or ""),
+        self._seen) }, 2)
   end
   local text = self._buf:sub(r[1], r[2])
   self._buf = self._buf:sub(r[2] + 1)
@@ -151,9 +152,10 @@ function Stream:drain()
   return b
 end
 
--- s:eof() -> true once the source ended (false after a timeout)
+-- s:eof() -> true once the source ended or the stream was closed and its buffer is
+-- read (false after a timeout)
 function Stream:eof()
-  return self._eof
+  return self._eof or (self._closed and self._buf == "")
 end
 
 function Stream:close()
