@@ -110,24 +110,32 @@ void blk_store_invalidate(struct blk_store *s, uint64_t lba, uint64_t nsect)
 	}
 }
 
+/* The part of iov from byte skip on, as at most VIRTQ_MAX_SEGS segments in sub
+ * (preadv/pwritev take at most IOV_MAX (1024); ours are <= VIRTQ_MAX_SEGS).
+ * Returns how many. */
+static unsigned iov_from(const struct iovec *iov, unsigned n, size_t skip,
+			 struct iovec sub[VIRTQ_MAX_SEGS])
+{
+	unsigned k = 0;
+	for (unsigned i = 0; i < n && k < VIRTQ_MAX_SEGS; i++) {
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		sub[k].iov_base = (char *)iov[i].iov_base + skip;
+		sub[k++].iov_len = iov[i].iov_len - skip;
+		skip = 0;
+	}
+	return k;
+}
+
 int blk_store_readv(struct blk_store *s, uint64_t lba, uint64_t nsect,
 		    const struct iovec *iov, unsigned n)
 {
 	size_t want = nsect * SECT, got = 0;
-	/* preadv takes at most IOV_MAX (1024) segments; ours are <= VIRTQ_MAX_SEGS. */
 	while (got < want) {
 		struct iovec sub[VIRTQ_MAX_SEGS];
-		unsigned k = 0;
-		size_t off = got;
-		for (unsigned i = 0; i < n && k < VIRTQ_MAX_SEGS; i++) {
-			if (off >= iov[i].iov_len) {
-				off -= iov[i].iov_len;
-				continue;
-			}
-			sub[k].iov_base = (char *)iov[i].iov_base + off;
-			sub[k++].iov_len = iov[i].iov_len - off;
-			off = 0;
-		}
+		unsigned k = iov_from(iov, n, got, sub);
 		ssize_t r = preadv(s->fd, sub, (int)k, (off_t)(lba * SECT + got));
 		if (r < 0) {
 			if (errno == EINTR)
@@ -157,17 +165,7 @@ static int write_image(struct blk_store *s, uint64_t lba, uint64_t nsect,
 	size_t want = nsect * SECT, done = 0;
 	while (done < want) {
 		struct iovec sub[VIRTQ_MAX_SEGS];
-		unsigned k = 0;
-		size_t off = done;
-		for (unsigned i = 0; i < n && k < VIRTQ_MAX_SEGS; i++) {
-			if (off >= iov[i].iov_len) {
-				off -= iov[i].iov_len;
-				continue;
-			}
-			sub[k].iov_base = (char *)iov[i].iov_base + off;
-			sub[k++].iov_len = iov[i].iov_len - off;
-			off = 0;
-		}
+		unsigned k = iov_from(iov, n, done, sub);
 		ssize_t r = pwritev(s->fd, sub, (int)k, (off_t)(lba * SECT + done));
 		if (r < 0) {
 			if (errno == EINTR)
