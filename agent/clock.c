@@ -17,9 +17,9 @@ int op_ping(struct req *r)
 	return reply_send(r);
 }
 
-int op_sleep(struct req *r)
+/* The "ns" argument (not negative) as a timespec. 0, or the error reply's rc. */
+static int arg_ns(struct req *r, struct timespec *ts)
 {
-	struct timespec ts;
 	int64_t ns;
 	int rc;
 
@@ -27,8 +27,18 @@ int op_sleep(struct req *r)
 		return rc;
 	if (ns < 0)
 		return invalid(r, "ns must not be negative");
-	ts.tv_sec = ns / 1000000000;
-	ts.tv_nsec = ns % 1000000000;
+	ts->tv_sec = ns / 1000000000;
+	ts->tv_nsec = ns % 1000000000;
+	return 0;
+}
+
+int op_sleep(struct req *r)
+{
+	struct timespec ts;
+	int rc;
+
+	if ((rc = arg_ns(r, &ts)) < 0)
+		return rc;
 	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
 		;
 	return reply_empty(r);
@@ -105,15 +115,10 @@ int op_clock_get(struct req *r)
 int op_clock_set(struct req *r)
 {
 	struct timespec ts;
-	int64_t ns;
 	int rc;
 
-	if ((rc = arg_int(r, "ns", &ns)) < 0)
+	if ((rc = arg_ns(r, &ts)) < 0)
 		return rc;
-	if (ns < 0)
-		return invalid(r, "ns must not be negative");
-	ts.tv_sec = ns / 1000000000;
-	ts.tv_nsec = ns % 1000000000;
 	if (clock_settime(CLOCK_REALTIME, &ts) < 0)
 		return fail(r, errno, "clock_settime: %s", strerror(errno));
 	return reply_empty(r);
