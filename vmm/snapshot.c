@@ -16,6 +16,7 @@
 #include "vmm/util.h"
 #include "devices/device.h"
 #include "devices/serial.h"
+#include "devices/virtio.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_rng.h"
@@ -62,18 +63,11 @@ static void pk_kv_str(msgpack_packer *pk, const char *k, const char *v)
 	pk_str(pk, v);
 }
 
+/* key's value in a msgpack map (NULL when absent or not a map): the lookup the
+ * virtio devices' own state uses. */
 static const msgpack_object *mp_get(const msgpack_object *map, const char *key)
 {
-	if (!map || map->type != MSGPACK_OBJECT_MAP)
-		return NULL;
-	size_t kl = strlen(key);
-	for (uint32_t i = 0; i < map->via.map.size; i++) {
-		const msgpack_object_kv *kv = &map->via.map.ptr[i];
-		if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == kl &&
-		    !memcmp(kv->key.via.str.ptr, key, kl))
-			return &kv->val;
-	}
-	return NULL;
+	return virtio_msgpack_get(map, key);
 }
 
 /* Each getter names the missing/bad field with `what` ("vcpu 0", "vm"). */
