@@ -81,6 +81,20 @@ if command -v script > /dev/null; then
   script -qc "$PROVIUM run --no-color $W/r/y_test.lua" /dev/null > "$W/tty3" 2>&1
   ! grep -q $'\033\[3' "$W/tty3" && ok "--no-color" || nok "--no-color"
   grep -q "files\] .* passed, .* failed, .* VMs\? running" "$W/tty2" && ok "live status line on a terminal" || nok "no status line" "$(cat -v "$W/tty2" | head -5)"
+  # the line counts a running VM and its elapsed time moves while a test waits
+  mkdir -p "$W/pv"
+  cat > "$W/pv/vm_test.lua" <<'L'
+test("holds a vm a while", function(t)
+  local vm = provium:vm("progress")
+  provium.sleep(1.6)
+end)
+L
+  script -qc "$PROVIUM run --no-color $W/pv" /dev/null > "$W/tty4" 2>&1
+  if grep -q "\[0/1 files\] 0 passed, 0 failed, 1 VM running" "$W/tty4" &&
+     [ "$(tr '\r' '\n' < "$W/tty4" | grep -o '1 VM running, [0-9.]* m\?s' | sort -u | wc -l)" -ge 2 ] &&
+     grep -q "1 passed, 0 failed, 0 skipped, 0 todo, 0 errors" "$W/tty4"
+  then ok "the status line shows files, tests, the running VM and a ticking elapsed time"
+  else nok "status line with a VM" "$(tr '\r' '\n' < "$W/tty4" | cat -v | grep files | sort -u | head -8)"; fi
 else
   ok "# SKIP script(1) not installed: no pseudo-terminal to test colour"
 fi
