@@ -102,9 +102,9 @@ function Bridge:attach(vm, opts)
   vm_arg(self, vm, "bridge:attach")
   opts = opts or {}
   check(type(opts) == "table", "bridge:attach", "opts must be a table")
-  if vm.backend ~= "sandbox" then
+  if vm.backend ~= "sandbox" and vm.backend ~= "kvm" then
     perr({ code = "unsupported", op = "bridge:attach", vm = vm.name,
-      message = ("bridges are wired to sandbox VMs only so far; %s VMs get virtio-net NICs later"):format(tostring(vm.backend)) }, 2)
+      message = ("bridges are wired to sandbox and kvm VMs, not %s"):format(tostring(vm.backend)) }, 2)
   end
   if self:_nic_of(vm) then
     perr({ code = "invalid", op = "bridge:attach", vm = vm.name, message = "already attached to bridge " .. self.name }, 2)
@@ -123,13 +123,31 @@ function Bridge:attach(vm, opts)
   vm._nics = vm._nics or {}
   local n = #self._nics + 1
   local mac = opts.mac or ("02:70:76:%02x:%02x:%02x"):format(self._idx, (n >> 8) & 255, n & 255)
-  local nic = N.Nic.new(self, vm, { ip = ip, mac = mac, ifname = "eth" .. #vm._nics })
+  local st = vm:state()
+  local running = st == "running" or st == "paused"
+  local slot, ifname = nil, "eth" .. #vm._nics
+  if vm.backend == "kvm" then
+    -- a virtio-net slot: before start a new NIC (with this MAC) on the next boot's
+    -- command line; on a running VM a free pre-provisioned slot (its MAC is fixed)
+    if running then
+      slot, mac = vm._sb:nic_take(opts.slot)
+    else
+      slot = vm._sb:add_nic(mac)
+    end
+    ifname = "eth" .. (slot - 1)
+  end
+  local nic = N.Nic.new(self, vm, { ip = ip, mac = mac, ifname = ifname })
+  nic._slot = slot
   self._nics[#self._nics + 1] = nic
   vm._nics[#vm._nics + 1] = nic
-  local st = vm:state()
-  if st == "running" or st == "paused" then
-    local ok, err = pcall(nic._plumb, nic)
+  if running then
+    local ok, err = pcall(function()
+      nic:_plumb()
+      if slot then self:_guest_config(nic) end
+    end)
     if not ok then
+      pcall(nic._unplumb, nic)
+      if slot then pcall(vm._sb.nic_release, vm._sb, slot) end
       self._nics[#self._nics] = nil
       vm._nics[#vm._nics] = nil
       error(err, 0)
@@ -137,6 +155,34 @@ function Bridge:attach(vm, opts)
   end
   self:_apply()
   return nic
+end
+
+-- kvm, attach on a running VM: the agent configures the guest's interface (a boot
+-- does it from provium.net= on the command line, see V.kvm_net_cmdline). A VM
+-- without an agent (test guests) gets only the link.
+function Bridge:_guest_config(nic)
+  local vm = nic.vm
+  if not vm._conn then return end
+  local cmd = ("ip addr replace %s/%d dev %s && ip link set %s up"):format(nic.ip, self._len, nic.ifname, nic.ifname)
+  if self._gateway then cmd = cmd .. (" && ip route replace default via %s dev %s"):format(self._gateway, nic.ifname) end
+  local r = vm:run(cmd)
+  if r.code ~= 0 then
+    perr({ code = "infra", op = "bridge:attach", vm = vm.name,
+      message = ("configuring %s in the guest failed (exit %d): %s"):format(nic.ifname, r.code, tostring(r.stderr)) }, 3)
+  end
+end
+
+-- "provium.net=eth0,10.213.0.2/24[,GW];..." for a kvm VM's boot (kernels/init).
+function V.kvm_net_cmdline(vm)
+  local e = {}
+  for _, nic in ipairs(vm._nics or {}) do
+    if nic._slot then
+      local b = nic.bridge
+      e[#e + 1] = ("%s,%s/%d%s"):format(nic.ifname, nic.ip, b._len, b._gateway and ("," .. b._gateway) or "")
+    end
+  end
+  if #e == 0 then return nil end
+  return "provium.net=" .. table.concat(e, ";")
 end
 
 function Bridge:detach(vm)
@@ -147,6 +193,12 @@ function Bridge:detach(vm)
     perr({ code = "invalid", op = "bridge:detach", vm = vm.name, message = "not attached to bridge " .. self.name }, 2)
   end
   nic:_unplumb()
+  if nic._slot and vm._sb then
+    if vm._conn and vm:state() == "running" then
+      pcall(vm.run, vm, ("ip addr flush dev %s; ip link set %s down"):format(nic.ifname, nic.ifname))
+    end
+    pcall(vm._sb.nic_release, vm._sb, nic._slot)
+  end
   for i = #self._nics, 1, -1 do if self._nics[i] == nic then table.remove(self._nics, i) end end
   for i = #(vm._nics or {}), 1, -1 do if vm._nics[i] == nic then table.remove(vm._nics, i) end end
   self._isolated[vm] = nil

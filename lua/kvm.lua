@@ -18,6 +18,7 @@ V.KVM = K
 local AGENT_PORT = 1024
 local BOOT_TIMEOUT = 60         -- seconds from start to the agent's hello (hardware KVM boots in < 1 s)
 local DEFAULT_SLOTS = 2           -- empty disk slots a Linux VM gets for attach_disk while running
+local DEFAULT_NIC_SLOTS = 2       -- link-down virtio-net slots a Linux VM gets for bridge:attach while running
 local DEFAULT_CMDLINE = "console=ttyS0 console=hvc0 panic=-1 quiet" -- /dev/console = hvc0 (virtio, fast); early boot on ttyS0
 
 local function emit(ev)
@@ -154,8 +155,13 @@ local function boot(vm, opts)
   local p = vm._profile
   local t0 = S.now()
   vm._exit = nil
-  vm._sb:start()
+  vm._sb:start(V.kvm_net_cmdline and V.kvm_net_cmdline(vm) or nil)
   vm._state = "booting"
+  -- bridge attachments: bind each NIC's slot to its relay (bridge.lua)
+  if vm._nics and #vm._nics > 0 and V.on_boot then
+    local ok, err = pcall(V.on_boot, vm)
+    if not ok then pcall(vm._sb.halt, vm._sb); vm._state, vm._exit = "crashed", "network setup failed"; error(err, 0) end
+  end
   if p.agent ~= false then
     local timeout = (opts and opts.timeout) or p.boot_timeout or BOOT_TIMEOUT
     local ok, conn = pcall(wait_agent, vm, S.now() + timeout, t0)
@@ -286,6 +292,8 @@ function K:info()
   i.boot_ns = self._boot_ns
   i.started_at = self._started_at
   i.disks = self._sb and #self:disks() or 0
+  i.from_snapshot = self._from_snapshot -- restored from this snapshot (a fixture key for fixture VMs)
+  i.pool = self._from_pool or false     -- handed out ready from the profile's pool (snapshot.lua)
   return i
 end
 
@@ -445,7 +453,8 @@ function provium._kvm_vm_new(lab, name, prof, opts)
   local function create()
     local sb = provium._c_kvm.new({ name = name, kernel = kernel, initrd = initrd, cmdline = cmdline,
       memory = prof.memory and math.floor(prof.memory) or 256, cpus = prof.cpus and math.floor(prof.cpus) or 1,
-      disk_slots = prof.disk_slots or (agent and DEFAULT_SLOTS or 0), work_dir = provium.tmpdir() })
+      disk_slots = prof.disk_slots or (agent and DEFAULT_SLOTS or 0),
+      nic_slots = prof.nic_slots or (agent and DEFAULT_NIC_SLOTS or 0), work_dir = provium.tmpdir() })
     local vm = V.kvm_wrap(lab, name, prof, sb)
     local ok, err = pcall(function()
       for _, spec in ipairs(prof.disks or {}) do vm:attach_disk(spec) end

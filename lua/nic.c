@@ -5,6 +5,9 @@
  * rules) and written to the other, so both backends share one datapath. Every relay
  * of the worker is served by one event-loop thread; delayed frames wait on its
  * timer queue, so latency never blocks other NICs or the Lua scheduler.
+ * On the kvm backend the guest side is no TAP but provium's end of a virtio-net
+ * slot's socketpair (lua/kvm.c: attach{fd=}): messages there carry the 12-byte
+ * virtio-net header, stripped before netpath and prepended after it.
  * Exposed as provium._c_nic.attach{...} -> Relay userdata (lua/nic.lua wraps it). */
 #include "devices/netpath.h"
 #include "devices/netpath_capture.h"
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -38,6 +42,7 @@ struct relay {
 	char gname[IFNAMSIZ], hname[IFNAMSIZ];
 	uint8_t mac[6];
 	bool closed;
+	bool vnet;             /* gfd is a virtio-net slot's socket (kvm): 12-byte header */
 	pthread_mutex_t sublock;   /* captures listening on this NIC */
 	struct sub {
 		struct np_capture *c;
@@ -143,8 +148,14 @@ static int sink(void *opaque, enum netpath_dir dir, const uint8_t *frame, size_t
 	int fd = dir == NETPATH_TO_HOST ? r->hfd : r->gfd;
 	if (fd < 0)
 		return -EBADF;
-	if (write(fd, frame, len) != (ssize_t)len)
+	if (r->vnet && dir == NETPATH_TO_GUEST) {
+		static const uint8_t hdr[12] = {[10] = 1}; /* num_buffers = 1 */
+		struct iovec iov[2] = {{(void *)hdr, sizeof(hdr)}, {(void *)frame, len}};
+		if (writev(fd, iov, 2) != (ssize_t)(sizeof(hdr) + len))
+			return -EIO;
+	} else if (write(fd, frame, len) != (ssize_t)len) {
 		return -EIO;
+	}
 	/* captures see what was delivered: both copies of a duplicate, the corrupted
 	 * bytes, a delayed frame when it arrives */
 	pthread_mutex_lock(&r->sublock);
@@ -163,10 +174,13 @@ static void pump(struct relay *r, int fd, enum netpath_dir dir)
 	uint8_t buf[65536];
 	for (int i = 0; i < 256; i++) {
 		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n > 0) {
-			netpath_send(r->np, dir, buf, (size_t)n);
+		size_t skip = r->vnet && fd == r->gfd ? 12 : 0;
+		if (n > (ssize_t)skip) {
+			netpath_send(r->np, dir, buf + skip, (size_t)n - skip);
 			continue;
 		}
+		if (n > 0)
+			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		/* the device went away (its sandbox died): stop watching it */
@@ -244,11 +258,13 @@ static int l_attach(lua_State *L)
 	const char *macs = field_str(L, 1, "mac", NULL);
 	const char *cidr = field_str(L, 1, "cidr", NULL);
 	const char *name = field_str(L, 1, "name", "nic");
+	lua_getfield(L, 1, "fd");
+	int gfd = (int)luaL_optinteger(L, -1, -1);
 	lua_getfield(L, 1, "pid");
-	int pid = (int)luaL_checkinteger(L, -1);
+	int pid = gfd >= 0 ? 0 : (int)luaL_checkinteger(L, -1);
 	lua_getfield(L, 1, "seed");
 	uint64_t seed = (uint64_t)luaL_optinteger(L, -1, 0);
-	lua_pop(L, 2);
+	lua_pop(L, 3);
 	if (!br || !macs)
 		return luaL_error(L, "attach: bridge and mac are required");
 
@@ -258,6 +274,12 @@ static int l_attach(lua_State *L)
 	pthread_mutex_init(&r->sublock, NULL);
 	r->closed = true; /* until fully set up */
 	luaL_setmetatable(L, RELAY_MT);
+	if (gfd >= 0) {
+		/* kvm: the fd is ours from here on */
+		r->gfd = gfd;
+		r->vnet = true;
+		snprintf(r->gname, sizeof(r->gname), "%s", ifname);
+	}
 	if (netpath_parse_mac(macs, r->mac) < 0)
 		return pv_lua_error(L, "invalid", "bridge:attach", NULL, "bad MAC %s", macs);
 	int runns = netns_open_run();
@@ -265,12 +287,21 @@ static int l_attach(lua_State *L)
 		return pv_lua_error(L, "infra", "bridge:attach", NULL, "%s", pv_errmsg());
 	if (!get_loop())
 		return pv_lua_error(L, "infra", "bridge:attach", NULL, "%s", pv_errmsg());
+	int e;
+	int sbns = -1;
+	if (r->vnet) {
+		if ((e = nb_tap_open(runns, "pvt%d", r->hname)) < 0)
+			goto fail;
+		r->hfd = e;
+		if ((e = nb_link_set(runns, r->hname, br, true, NULL)) < 0)
+			goto fail;
+		goto datapath;
+	}
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
-	int sbns = open(path, O_RDONLY | O_CLOEXEC);
+	sbns = open(path, O_RDONLY | O_CLOEXEC);
 	if (sbns < 0)
 		return pv_lua_error(L, "infra", "bridge:attach", NULL, "open %s: %s", path, strerror(errno));
-	int e;
 	char tmpname[IFNAMSIZ];
 	if ((e = nb_tap_open(runns, "pvt%d", r->hname)) < 0)
 		goto fail;
@@ -297,6 +328,7 @@ static int l_attach(lua_State *L)
 	lua_pop(L, 1);
 	close(sbns);
 	sbns = -1;
+datapath:
 	if ((e = netpath_create(name, net_loop, netpath_fault_seed(seed, name, 0), &r->np)) < 0)
 		goto fail;
 	netpath_set_sink(r->np, NETPATH_TO_HOST, sink, r);
@@ -362,7 +394,8 @@ static int l_set_link(lua_State *L)
 	struct relay *r = check_relay(L, 1);
 	bool up = lua_toboolean(L, 2);
 	netpath_set_link(r->np, up);
-	if (nb_tap_carrier(r->gfd, up) < 0)
+	/* kvm: the virtio-net slot's carrier is lua/kvm.c's (nic.lua calls nic_link) */
+	if (!r->vnet && nb_tap_carrier(r->gfd, up) < 0)
 		return pv_lua_error(L, "infra", up ? "nic:link_up" : "nic:link_down", NULL, "%s", pv_errmsg());
 	return 0;
 }

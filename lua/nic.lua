@@ -43,9 +43,31 @@ function Nic:_unplumb()
   end
 end
 
+-- kvm: the relay's guest side is the VM's virtio-net slot (lua/kvm.c), whose link
+-- state is the carrier the guest sees.
+local function plumb_kvm(self)
+  local vm, b = self.vm, self.bridge
+  local fd = vm._sb:nic_fd(self._slot)
+  if not fd then return end
+  local ok, r = pcall(provium._c_nic.attach, {
+    bridge = b.ifname, fd = fd, ifname = self.ifname, mac = self.mac,
+    name = vm.name .. "@" .. b.name, seed = cfg.seed or 0,
+  })
+  if not ok then
+    if provium._is_error(r) then r.vm = vm.name end
+    error(r, 0)
+  end
+  self._relay = r
+  self.tap = r:info().tap
+  if not self._up then r:set_link(false) end
+  vm._sb:nic_link(self._slot, self._up)
+  for _, c in ipairs(self._captures or {}) do r:subscribe(c._h, "both") end
+end
+
 function Nic:_plumb()
   self:_unplumb()
   local vm = self.vm
+  if vm.backend == "kvm" and self._slot then return plumb_kvm(self) end
   if not vm._sb then
     perr({ code = "unsupported", op = "bridge:attach", vm = vm.name, message = "NICs need a sandbox VM (the kvm backend attaches through virtio-net)" }, 3)
   end
@@ -96,7 +118,10 @@ end
 local function set_link(nic, up)
   nic._up = up
   local st = nic.vm:state()
-  if nic._relay and (st == "running" or st == "paused") then nic._relay:set_link(up) end
+  if nic._relay and (st == "running" or st == "paused") then
+    nic._relay:set_link(up)
+    if nic._slot then nic.vm._sb:nic_link(nic._slot, up) end
+  end
 end
 
 function Nic:link_down()
