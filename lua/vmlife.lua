@@ -205,6 +205,11 @@ end
 -- process; says how to reach it. Returns true when kept (else the caller tears it down).
 function VM:_keep()
   if self:state() ~= "running" and self:state() ~= "paused" then return false end
+  if self.backend ~= "sandbox" then
+    io.stderr:write("provium: --keep: VM ", self.name, " (", tostring(self.backend), ") is torn down: ",
+      "only sandbox VMs can outlive their worker\n")
+    return false
+  end
   local pid = self._sb:pid()
   local ok, keeper = pcall(self._sb.keep, self._sb)
   if not ok then
