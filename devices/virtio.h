@@ -196,6 +196,11 @@ void virtio_dev_config_changed(struct virtio_dev *v);
 /* With vdev->lock held: set DEVICE_NEEDS_RESET, stop using the queues, log once
  * (why = pv_errmsg() style text), and send a config interrupt. */
 void virtio_dev_needs_reset(struct virtio_dev *v, const char *why);
+/* With vdev->lock held, in a device's queue loop: pops the next chain of vq
+ * into e. 1: got one. 0: the queue is empty and notifications are back on
+ * (stop). -EAGAIN: the driver added a chain meanwhile (go round again).
+ * -EINVAL: the ring is broken and the device now needs reset (stop). */
+int virtio_dev_pop(struct virtio_dev *v, struct virtqueue *vq, struct virtq_elem *e);
 /* With vdev->lock held: set DEVICE_NEEDS_RESET and send a config interrupt but
  * keep serving the queues (a detached disk answers every request with IOERR). */
 void virtio_dev_signal_needs_reset(struct virtio_dev *v, const char *why);

@@ -92,6 +92,20 @@ static void mark_needs_reset(struct virtio_dev *v, const char *why)
 		virtio_dev_interrupt(v, VIRTIO_MMIO_INT_CONFIG);
 }
 
+int virtio_dev_pop(struct virtio_dev *v, struct virtqueue *vq, struct virtq_elem *e)
+{
+	int got = virtq_pop(vq, e);
+	if (got < 0) {
+		virtio_dev_needs_reset(v, pv_errmsg());
+		return got;
+	}
+	if (!got) {
+		virtq_enable_notify(vq, true);
+		return virtq_has_avail(vq) ? -EAGAIN : 0;
+	}
+	return 1;
+}
+
 void virtio_dev_needs_reset(struct virtio_dev *v, const char *why)
 {
 	v->broken = true;

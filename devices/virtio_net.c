@@ -206,17 +206,11 @@ static void transmit(struct virtio_net *n)
 	pthread_mutex_lock(&v->lock);
 	while (virtio_dev_queue_live(v, 1)) {
 		virtq_enable_notify(vq, false);
-		int got = virtq_pop(vq, &n->tx_elem);
-		if (got < 0) {
-			virtio_dev_needs_reset(v, pv_errmsg());
-			break;
-		}
-		if (!got) {
-			virtq_enable_notify(vq, true);
-			if (!virtq_has_avail(vq))
-				break;
+		int got = virtio_dev_pop(v, vq, &n->tx_elem);
+		if (got == -EAGAIN)
 			continue;
-		}
+		if (got <= 0)
+			break;
 		struct virtq_elem *e = &n->tx_elem;
 		size_t len = iov_to_buf(e->iov, e->n_out, 0, n->txbuf, sizeof(n->txbuf));
 		bool ok = e->out_len == len && len > VIRTIO_NET_HDR_SIZE;

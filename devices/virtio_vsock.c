@@ -294,17 +294,11 @@ static bool rx_pump(struct virtio_vsock *s)
 			continue;
 		}
 		if (!s->rx_held) {
-			int got = virtq_pop(vq, &s->rxe);
-			if (got < 0) {
-				virtio_dev_needs_reset(v, pv_errmsg());
-				break;
-			}
-			if (!got) {
-				virtq_enable_notify(vq, true);
-				if (!virtq_has_avail(vq))
-					break;
+			int got = virtio_dev_pop(v, vq, &s->rxe);
+			if (got == -EAGAIN)
 				continue;
-			}
+			if (got <= 0)
+				break;
 			if (s->rxe.in_len < HDR) {
 				virtio_dev_needs_reset(v, "vsock: receive buffer shorter than the header");
 				break;
@@ -611,17 +605,11 @@ static void transmit(struct virtio_vsock *s)
 	pthread_mutex_lock(&v->lock);
 	while (virtio_dev_queue_live(v, 1)) {
 		virtq_enable_notify(vq, false);
-		int got = virtq_pop(vq, &s->txe);
-		if (got < 0) {
-			virtio_dev_needs_reset(v, pv_errmsg());
-			break;
-		}
-		if (!got) {
-			virtq_enable_notify(vq, true);
-			if (!virtq_has_avail(vq))
-				break;
+		int got = virtio_dev_pop(v, vq, &s->txe);
+		if (got == -EAGAIN)
 			continue;
-		}
+		if (got <= 0)
+			break;
 		struct virtio_vsock_hdr h;
 		if (s->txe.out_len < HDR) {
 			virtio_dev_needs_reset(v, "vsock: packet shorter than its header");
