@@ -2,6 +2,7 @@
  * the snapshot cache directory, listing, renaming and removing snapshot directories,
  * their size on disk, and the content hash that keys fixture builds. The snapshots
  * themselves are written and restored by lua/kvm.c (vm_snapshot / vm_restore).
+ * Also the flock() lock files that serialise fixture builds across workers and runs.
  * Exposed as provium._c_snap. */
 #include "lua/errors.h"
 #include "runner/kernel.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -207,12 +209,44 @@ static int l_hash(lua_State *L)
 	return 1;
 }
 
+/* _c_snap.trylock(path) -> fd holding an exclusive flock() on path (created when
+ * missing), or false when another open file holds it; raises infra otherwise. The
+ * kernel drops the lock when the fd is closed or the process dies. */
+static int l_trylock(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		pv_lua_error(L, "infra", "fixture", NULL, "lock %s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK || e == EINTR) {
+			lua_pushboolean(L, 0);
+			return 1;
+		}
+		pv_lua_error(L, "infra", "fixture", NULL, "flock %s: %s", path, strerror(e));
+	}
+	lua_pushinteger(L, fd);
+	return 1;
+}
+
+/* _c_snap.unlock(fd): closes a trylock fd (and so releases the lock) */
+static int l_unlock(lua_State *L)
+{
+	lua_Integer fd = luaL_checkinteger(L, 1);
+	if (fd >= 0)
+		close((int)fd);
+	return 0;
+}
+
 int pv_luaopen_snapshot(lua_State *L)
 {
 	static const luaL_Reg funcs[] = {
 		{"cache_dir", l_cache_dir}, {"mkdir_p", l_mkdir_p}, {"du", l_du},
 		{"rm_tree", l_rm_tree}, {"rename", l_rename}, {"ls", l_ls}, {"isdir", l_isdir},
-		{"isfile", l_isfile}, {"hash", l_hash}, {NULL, NULL},
+		{"isfile", l_isfile}, {"hash", l_hash}, {"trylock", l_trylock},
+		{"unlock", l_unlock}, {NULL, NULL},
 	};
 	lua_getglobal(L, "provium");
 	if (lua_istable(L, -1)) {

@@ -107,7 +107,9 @@ function Snapshot:restore(lab, name)
 end
 
 -- Restoring (called by kvm.lua's provium._kvm_vm_new for a snapshot "profile") ---------
-function V.kvm_restore_vm(lab, name, dir, prof, opts)
+-- restore_raw: the VM running and ready, without its vm_spawn event (a pooled VM gets
+-- its event when lab:vm hands it out)
+local function restore_raw(lab, name, dir, prof, opts)
   local t0 = S.now()
   local meta = read_json(dir .. "/" .. META) or {}
   local sb = provium._c_kvm.restore(dir, name, provium.tmpdir())
@@ -133,8 +135,17 @@ function V.kvm_restore_vm(lab, name, dir, prof, opts)
   vm._state = "running"
   vm._boot_ns = math.floor((S.now() - t0) * 1e9)
   vm._started_at = provium._c_vm.wall_ns() / 1e9
-  emit({ ev = "vm_spawn", vm = name, backend = "kvm", profile = p.name, cid = sb:info().cid,
-    pid = sb:pid(), boot_ns = vm._boot_ns, from_snapshot = vm._from_snapshot })
+  return vm
+end
+
+local function emit_spawn(vm)
+  emit({ ev = "vm_spawn", vm = vm.name, backend = "kvm", profile = vm._profile.name, cid = vm._sb:info().cid,
+    pid = vm._sb:pid(), boot_ns = vm._boot_ns, from_snapshot = vm._from_snapshot })
+end
+
+function V.kvm_restore_vm(lab, name, dir, prof, opts)
+  local vm = restore_raw(lab, name, dir, prof, opts)
+  emit_spawn(vm)
   return vm
 end
 
@@ -284,7 +295,8 @@ function V.fixture_key(prof, kernel, initrd, cmdline)
   parts[#parts + 1] = cmdline or ""
   local keys = {}
   for k, v in pairs(prof) do
-    if type(k) == "string" and k:sub(1, 1) ~= "_" and k ~= "setup" then keys[#keys + 1] = k end
+    -- `pool` sizes the pool of ready VMs; it does not change what setup builds
+    if type(k) == "string" and k:sub(1, 1) ~= "_" and k ~= "setup" and k ~= "pool" then keys[#keys + 1] = k end
   end
   table.sort(keys)
   for _, k in ipairs(keys) do
@@ -295,27 +307,246 @@ function V.fixture_key(prof, kernel, initrd, cmdline)
   return ("fixture-%s-%s"):format((prof.name or "custom"):gsub("[^%w_.-]", "_"), C.hash(parts))
 end
 
--- Returns a VM restored from the profile's fixture (building it first when missing).
+-- Build locks: one flock()ed file per fixture key in <snapshots>/.locks (dot entries
+-- are not snapshots). Whoever holds it builds; the others wait, then restore. The
+-- kernel drops a lock whose holder died, so a crashed build lets the next one build.
+local FIXTURE_WAIT = 1800 -- seconds a VM waits for another worker's fixture build
+local held_locks = {}
+
+local function lock_fixture(root, key, prof)
+  local dir = root .. "/.locks"
+  C.mkdir_p(dir)
+  local path = dir .. "/" .. key .. ".lock"
+  local deadline = S.now() + FIXTURE_WAIT
+  while true do
+    local fd = C.trylock(path)
+    if fd then
+      held_locks[fd] = true
+      return fd
+    end
+    if S.now() > deadline then
+      perr({ code = "timeout", op = "lab:vm", message = ("fixture %s of profile %s: another build held %s for %d s"):format(
+        key, tostring(prof.name), path, FIXTURE_WAIT) }, 4)
+    end
+    S.sleep(0.05, "waiting for another worker's build of fixture " .. key)
+  end
+end
+
+local function unlock_fixture(fd)
+  if held_locks[fd] then
+    held_locks[fd] = nil
+    C.unlock(fd)
+  end
+end
+
+-- Pools of ready VMs (docs/profiles.md "Pools"): per fixture key and worker, `size`
+-- VMs restored from the fixture and paused; lab:vm takes one (resumed: no restore on
+-- its path) and a background task restores the replacement. Torn down at file end.
+local pools = {}      -- fixture key -> pool
+local pool_order = {} -- keys in creation order (teardown order)
+
+local function pool_size(prof)
+  local n = prof.pool
+  if n == nil then n = tonumber(provium.env("PROVIUM_POOL") or "") end
+  if n == nil then n = ((cfg.jobs or 1) > 1) and 1 or 0 end
+  if type(n) ~= "number" or n < 0 then
+    perr({ code = "invalid", op = "lab:vm", message = "profile field pool must be a non-negative integer, got " .. tostring(n) }, 5)
+  end
+  return math.floor(n)
+end
+
+local function pool_emit(pool)
+  emit({ ev = "pool", profile = pool.profile, ready = #pool.ready, in_use = pool.in_use, building = pool.building })
+end
+
+-- destroys a pooled VM that was never handed out (it had no vm_spawn, so no vm_exit)
+local function pool_discard(vm)
+  pcall(function()
+    if vm._conn then vm._conn:close(); vm._conn = nil end
+    vm._sb:halt()
+    vm._sb:destroy()
+  end)
+  vm._state = "stopped"
+  for _, f in ipairs(vm._files or {}) do os.remove(f) end
+end
+
+-- the private disk copies a restore made in the file's tmpdir
+local function disk_files(vm)
+  local r = {}
+  for _, d in ipairs(vm:disks()) do
+    local ok, p = pcall(function() return d.path end)
+    if ok and type(p) == "string" then r[#r + 1] = p end
+  end
+  return r
+end
+
+local function pool_fill_one(pool)
+  pool.seq = pool.seq + 1
+  local name = ("pool-%s-%d"):format(pool.profile, pool.seq)
+  pool.building = pool.building + 1
+  pool_emit(pool)
+  local ok, vm = pcall(restore_raw, nil, name, pool.dir, pool.prof, nil)
+  pool.building = pool.building - 1
+  if ok then
+    local okp, perr2 = pcall(function()
+      vm._files = disk_files(vm)
+      vm._sb:pause()
+      vm._state = "paused"
+    end)
+    if not okp then pool_discard(vm); ok, vm = false, perr2 end
+  end
+  if ok and pool.closed then pool_discard(vm); ok = false end
+  if ok then
+    pool.ready[#pool.ready + 1] = vm
+  else
+    pool.failed = vm
+  end
+  pool_emit(pool)
+  return ok
+end
+
+-- restores VMs until the pool holds `size` ready ones (in a task of the file, so it
+-- outlives the test that started it)
+local function pool_refill(pool)
+  if pool.closed or pool.filling then return end
+  pool.filling = true
+  local task = S.spawn(function()
+    while not pool.closed and #pool.ready + pool.building < pool.size do
+      if not pool_fill_one(pool) then break end
+    end
+    pool.filling = false
+  end)
+  task.group = "file"
+  debug.sethook(task.co)
+end
+
+local function pool_for(key, dir, prof)
+  local p = pools[key]
+  if p then return p end
+  local n = pool_size(prof)
+  if n <= 0 then return nil end
+  local cp = {}
+  for k, v in pairs(prof) do cp[k] = v end
+  p = { key = key, dir = dir, prof = cp, profile = prof.name or "custom", size = n, ready = {},
+    in_use = 0, building = 0, seq = 0 }
+  pools[key] = p
+  pool_order[#pool_order + 1] = key
+  return p
+end
+
+-- hands a ready VM to lab as `name`: resumed, its vm_spawn says from_snapshot
+local function pool_take(pool, lab, name)
+  local vm = table.remove(pool.ready, 1)
+  local t0 = S.now()
+  local ok, err = pcall(vm._sb.resume, vm._sb)
+  if not ok then pool_discard(vm); error(err, 0) end
+  vm.name, vm._lab = name, lab
+  vm._state = "running"
+  vm._from_pool = true
+  vm._boot_ns = math.floor((S.now() - t0) * 1e9)
+  vm._started_at = provium._c_vm.wall_ns() / 1e9
+  pool.in_use = pool.in_use + 1
+  local released = false
+  -- an instance field shadows K._teardown: count the VM out of in_use when it goes
+  rawset(vm, "_teardown", function(self)
+    V.KVM._teardown(self)
+    if self._files then for _, f in ipairs(self._files) do os.remove(f) end end
+    if not released then
+      released = true
+      pool.in_use = pool.in_use - 1
+      pool_emit(pool)
+    end
+  end)
+  pool_emit(pool)
+  emit_spawn(vm)
+  return vm
+end
+
+-- provium._pools() -> {profile = {ready=, in_use=, building=, size=}} (tests, docs)
+function provium._pools()
+  local r = {}
+  for _, key in ipairs(pool_order) do
+    local p = pools[key]
+    r[p.profile] = { ready = #p.ready, in_use = p.in_use, building = p.building, size = p.size, key = key }
+  end
+  return r
+end
+
+-- tears every pool down: ready VMs destroyed, restores in flight discarded when they
+-- finish (pool.closed); VMs in use are the labs' (they end with them)
+function provium._pools_teardown()
+  for _, key in ipairs(pool_order) do
+    local p = pools[key]
+    p.closed = true
+    local n = #p.ready
+    for i = #p.ready, 1, -1 do pool_discard(table.remove(p.ready, i)) end
+    if n > 0 or p.building > 0 then pool_emit(p) end
+  end
+  for fd in pairs(held_locks) do unlock_fixture(fd) end
+end
+
+local prev_teardown = provium._teardown_root
+function provium._teardown_root()
+  pcall(provium._pools_teardown)
+  return prev_teardown()
+end
+
+-- Returns a VM restored from the profile's fixture (building it first when missing):
+-- from the pool when one is ready, else restored now; a missing fixture is built under
+-- its lock, and a worker that waited for another's build restores the result.
 function V.fixture_vm(lab, name, prof, opts, kernel, initrd, cmdline, create)
   local key = V.fixture_key(prof, kernel, initrd, cmdline)
   local root = V.snap_root()
   local dir = root .. "/" .. key
-  if C.isfile(dir .. "/vm.state") then
+  local pool = pool_for(key, dir, prof)
+  local function hit()
     emit({ ev = "fixture", profile = prof.name, action = "hit", snapshot = key })
-    return V.kvm_restore_vm(lab, name, dir, prof, opts)
+    local vm
+    if pool and #pool.ready == 0 and pool.filling then
+      -- a restore for the pool is under way: take that one rather than make another
+      local deadline = S.now() + 60
+      while #pool.ready == 0 and pool.filling and S.now() < deadline do
+        S.sleep(0.005, "waiting for the pool of profile " .. pool.profile)
+      end
+    end
+    if pool and #pool.ready > 0 then
+      vm = pool_take(pool, lab, name)
+    else
+      vm = V.kvm_restore_vm(lab, name, dir, prof, opts)
+    end
+    if pool then pool_refill(pool) end
+    return vm
   end
-  emit({ ev = "fixture", profile = prof.name, action = "build_start", snapshot = key })
-  local t0 = provium._c_vm.mono_ns()
-  local vm = create()
-  local okb, errb = pcall(vm.start, vm) -- runs setup once
-  if not okb then pcall(vm._teardown, vm); error(errb, 0) end
-  vm._fixture_restored = true
+  if C.isfile(dir .. "/vm.state") then return hit() end
   C.mkdir_p(root)
-  local tmp = unique_tmp(dir)
-  local ok, err = pcall(save_vm, vm, tmp, false)
-  if not ok then pcall(C.rm_tree, tmp); pcall(vm._teardown, vm); error(err, 0) end
-  C.rename(tmp, dir)
-  emit({ ev = "fixture", profile = prof.name, action = "build_end", snapshot = key,
-    duration_ns = provium._c_vm.mono_ns() - t0 })
+  local fd = lock_fixture(root, key, prof)
+  if C.isfile(dir .. "/vm.state") then
+    -- another worker built it while this one waited
+    unlock_fixture(fd)
+    return hit()
+  end
+  local ok, vm = pcall(function()
+    emit({ ev = "fixture", profile = prof.name, action = "build_start", snapshot = key })
+    local t0 = provium._c_vm.mono_ns()
+    local vm = create()
+    local okb, errb = pcall(vm.start, vm) -- runs setup once
+    if not okb then pcall(vm._teardown, vm); error(errb, 0) end
+    vm._fixture_restored = true
+    local tmp = unique_tmp(dir)
+    local oks, errs = pcall(save_vm, vm, tmp, false)
+    if not oks then pcall(C.rm_tree, tmp); pcall(vm._teardown, vm); error(errs, 0) end
+    C.rename(tmp, dir)
+    emit({ ev = "fixture", profile = prof.name, action = "build_end", snapshot = key,
+      duration_ns = provium._c_vm.mono_ns() - t0 })
+    return vm
+  end)
+  unlock_fixture(fd)
+  if not ok then error(vm, 0) end
+  if pool then
+    -- the first ready VM now (a restore is cheap next to the build just done), so the
+    -- profile's next lab:vm takes it even when no task ran in between; the rest later
+    if not pool.closed and #pool.ready + pool.building < pool.size then pool_fill_one(pool) end
+    pool_refill(pool)
+  end
   return vm
 end

@@ -1,0 +1,53 @@
+-- fixture_lock_test.lua — fixture builds are serialised across parallel files: a child
+-- `provium run -j2` runs fixtures/fixture_lock_a and _b, which both need the same
+-- fixture of a test-guest profile (no agent, so it runs on this PVM host). Exactly one
+-- of them builds it (build_start/build_end), the other waits on the lock and restores
+-- it (hit); -j2 also turns on pools, whose events must add up and end empty.
+local child = dofile(debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/") .. "/helpers/child.lua")
+local ELF = provium._c_vm.self_dir() .. "/guest/snapshot_count.elf"
+
+test("two parallel files that miss the fixture cache build it once", function(t)
+  if not io.open("/dev/kvm") then t:skip("/dev/kvm is missing") end
+  if not io.open(ELF) then t:skip(ELF .. " is missing: `make guest` builds it") end
+  local cache = provium.tmpdir() .. "/cache"
+  local r = child.run("fixture_lock_a.fixture.lua fixture_lock_b.fixture.lua", { PROVIUM_CACHE_DIR = cache })
+  t:eq(r.code, 0, r.out)
+  t:eq(r.by_test["fixture a"]["end"].outcome, "pass", r.out)
+  t:eq(r.by_test["fixture b"]["end"].outcome, "pass", r.out)
+  local starts = child.find(r, "fixture", { action = "build_start" })
+  local ends = child.find(r, "fixture", { action = "build_end" })
+  t:eq(#starts, 1, "one build across both files")
+  t:eq(#ends, 1)
+  t:eq(ends[1].file, starts[1].file)
+  t:ok(ends[1].duration_ns >= 2e9, "the build includes setup's 2 s")
+  -- the other file waited for that build and restored it (its second VM is a pool VM)
+  local other = starts[1].file:find("_a%.") and "fixture_lock_b.fixture.lua" or "fixture_lock_a.fixture.lua"
+  -- each file makes two VMs of the profile: the builder's second one is a hit, the
+  -- waiter's two are hits, the first of them after the build ended
+  local hits = child.find(r, "fixture", { action = "hit", file = other })
+  t:eq(#hits, 2, "the waiting file restored the fixture")
+  t:eq(hits[1].snapshot, starts[1].snapshot)
+  t:ok(hits[1].seq > ends[1].seq, "the waiter's first hit came after build_end")
+  t:eq(#child.find(r, "fixture", { action = "hit", file = starts[1].file }), 1)
+  t:eq(#child.find(r, "fixture", { action = "build_start", file = other }), 0)
+  -- the cache holds the one fixture and the lock file (kept: unlinking a lock races)
+  local names = {}
+  for _, n in ipairs(provium._c_snap.ls(cache .. "/snapshots")) do names[#names + 1] = n end
+  t:eq(#names, 2, table.concat(names, " "))
+  t:eq(names[1], ".locks")
+  t:eq(names[2], starts[1].snapshot)
+  -- pools: per file, every event's counts are sane and the last one is empty
+  for _, f in ipairs({ "fixture_lock_a.fixture.lua", "fixture_lock_b.fixture.lua" }) do
+    local evs = child.find(r, "pool", { file = f })
+    t:ok(#evs >= 3, f .. ": pool events")
+    local took = false
+    for _, e in ipairs(evs) do
+      t:eq(e.profile, "locked-count")
+      t:ok(e.ready >= 0 and e.in_use >= 0 and e.building >= 0 and e.ready + e.building <= 1, json.encode(e))
+      if e.in_use == 1 then took = true end
+    end
+    t:ok(took, f .. ": a VM was handed out of the pool")
+    local last = evs[#evs]
+    t:eq({ last.ready, last.in_use, last.building }, { 0, 0, 0 }, f .. ": the pool ends empty")
+  end
+end)
