@@ -180,6 +180,7 @@ function V.KVM.snapshot(vm, name)
 end
 
 -- LabSnapshot ----------------------------------------------------------------------------
+local rewire -- below, with lab:snapshot
 local LabSnapshot = {}
 local LS_mt = { __name = "provium.LabSnapshot" }
 LS_mt.__index = function(t, k)
@@ -194,7 +195,7 @@ local function labsnap_from_dir(name, dir)
   local meta = read_json(dir .. "/" .. LAB_META)
   if not meta or meta.kind ~= "lab" then return nil end
   return setmetatable({ name = name, path = dir, size = C.du(dir), created = meta.created, vm = nil,
-    profile = nil, _vms = meta.vms or {} }, LS_mt)
+    profile = nil, _vms = meta.vms or {}, _bridges = meta.bridges or {} }, LS_mt)
 end
 
 function LabSnapshot:vms()
@@ -204,24 +205,78 @@ function LabSnapshot:vms()
 end
 
 function LabSnapshot:info()
-  return { name = self.name, path = self.path, size = self.size, created = self.created, vms = self:vms() }
+  local bridges = {}
+  for i, b in ipairs(self._bridges) do bridges[i] = b end
+  return { name = self.name, path = self.path, size = self.size, created = self.created, vms = self:vms(),
+    bridges = bridges }
 end
 
 function LabSnapshot:delete() C.rm_tree(self.path) end
 
 function LabSnapshot:restore(lab)
   lab = lab or provium
-  local out = {}
+  local out, by_name = {}, {}
   for i, n in ipairs(self._vms) do
     local s = snap_from_dir(n, self.path .. "/" .. n)
     if not s then perr({ code = "invalid", op = "labsnapshot:restore", vm = n, message = "no VM snapshot for " .. n .. " in " .. self.path }, 2) end
     out[i] = lab:vm(free_name(lab, n), s)
+    by_name[n] = out[i]
   end
+  rewire(lab, self._bridges, by_name)
   return out
 end
 
--- lab:snapshot(name): every VM paused, saved, then resumed (one consistent cut).
--- Bridge wiring is not saved yet (docs/snapshot.md).
+-- The lab's bridges and which of `vms` is on which, with what (lab.json "bridges"):
+-- {name=, subnet=, nat=, nics={{vm=, ip=, mac=, ifname=, slot=, link=}...}}.
+local function wiring(lab, vms)
+  local mine = {}
+  for _, vm in ipairs(vms) do mine[vm] = true end
+  local r = {}
+  for _, b in ipairs(lab._bridges or {}) do
+    local nics = {}
+    for _, n in ipairs(b._nics) do
+      if mine[n.vm] then
+        nics[#nics + 1] = { vm = n.vm.name, ip = n.ip, mac = n.mac, ifname = n.ifname, slot = n._slot,
+          link = n._up and "up" or "down" }
+      end
+    end
+    r[#r + 1] = { name = b.name, subnet = b.subnet, nat = b._nat ~= nil, nics = json.array(nics) }
+  end
+  return r
+end
+
+-- lab:restore: re-creates the saved bridges (a name the lab already has gets
+-- "-2"...) and re-attaches each restored VM to its saved slot with its ip; the MAC
+-- comes back with the device. The guest's address is in its restored memory.
+function rewire(lab, bridges, by_name)
+  for _, sb in ipairs(bridges or {}) do
+    local bname, k = sb.name, 1
+    local taken = false
+    for _, b in ipairs(lab._bridges or {}) do if b.name == bname then taken = true end end
+    while taken do
+      k = k + 1
+      bname = ("%s-%d"):format(sb.name, k)
+      taken = false
+      for _, b in ipairs(lab._bridges or {}) do if b.name == bname then taken = true end end
+    end
+    local br = lab:bridge(bname, { subnet = sb.subnet, nat = sb.nat or nil })
+    local top = br._next_host
+    for _, n in ipairs(sb.nics or {}) do
+      local vm = by_name[n.vm]
+      if vm then
+        local nic = br:attach(vm, { ip = n.ip, mac = n.mac, slot = n.slot })
+        if n.link == "down" then nic:link_down() end
+        local a, b2, c, d = n.ip:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+        local host = ((((tonumber(a) * 256 + tonumber(b2)) * 256 + tonumber(c)) * 256 + tonumber(d)) - br._base)
+        if host + 1 > top then top = host + 1 end
+      end
+    end
+    br._next_host = top
+  end
+end
+
+-- lab:snapshot(name): every VM paused, saved, then resumed (one consistent cut),
+-- with the bridge wiring of those VMs (docs/snapshot.md).
 local Lab = provium._Lab
 function Lab:snapshot(name)
   check_name(name, "lab:snapshot")
@@ -249,7 +304,7 @@ function Lab:snapshot(name)
   for _, vm in ipairs(paused) do pcall(vm._sb.resume, vm._sb) end
   if not ok then pcall(C.rm_tree, tmp); error(err, 0) end
   write_json(tmp .. "/" .. LAB_META, { kind = "lab", name = name, vms = json.array(names),
-    created = provium._c_vm.wall_ns() / 1e9 })
+    bridges = json.array(wiring(self, vms)), created = provium._c_vm.wall_ns() / 1e9 })
   C.rename(tmp, final)
   return labsnap_from_dir(name, final)
 end
