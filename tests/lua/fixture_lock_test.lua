@@ -10,7 +10,7 @@ test("two parallel files that miss the fixture cache build it once", function(t)
   if not io.open("/dev/kvm") then t:skip("/dev/kvm is missing") end
   if not io.open(ELF) then t:skip(ELF .. " is missing: `make guest` builds it") end
   local cache = provium.tmpdir() .. "/cache"
-  local r = child.run("fixture_lock_a.fixture.lua fixture_lock_b.fixture.lua", { PROVIUM_CACHE_DIR = cache })
+  local r = child.run("--timeout 300 fixture_lock_a.fixture.lua fixture_lock_b.fixture.lua", { PROVIUM_CACHE_DIR = cache })
   t:eq(r.code, 0, r.out)
   t:eq(r.by_test["fixture a"]["end"].outcome, "pass", r.out)
   t:eq(r.by_test["fixture b"]["end"].outcome, "pass", r.out)
@@ -50,4 +50,4 @@ test("two parallel files that miss the fixture cache build it once", function(t)
     local last = evs[#evs]
     t:eq({ last.ready, last.in_use, last.building }, { 0, 0, 0 }, f .. ": the pool ends empty")
   end
-end)
+end, { timeout = 900 })
