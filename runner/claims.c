@@ -90,6 +90,23 @@ static void append(struct hold **list, struct hold *h)
 	*list = h;
 }
 
+/* Queues worker's request id (count units, or its barrier place) at the end of
+ * list. False when out of memory: the request has then had its failure reply. */
+static bool add_waiter(struct claims *c, struct hold **list, int worker, uint64_t id,
+		       uint64_t count)
+{
+	struct hold *w = calloc(1, sizeof(*w));
+	if (!w) {
+		c->reply(c->ctx, worker, id, false, 0, "out of memory");
+		return false;
+	}
+	w->worker = worker;
+	w->id = id;
+	w->count = count;
+	append(list, w);
+	return true;
+}
+
 static void add_holding(struct resource *r, int worker, uint64_t count)
 {
 	r->in_use += count;
@@ -150,15 +167,7 @@ void claims_acquire(struct claims *c, int worker, uint64_t id, const char *resou
 		c->reply(c->ctx, worker, id, true, 0, NULL);
 		return;
 	}
-	struct hold *w = calloc(1, sizeof(*w));
-	if (!w) {
-		c->reply(c->ctx, worker, id, false, 0, "out of memory");
-		return;
-	}
-	w->worker = worker;
-	w->id = id;
-	w->count = count;
-	append(&r->waiters, w);
+	add_waiter(c, &r->waiters, worker, id, count);
 }
 
 static void release_in(struct claims *c, struct resource *r, int worker, uint64_t count,
@@ -232,16 +241,9 @@ void claims_barrier(struct claims *c, int worker, uint64_t id, const char *name,
 		c->reply(c->ctx, worker, id, false, 0, msg);
 		return;
 	}
-	struct hold *w = calloc(1, sizeof(*w));
-	if (!w) {
-		c->reply(c->ctx, worker, id, false, 0, "out of memory");
+	if (!add_waiter(c, &b->waiters, worker, id, b->arrived + 1))
 		return;
-	}
-	w->worker = worker;
-	w->id = id;
-	w->count = ++b->arrived;
-	append(&b->waiters, w);
-	if (b->arrived < b->parties)
+	if (++b->arrived < b->parties)
 		return;
 	/* Everyone is here: release them all, then the barrier starts over. */
 	struct hold *list = b->waiters;
