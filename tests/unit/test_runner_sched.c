@@ -208,8 +208,9 @@ static int fake_barrier(const struct worker_args *a)
 	return ok ? 0 : 6;
 }
 
-/* Starts a grandchild in its group, asks the parent to stop, then waits forever. */
-static int fake_sleeper(const struct worker_args *a)
+/* Notes the worker's tmp dir and starts a grandchild in its process group that
+ * waits forever (sh->grandchild). Returns the file's number. */
+static int leave_grandchild(const struct worker_args *a)
 {
 	int i = file_no(a->file);
 	snprintf(sh->tmp[i], sizeof(sh->tmp[i]), "%s", a->tmp_dir);
@@ -219,6 +220,13 @@ static int fake_sleeper(const struct worker_args *a)
 			pause();
 	}
 	sh->grandchild[i] = g;
+	return i;
+}
+
+/* Starts a grandchild in its group, asks the parent to stop, then waits forever. */
+static int fake_sleeper(const struct worker_args *a)
+{
+	int i = leave_grandchild(a);
 	w_event(a->chan_fd, "test_start", a->file, "forever", NULL);
 	if (i == 1)
 		signal(SIGTERM, SIG_IGN); /* must be SIGKILLed after the grace */
@@ -303,6 +311,26 @@ static bool gone(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) < 0 && errno == ENOENT;
+}
+
+static bool alive(pid_t p)
+{
+	char path[64], st = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", p);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool ok = fscanf(f, "%*d %*s %c", &st) == 1 && st != 'Z' && st != 'X';
+	fclose(f);
+	return ok;
+}
+
+/* Polls (tries times, ms apart) until p is gone or a zombie: whether it died. */
+static bool dies_within(pid_t p, int tries, int ms)
+{
+	for (int i = 0; i < tries && alive(p); i++)
+		sleep_ms(ms);
+	return !alive(p);
 }
 
 static void test_events_forwarded_in_order_and_tmp_dirs_removed(void **state)
@@ -427,21 +455,7 @@ static void test_sigint_tears_everything_down(void **state)
 		/* the worker's own child died with its process group */
 		pid_t g = sh->grandchild[f];
 		assert_true(g > 0);
-		bool dead = false;
-		for (int i = 0; i < 100 && !dead; i++) {
-			char p[64], st = 0;
-			snprintf(p, sizeof(p), "/proc/%d/stat", g);
-			FILE *fp = fopen(p, "r");
-			if (!fp)
-				dead = true;
-			else {
-				dead = fscanf(fp, "%*d %*s %c", &st) == 1 && (st == 'Z' || st == 'X');
-				fclose(fp);
-			}
-			if (!dead)
-				sleep_ms(20);
-		}
-		assert_true(dead);
+		assert_true(dies_within(g, 100, 20));
 	}
 }
 
@@ -523,30 +537,11 @@ static void test_stuck_worker_is_killed_after_timeout_and_grace(void **state)
 /* Leaves a child behind after a failed test, then exits normally. */
 static int fake_leaver(const struct worker_args *a)
 {
-	int i = file_no(a->file);
-	snprintf(sh->tmp[i], sizeof(sh->tmp[i]), "%s", a->tmp_dir);
-	pid_t g = fork();
-	if (g == 0) {
-		for (;;)
-			pause();
-	}
-	sh->grandchild[i] = g;
+	leave_grandchild(a);
 	w_event(a->chan_fd, "test_start", a->file, "t", NULL);
 	w_event(a->chan_fd, "test_end", a->file, "t", "fail");
 	w_event(a->chan_fd, "file_end", a->file, NULL, NULL);
 	return 0;
-}
-
-static bool alive(pid_t p)
-{
-	char path[64], st = 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", p);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	bool ok = fscanf(f, "%*d %*s %c", &st) == 1 && st != 'Z' && st != 'X';
-	fclose(f);
-	return ok;
 }
 
 static void test_keep_leaves_failed_files_processes_and_tmp(void **state)
@@ -568,9 +563,7 @@ static void test_keep_leaves_failed_files_processes_and_tmp(void **state)
 			kill(g, SIGKILL);
 			sched_rmtree(sh->tmp[0]);
 		} else {
-			for (int i = 0; i < 100 && alive(g); i++)
-				sleep_ms(10);
-			assert_false(alive(g));
+			assert_true(dies_within(g, 100, 10));
 			assert_true(gone(sh->tmp[0]));
 		}
 	}
