@@ -84,7 +84,9 @@ test("waits", function(t)
   provium.sleep(60)
 end)
 L
-"$PROVIUM" run "$W/orphan" > "$W/out" 2>&1 &
+# (its own TMPDIR: nobody is left to remove the per-file temp dir of a SIGKILLed parent)
+mkdir -p "$W/tmp-orphan"
+TMPDIR=$W/tmp-orphan "$PROVIUM" run "$W/orphan" > "$W/out" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ -s "$W/worker.pid" ] && break; sleep 0.1; done
 wpid=$(cat "$W/worker.pid" 2>/dev/null)
