@@ -231,7 +231,14 @@ function test(name, fn, meta)
   meta = meta or {}
   check_arg(meta.timeout == nil or (type(meta.timeout) == "number" and meta.timeout > 0), "test",
     ("test(%q): meta.timeout must be a positive number of seconds"):format(name))
-  check_arg(meta.tags == nil or type(meta.tags) == "table", "test", ("test(%q): meta.tags must be an array of strings"):format(name))
+  local function strings(v)
+    if type(v) ~= "table" then return false end
+    for _, x in ipairs(v) do if type(x) ~= "string" then return false end end
+    return true
+  end
+  check_arg(meta.tags == nil or strings(meta.tags), "test", ("test(%q): meta.tags must be an array of strings"):format(name))
+  check_arg(meta.spec == nil or type(meta.spec) == "string" or strings(meta.spec), "test",
+    ("test(%q): meta.spec must be a spec id or an array of them (strings), got %s"):format(name, type(meta.spec)))
   local where = where_in(nil, 2) or "?"
   if by_name[name] then
     provium._error({ code = "invalid", op = "test", message = ("duplicate test name %q (first defined at %s)"):format(name, by_name[name].where) }, 2)

@@ -106,3 +106,19 @@ test("--shuffle --seed gives a different, reproducible order", function(t)
   t:ok(s1 ~= unshuffled or s3 ~= unshuffled, "some seed changes the order")
   t:ok(base ~= "")
 end)
+
+-- bad meta values are errors at registration (caught here at the top level)
+local bad_meta = {}
+for _, m in ipairs({ { timeout = "x" }, { timeout = -1 }, { tags = "net" }, { tags = { 1 } },
+    { spec = 5 }, { spec = { "ok", 2 } } }) do
+  local ok, e = pcall(test, "bad meta", function() end, m)
+  bad_meta[#bad_meta + 1] = { ok = ok, e = e, key = next(m) }
+end
+test("bad meta values raise invalid naming the key", function(t)
+  t:eq(#bad_meta, 6)
+  for _, b in ipairs(bad_meta) do
+    t:eq(b.ok, false, b.key)
+    t:eq(b.e.code, "invalid")
+    t:match(b.e.message, 'test%("bad meta"%): meta%.' .. b.key .. " must be")
+  end
+end)
