@@ -382,7 +382,15 @@ function Bridge:nat(on)
       host_ip = nat.host_ip, table = nat.table })
     self._nat, self._gateway, self.nat_ip = nat, gw, nat.host_ip
     for _, nic in ipairs(self._nics) do
-      if nic._relay and nic.vm._sb then C.route_default(nic.vm._sb:pid(), gw) end
+      if nic._slot then
+        -- kvm: the VMM runs in provium's own process, so the route goes in through
+        -- the agent (never into the namespace of nic.vm._sb:pid())
+        if nic._relay and nic.vm._conn then
+          nic.vm:run(("ip route replace default via %s dev %s"):format(gw, nic.ifname))
+        end
+      elseif nic._relay and nic.vm._sb then
+        C.route_default(nic.vm._sb:pid(), gw)
+      end
     end
   else
     self:_nat_teardown()
