@@ -7,50 +7,15 @@
  * the salt (flushed); the host then looks at the disk images. */
 #include "guest.h"
 #include "virtio.h"
-
-#define T_IN 0
-#define T_OUT 1
-#define T_FLUSH 4
-
-struct hdr { uint32_t type, reserved; uint64_t sector; };
+#include "vblk.h"
 
 static struct vdev rd, bd;
 static struct vq rq, bq;
-static struct hdr h;
-static volatile uint8_t status;
 static uint8_t buf[512], r1[64], r2[64];
 
 static int rw(uint32_t type, uint64_t sector, void *data, uint32_t len)
 {
-	h.type = type;
-	h.sector = sector;
-	status = 0xee;
-	struct vbuf b[3] = {{&h, sizeof(h), false}};
-	unsigned n = 1;
-	if (len)
-		b[n++] = (struct vbuf){data, len, type == T_IN};
-	b[n++] = (struct vbuf){(void *)&status, 1, true};
-	vq_add(&bq, b, n);
-	vq_kick(&bq);
-	if (!vq_wait(&bq, NULL, NULL, 20000))
-		return -1;
-	return status;
-}
-
-static uint8_t pat(unsigned i, unsigned seed) { return (uint8_t)(i * seed + 1); }
-
-static bool is_pattern(const uint8_t *p, unsigned seed)
-{
-	for (unsigned i = 0; i < 512; i++)
-		if (p[i] != pat(i, seed))
-			return false;
-	return true;
-}
-
-static void fill(uint8_t *p, unsigned seed)
-{
-	for (unsigned i = 0; i < 512; i++)
-		p[i] = pat(i, seed);
+	return vblk_rw(&bq, type, sector, data, len);
 }
 
 static bool rng_read(uint8_t *p)
@@ -73,16 +38,17 @@ int main(void)
 	report(virtio_init(&rd, VF_EVENT_IDX | VF_INDIRECT) && vq_setup(&rd, &rq, 0, 8),
 	       "rng set up");
 	virtio_driver_ok(&rd);
-	report(virtio_init(&bd, VF_EVENT_IDX | VF_INDIRECT | (1ull << 9)) &&
+	report(virtio_init(&bd, VF_EVENT_IDX | VF_INDIRECT | VBLK_F_FLUSH) &&
 	       vq_setup(&bd, &bq, 0, 8), "blk set up");
 	virtio_driver_ok(&bd);
 	report(rng_read(r1), "rng read before the snapshot");
-	report(rw(T_IN, 1, buf, 512) == 0 && is_pattern(buf, 7), "host pattern in sector 1");
-	fill(buf, 11);
-	report(rw(T_OUT, 3, buf, 512) == 0 && rw(T_FLUSH, 0, NULL, 0) == 0,
+	report(rw(VBLK_T_IN, 1, buf, 512) == 0 && vblk_is_pattern(buf, 7),
+	       "host pattern in sector 1");
+	vblk_fill(buf, 11);
+	report(rw(VBLK_T_OUT, 3, buf, 512) == 0 && rw(VBLK_T_FLUSH, 0, NULL, 0) == 0,
 	       "sector 3 written and flushed");
-	fill(buf, 13);
-	report(rw(T_OUT, 6, buf, 512) == 0, "sector 6 written, not flushed");
+	vblk_fill(buf, 13);
+	report(rw(VBLK_T_OUT, 6, buf, 512) == 0, "sector 6 written, not flushed");
 	printf("ready\n");
 	if (serial_readline(line, sizeof(line), 600000) < 0)
 		abort_test("no salt arrived");
@@ -91,9 +57,10 @@ int main(void)
 	report(rng_read(r2), "rng read after the restore");
 	report(memcmp(r1, r2, 64) != 0, "rng bytes differ");
 	memset(buf, 0, sizeof(buf));
-	report(rw(T_IN, 3, buf, 512) == 0 && is_pattern(buf, 11), "sector 3 read back");
-	fill(buf, salt);
-	report(rw(T_OUT, 4, buf, 512) == 0 && rw(T_FLUSH, 0, NULL, 0) == 0,
+	report(rw(VBLK_T_IN, 3, buf, 512) == 0 && vblk_is_pattern(buf, 11),
+	       "sector 3 read back");
+	vblk_fill(buf, salt);
+	report(rw(VBLK_T_OUT, 4, buf, 512) == 0 && rw(VBLK_T_FLUSH, 0, NULL, 0) == 0,
 	       "sector 4 written with the salt pattern and flushed");
 	report(!(virtio_status(&rd) & VSTAT_NEEDS_RESET) &&
 	       !(virtio_status(&bd) & VSTAT_NEEDS_RESET), "devices healthy");

@@ -12,83 +12,41 @@
  *               (a corrupt rule) and print what came back */
 #include "guest.h"
 #include "virtio.h"
-
-#define T_IN 0
-#define T_OUT 1
-#define T_FLUSH 4
-#define T_GET_ID 8
-#define F_FLUSH (1ull << 9)
-
-struct hdr { uint32_t type, reserved; uint64_t sector; };
+#include "vblk.h"
 
 static struct vdev d;
 static struct vq q;
-static struct hdr h;
-static volatile uint8_t status;
 static uint8_t buf[512];
-
-static uint16_t submit(uint32_t type, uint64_t sector, void *data, uint32_t len)
-{
-	h.type = type;
-	h.sector = sector;
-	status = 0xee;
-	struct vbuf b[3] = {{&h, sizeof(h), false}};
-	unsigned n = 1;
-	if (len)
-		b[n++] = (struct vbuf){data, len, type == T_IN || type == T_GET_ID};
-	b[n++] = (struct vbuf){(void *)&status, 1, true};
-	return vq_add(&q, b, n);
-}
 
 static int rw(uint32_t type, uint64_t sector, void *data, uint32_t len)
 {
-	submit(type, sector, data, len);
-	vq_kick(&q);
-	if (!vq_wait(&q, NULL, NULL, 20000))
-		return -1;
-	return status;
-}
-
-static uint8_t pat(unsigned i, unsigned seed) { return (uint8_t)(i * seed + 1); }
-
-static bool check_pattern(const uint8_t *p, unsigned seed)
-{
-	for (unsigned i = 0; i < 512; i++)
-		if (p[i] != pat(i, seed))
-			return false;
-	return true;
-}
-
-static void fill(uint8_t *p, unsigned seed)
-{
-	for (unsigned i = 0; i < 512; i++)
-		p[i] = pat(i, seed);
+	return vblk_rw(&q, type, sector, data, len);
 }
 
 static void mode_basic(void)
 {
-	report(rw(T_IN, 1, buf, 512) == 0, "read sector 1");
-	report(check_pattern(buf, 13), "sector 1 holds the host's pattern");
-	fill(buf, 31);
-	report(rw(T_OUT, 2, buf, 512) == 0, "write sector 2");
-	report(rw(T_FLUSH, 0, NULL, 0) == 0, "flush");
+	report(rw(VBLK_T_IN, 1, buf, 512) == 0, "read sector 1");
+	report(vblk_is_pattern(buf, 13), "sector 1 holds the host's pattern");
+	vblk_fill(buf, 31);
+	report(rw(VBLK_T_OUT, 2, buf, 512) == 0, "write sector 2");
+	report(rw(VBLK_T_FLUSH, 0, NULL, 0) == 0, "flush");
 	char id[21] = {0};
-	report(rw(T_GET_ID, 0, id, 20) == 0, "get-id");
+	report(rw(VBLK_T_GET_ID, 0, id, 20) == 0, "get-id");
 	report_info("serial: %s", id);
 }
 
 static void mode_fail(void)
 {
-	fill(buf, 5);
+	vblk_fill(buf, 5);
 	for (unsigned lba = 96; lba < 108; lba++)
-		printf("write lba=%u status=%d\n", lba, rw(T_OUT, lba, buf, 512));
-	report(rw(T_IN, 100, buf, 512) == 0, "reads are not affected by a fail-writes rule");
+		printf("write lba=%u status=%d\n", lba, rw(VBLK_T_OUT, lba, buf, 512));
+	report(rw(VBLK_T_IN, 100, buf, 512) == 0, "reads are not affected by a fail-writes rule");
 }
 
 static void mode_slow(void)
 {
 	puts("slow: kick\n");
-	submit(T_IN, 0, buf, 512);
+	vblk_submit(&q, VBLK_T_IN, 0, buf, 512);
 	uint64_t t0 = now_us();
 	vq_kick(&q);
 	bool early = vq_poll(&q, NULL, NULL);
@@ -96,38 +54,38 @@ static void mode_slow(void)
 	bool done = early || vq_wait(&q, NULL, NULL, 20000);
 	uint64_t us = now_us() - t0;
 	puts("slow: done\n");
-	report(done && status == 0, "slow read completed, status %d", status);
+	report(done && vblk_status == 0, "slow read completed, status %d", vblk_status);
 	report_info("slow read took %lu us (guest clock)", (unsigned long)us);
 }
 
 static void mode_crash(void)
 {
-	fill(buf, 3);
-	report(rw(T_OUT, 10, buf, 512) == 0, "write sector 10");
-	report(rw(T_FLUSH, 0, NULL, 0) == 0, "flush");
-	fill(buf, 7);
-	report(rw(T_OUT, 11, buf, 512) == 0, "write sector 11 (not flushed)");
+	vblk_fill(buf, 3);
+	report(rw(VBLK_T_OUT, 10, buf, 512) == 0, "write sector 10");
+	report(rw(VBLK_T_FLUSH, 0, NULL, 0) == 0, "flush");
+	vblk_fill(buf, 7);
+	report(rw(VBLK_T_OUT, 11, buf, 512) == 0, "write sector 11 (not flushed)");
 }
 
 static void mode_detach(void)
 {
 	char line[16];
-	fill(buf, 9);
-	report(rw(T_OUT, 20, buf, 512) == 0, "write sector 20 before the detach");
+	vblk_fill(buf, 9);
+	report(rw(VBLK_T_OUT, 20, buf, 512) == 0, "write sector 20 before the detach");
 	puts("detach: ready\n");
 	if (serial_readline(line, sizeof(line), 30000) < 0) {
 		report(false, "host said go");
 		return;
 	}
-	report(rw(T_IN, 20, buf, 512) == 1, "read after detach fails with IOERR");
+	report(rw(VBLK_T_IN, 20, buf, 512) == 1, "read after detach fails with IOERR");
 	report(virtio_status(&d) & VSTAT_NEEDS_RESET, "device signals DEVICE_NEEDS_RESET");
 }
 
 static void mode_faults(void)
 {
-	int first = rw(T_IN, 5, buf, 512), second = rw(T_IN, 5, buf, 512);
+	int first = rw(VBLK_T_IN, 5, buf, 512), second = rw(VBLK_T_IN, 5, buf, 512);
 	printf("read 5: first status=%d second status=%d\n", first, second);
-	report(rw(T_IN, 6, buf, 512) == 0, "read sector 6");
+	report(rw(VBLK_T_IN, 6, buf, 512) == 0, "read sector 6");
 	printf("sector 6 bytes 2..4: %02x %02x %02x\n", buf[2], buf[3], buf[4]);
 }
 
@@ -137,8 +95,8 @@ int main(void)
 		report(false, "virtio-blk found on the command line (%s)", bp_cmdline());
 		return report_summary();
 	}
-	report(virtio_init(&d, VF_EVENT_IDX | VF_INDIRECT | F_FLUSH), "features negotiated");
-	report(d.features & F_FLUSH, "flush offered");
+	report(virtio_init(&d, VF_EVENT_IDX | VF_INDIRECT | VBLK_F_FLUSH), "features negotiated");
+	report(d.features & VBLK_F_FLUSH, "flush offered");
 	report(vq_setup(&d, &q, 0, 16), "request queue ready");
 	virtio_driver_ok(&d);
 	report_info("capacity %lu sectors", (unsigned long)virtio_cfg64(&d, 0));
