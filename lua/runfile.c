@@ -27,6 +27,18 @@ static void set_str(lua_State *L, const char *k, const char *v)
 	}
 }
 
+static void set_bool(lua_State *L, const char *k, bool v)
+{
+	lua_pushboolean(L, v);
+	lua_setfield(L, -2, k);
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+	lua_pushinteger(L, v);
+	lua_setfield(L, -2, k);
+}
+
 static void set_list(lua_State *L, const char *k, const char *const *v)
 {
 	lua_newtable(L);
@@ -47,26 +59,17 @@ static void push_config(lua_State *L, const struct worker_args *a)
 	set_str(L, "backend", a->backend ? a->backend : "auto");
 	set_str(L, "cache_dir", a->cache_dir);
 	set_str(L, "tmp_dir", a->tmp_dir);
-	lua_pushboolean(L, a->list_only);
-	lua_setfield(L, -2, "list_only");
-	lua_pushboolean(L, a->slow);
-	lua_setfield(L, -2, "slow");
+	set_bool(L, "list_only", a->list_only);
+	set_bool(L, "slow", a->slow);
 	lua_pushnumber(L, a->timeout);
 	lua_setfield(L, -2, "timeout");
-	lua_pushboolean(L, a->timeout_set);
-	lua_setfield(L, -2, "timeout_set");
-	lua_pushinteger(L, (lua_Integer)a->seed);
-	lua_setfield(L, -2, "seed");
-	lua_pushboolean(L, a->shuffle);
-	lua_setfield(L, -2, "shuffle");
-	lua_pushboolean(L, a->keep);
-	lua_setfield(L, -2, "keep");
-	lua_pushboolean(L, a->fail_fast);
-	lua_setfield(L, -2, "fail_fast");
-	lua_pushinteger(L, a->verbose);
-	lua_setfield(L, -2, "verbose");
-	lua_pushinteger(L, a->jobs);
-	lua_setfield(L, -2, "jobs");
+	set_bool(L, "timeout_set", a->timeout_set);
+	set_int(L, "seed", (lua_Integer)a->seed);
+	set_bool(L, "shuffle", a->shuffle);
+	set_bool(L, "keep", a->keep);
+	set_bool(L, "fail_fast", a->fail_fast);
+	set_int(L, "verbose", a->verbose);
+	set_int(L, "jobs", a->jobs);
 }
 
 /* Last resort when the Lua side cannot report: a file_end with error built in C. */
@@ -81,10 +84,8 @@ static void send_file_error(lua_State *L, const char *file, const char *msg)
 	set_str(L, "file", file);
 	set_str(L, "error", msg);
 	static const char *const zero[] = {"passed", "failed", "skipped", "todo", "duration_ns"};
-	for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++) {
-		lua_pushinteger(L, 0);
-		lua_setfield(L, -2, zero[i]);
-	}
+	for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++)
+		set_int(L, zero[i], 0);
 	lua_setfield(L, -2, "ev");
 	pv_chan_send_table(L, 1);
 	fprintf(stderr, "provium: %s: %s\n", file, msg);
