@@ -719,6 +719,11 @@ static int l_restore(lua_State *L)
 	k->started = true;
 	if (k->vsock)
 		virtio_vsock_transport_reset(k->vsock);
+	/* every NIC slot comes back free: link-down until a bridge attaches it again
+	 * (lab:restore re-attaches the saved wiring) */
+	for (int i = 0; i < k->nnics; i++)
+		if (k->nics[i].net)
+			virtio_net_set_link(k->nics[i].net, false);
 	struct vm_snapshot_info info;
 	if (vm_snapshot_info(dir, &info) == 0) {
 		snprintf(k->kernel, sizeof(k->kernel), "%s", info.kernel);
