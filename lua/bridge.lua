@@ -163,7 +163,9 @@ end
 function Bridge:_guest_config(nic)
   local vm = nic.vm
   if not vm._conn then return end
-  local cmd = ("ip addr replace %s/%d dev %s && ip link set %s up"):format(nic.ip, self._len, nic.ifname, nic.ifname)
+  -- IPv6 off as on the sandbox (no router solicitations in counters and captures)
+  local cmd = ("(echo 1 > /proc/sys/net/ipv6/conf/%s/disable_ipv6) 2>/dev/null; "):format(nic.ifname) ..
+    ("ip addr replace %s/%d dev %s && ip link set %s up"):format(nic.ip, self._len, nic.ifname, nic.ifname)
   if self._gateway then cmd = cmd .. (" && ip route replace default via %s dev %s"):format(self._gateway, nic.ifname) end
   local r = vm:run(cmd)
   if r.code ~= 0 then
