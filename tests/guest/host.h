@@ -200,6 +200,27 @@ static inline void guest_expect_exit(struct guest *g, int code)
 	guest_expect_not(g, "FAIL: ");
 }
 
+/* Restores the snapshot in dir into g: a running VM named o->name (o's hooks
+ * apply). Skips without KVM; fails the test when the restore fails. */
+static inline void guest_restore(struct guest *g, const char *dir,
+				 const struct vm_restore_opts *o)
+{
+	guest_require_kvm();
+	memset(g, 0, sizeof(*g));
+	g->name = o->name;
+	if (vm_restore(dir, o, &g->vm) < 0)
+		fail_msg("vm_restore(%s): %s", dir, pv_errmsg());
+}
+
+/* Destroys g's VM (none: nothing) and forgets it. */
+static inline void guest_destroy(struct guest *g)
+{
+	vm_destroy(g->vm);
+	g->vm = NULL;
+	if (guest_current == g)
+		guest_current = NULL;
+}
+
 static inline int guest_teardown(void **state)
 {
 	(void)state;

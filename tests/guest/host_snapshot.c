@@ -69,9 +69,7 @@ static int group_setup(void **state)
 	guest_fetch_log(&g);
 	if (strstr(g.log, "progress 300000"))
 		guest_fail(&g, "the guest finished its loop before the snapshot: not mid-work");
-	vm_destroy(g.vm);
-	g.vm = NULL;
-	guest_current = NULL;
+	guest_destroy(&g);
 	return 0;
 }
 
@@ -92,11 +90,7 @@ static void restore_into(struct guest *g, const char *dir, const char *name)
 {
 	struct vm_restore_opts o = {.name = name};
 
-	guest_require_kvm();
-	memset(g, 0, sizeof(*g));
-	g->name = name;
-	if (vm_restore(dir, &o, &g->vm) < 0)
-		fail_msg("vm_restore(%s): %s", dir, pv_errmsg());
+	guest_restore(g, dir, &o);
 }
 
 static void finish_with_salt(struct guest *g, uint64_t salt)
@@ -117,9 +111,8 @@ static void finish_with_salt(struct guest *g, uint64_t salt)
 static int teardown_ab(void **state)
 {
 	(void)state;
-	vm_destroy(ga.vm);
-	vm_destroy(gb.vm);
-	ga.vm = gb.vm = NULL;
+	guest_destroy(&ga);
+	guest_destroy(&gb);
 	return 0;
 }
 
@@ -172,8 +165,7 @@ static void test_snapshot_of_a_restored_vm(void **state)
 	guest_fetch_log(&ga);
 	if (strstr(ga.log, "progress 300000"))
 		guest_fail(&ga, "the guest finished before the second snapshot");
-	vm_destroy(ga.vm);
-	ga.vm = NULL;
+	guest_destroy(&ga);
 	restore_into(&gb, gen2, "gen2");
 	finish_with_salt(&gb, 9);
 	guest_expect_not(&gb, "progress 60000\r");

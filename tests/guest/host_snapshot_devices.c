@@ -56,9 +56,7 @@ static int group_setup(void **state)
 	guest_expect_not(&g, "FAIL: ");
 	if (vm_snapshot(g.vm, snap) < 0)
 		guest_fail(&g, "vm_snapshot: %s", pv_errmsg());
-	vm_destroy(g.vm);
-	g.vm = NULL;
-	guest_current = NULL;
+	guest_destroy(&g);
 	return 0;
 }
 
@@ -76,11 +74,7 @@ static void restore_salted(struct guest *g, const char *name, unsigned salt)
 	struct vm_restore_opts o = {.name = name};
 	char line[32];
 
-	guest_require_kvm();
-	memset(g, 0, sizeof(*g));
-	g->name = name;
-	if (vm_restore(snap, &o, &g->vm) < 0)
-		fail_msg("vm_restore: %s", pv_errmsg());
+	guest_restore(g, snap, &o);
 	snprintf(line, sizeof(line), "%u\n", salt);
 	vm_console_input(g->vm, line, strlen(line));
 	guest_wait_exit(g, GUEST_TIMEOUT_MS);
@@ -144,11 +138,7 @@ static void test_unflushed_write_carried_and_lost_on_crash(void **state)
 	uint8_t got[512], want[512], zero[512] = {0};
 
 	(void)state;
-	guest_require_kvm();
-	memset(&ga, 0, sizeof(ga));
-	ga.name = "dev-crash";
-	if (vm_restore(snap, &o, &ga.vm) < 0)
-		fail_msg("vm_restore: %s", pv_errmsg());
+	guest_restore(&ga, snap, &o);
 	assert_non_null(hooked);
 	assert_int_equal(virtio_blk_get_cache(hooked), VIRTIO_BLK_CACHE_WRITEBACK);
 	/* The unflushed sector came back with the device state ... */
@@ -163,8 +153,7 @@ static void test_unflushed_write_carried_and_lost_on_crash(void **state)
 	assert_int_equal(virtio_blk_read_sectors(hooked, 3, 1, got), 0);
 	pattern(want, 11);
 	assert_memory_equal(got, want, 512);
-	vm_destroy(ga.vm);
-	ga.vm = NULL;
+	guest_destroy(&ga);
 	hooked = NULL;
 	read_sector(hooked_path, 6, got);
 	assert_memory_equal(got, zero, 512);
@@ -174,9 +163,8 @@ static void test_unflushed_write_carried_and_lost_on_crash(void **state)
 static int teardown_ab(void **state)
 {
 	(void)state;
-	vm_destroy(ga.vm);
-	vm_destroy(gb.vm);
-	ga.vm = gb.vm = NULL;
+	guest_destroy(&ga);
+	guest_destroy(&gb);
 	return 0;
 }
 
