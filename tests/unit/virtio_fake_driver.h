@@ -216,4 +216,18 @@ static inline int fake_get_used(struct fake_drv *f, unsigned q, uint32_t *id, ui
 	return 1;
 }
 
+/* Saves the device's state (dev.ops->save) into sb and unpacks it into up, as a
+ * snapshot would; the caller destroys both. 0, or -1 when either step failed. */
+static inline int fake_save_state(struct device *d, msgpack_sbuffer *sb, msgpack_unpacked *up)
+{
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(sb);
+	msgpack_unpacked_init(up);
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	if (d->ops->save(d, &pk) != 0)
+		return -1;
+	return msgpack_unpack_next(up, sb->data, sb->size, NULL) == MSGPACK_UNPACK_SUCCESS ? 0 : -1;
+}
+
 #endif
