@@ -104,24 +104,32 @@ static void test_reboot_in_pid_namespace_ends_it(void **state)
 	assert_int_equal(WEXITSTATUS(st), 128 + SIGINT);
 }
 
-/* The sandbox case: the agent is PID 1 of its namespaces; poweroff is a clean exit. */
-static void test_poweroff_as_namespace_init_exits_cleanly(void **state)
+/* Starts an agent (o), sends op (no arguments), which must succeed, and checks
+ * the agent then exits with status want. */
+static void op_ends_agent_with(const struct ac_opts *o, const char *op, int want)
 {
 	struct ac a;
 	struct ac_rep r;
 	int st;
 
-	(void)state;
-	if (getuid() != 0)
-		skip();
-	assert_int_equal(ac_start(&a, &(struct ac_opts){ .unshare_flags = CLONE_NEWPID }), 0);
+	assert_int_equal(ac_start(&a, o), 0);
 	assert_int_equal(ac_hello(&a), 0);
-	assert_int_equal(ac_callf(&a, &r, PV_OP_POWEROFF, ""), 0);
+	assert_int_equal(ac_callf(&a, &r, op, ""), 0);
 	assert_true(r.f->ok);
 	ac_rep_free(&r);
 	st = ac_stop(&a);
 	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), PV_AGENT_EXIT_POWEROFF);
+	assert_int_equal(WEXITSTATUS(st), want);
+}
+
+/* The sandbox case: the agent is PID 1 of its namespaces; poweroff is a clean exit. */
+static void test_poweroff_as_namespace_init_exits_cleanly(void **state)
+{
+	(void)state;
+	if (getuid() != 0)
+		skip();
+	op_ends_agent_with(&(struct ac_opts){ .unshare_flags = CLONE_NEWPID }, PV_OP_POWEROFF,
+			   PV_AGENT_EXIT_POWEROFF);
 }
 
 static void test_eacces_as_unprivileged_agent(void **state)
@@ -157,28 +165,9 @@ static void test_eacces_as_unprivileged_agent(void **state)
 
 static void test_poweroff_and_reboot_exit_when_not_pid1(void **state)
 {
-	struct ac a;
-	struct ac_rep r;
-	int st;
-
 	(void)state;
-	assert_int_equal(ac_start(&a, NULL), 0);
-	assert_int_equal(ac_hello(&a), 0);
-	assert_int_equal(ac_callf(&a, &r, PV_OP_POWEROFF, ""), 0);
-	assert_true(r.f->ok);
-	ac_rep_free(&r);
-	st = ac_stop(&a);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), PV_AGENT_EXIT_POWEROFF);
-
-	assert_int_equal(ac_start(&a, NULL), 0);
-	assert_int_equal(ac_hello(&a), 0);
-	assert_int_equal(ac_callf(&a, &r, PV_OP_REBOOT, ""), 0);
-	assert_true(r.f->ok);
-	ac_rep_free(&r);
-	st = ac_stop(&a);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), PV_AGENT_EXIT_REBOOT);
+	op_ends_agent_with(NULL, PV_OP_POWEROFF, PV_AGENT_EXIT_POWEROFF);
+	op_ends_agent_with(NULL, PV_OP_REBOOT, PV_AGENT_EXIT_REBOOT);
 }
 
 static void test_fd_agent_exits_when_connection_closes(void **state)
