@@ -29,6 +29,16 @@ static size_t file_index(struct listed *l, const char *file)
 	return (size_t)-1;
 }
 
+/* Writes o (NULL: nothing) as one compact JSON line and drops it. */
+static void put_json_line(FILE *f, json_t *o)
+{
+	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	if (s)
+		fprintf(f, "%s\n", s);
+	free(s);
+	json_decref(o);
+}
+
 static void on_event(void *ctx, const msgpack_object *ev)
 {
 	struct listed *l = ctx;
@@ -44,12 +54,8 @@ static void on_event(void *ctx, const msgpack_object *ev)
 		const msgpack_object *meta = ev_get(ev, "meta");
 		json_t *m = meta ? report_mp_to_json(meta) : json_object();
 		if (l->json) {
-			json_t *o = json_pack("{s:s, s:s, s:O}", "file", file, "test", test, "meta", m);
-			char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-			if (s)
-				fprintf(l->f[i], "%s\n", s);
-			free(s);
-			json_decref(o);
+			put_json_line(l->f[i], json_pack("{s:s, s:s, s:O}", "file", file, "test", test,
+							 "meta", m));
 		} else {
 			char *s = json_object_size(m) ? json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 			fprintf(l->f[i], "  %s%s%s\n", test, s ? "  " : "", s ? s : "");
@@ -59,12 +65,7 @@ static void on_event(void *ctx, const msgpack_object *ev)
 	} else if (!strcmp(kind, "file_end") && ev_str(ev, "error", err, sizeof(err))) {
 		l->errors++;
 		if (l->json) {
-			json_t *o = json_pack("{s:s, s:s}", "file", file, "error", err);
-			char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-			if (s)
-				fprintf(l->f[i], "%s\n", s);
-			free(s);
-			json_decref(o);
+			put_json_line(l->f[i], json_pack("{s:s, s:s}", "file", file, "error", err));
 		} else {
 			fprintf(l->f[i], "  FILE ERROR: %s\n", err);
 		}
