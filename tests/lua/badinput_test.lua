@@ -108,6 +108,8 @@ test("a test that never returns nor yields is stopped at its timeout, at its lin
   t:eq(e.where, "busy.fixture.lua:5")
   t:match(e.message, "test timed out: busy in Lua without yielding")
   t:eq(r.by_test["runs after the busy loop"]["end"].outcome, "pass")
+  t:eq(r.by_test["a cleanup after a busy test still runs"]["end"].outcome, "error")
+  t:eq(#child.find(r, "test_log", { test = "a cleanup after a busy test still runs", text = "cleanup ran" }), 1)
   t:eq(child.find(r, "file_end")[1].error, nil, "the worker was not killed")
   t:lt((provium._c_vm.mono_ns() - t0) / 1e9, 20, "well before the runner's hang grace (30 s)")
 end, { timeout = 40 })
