@@ -8,7 +8,9 @@
  * PROVIUM_AGENT_FD=3), or /bin/provium-agent --fd 3 when the rootfs has no /init. Its stdout/stderr are the console (kept in a ring buffer by a
  * reader thread), its stdin is console input. Killing PID 1 kills the whole pid
  * namespace; the mounts live only in the sandbox's mount namespace, so nothing is left on
- * the host. PR_SET_PDEATHSIG ties the sandbox to the thread that started it.
+ * the host. PR_SET_PDEATHSIG ties the sandbox to the thread that started it (except a
+ * .keepable one, for --keep: it ends when its agent socket closes, or is held by the
+ * keeper process of sandbox_keep).
  *
  * Extra agent connections (Workers): sandbox_connect() starts another agent process
  * inside the sandbox's namespaces (setns) serving a fresh socketpair, so Workers work
