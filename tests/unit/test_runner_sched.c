@@ -307,6 +307,16 @@ static struct sched_cfg cfg_for(int nfiles, int jobs, struct seen *seen)
 	return c;
 }
 
+/* A run of nfiles fake files (fake is every worker) with nothing shared or seen yet. */
+static struct sched_cfg fresh_run(int (*fake)(const struct worker_args *), int nfiles, int jobs,
+				  struct seen *seen)
+{
+	memset(sh, 0, sizeof(*sh));
+	sched_worker_entry = fake;
+	memset(seen, 0, sizeof(*seen));
+	return cfg_for(nfiles, jobs, seen);
+}
+
 static bool gone(const char *path)
 {
 	struct stat st;
@@ -336,10 +346,8 @@ static bool dies_within(pid_t p, int tries, int ms)
 static void test_events_forwarded_in_order_and_tmp_dirs_removed(void **state)
 {
 	(void)state;
-	memset(sh, 0, sizeof(*sh));
-	sched_worker_entry = fake_normal;
-	struct seen seen = {0};
-	struct sched_cfg c = cfg_for(3, 2, &seen);
+	struct seen seen;
+	struct sched_cfg c = fresh_run(fake_normal, 3, 2, &seen);
 	struct sched_result res;
 	assert_int_equal(sched_run(&c, &res), 0);
 	assert_int_equal(res.files_started, 3);
@@ -366,10 +374,8 @@ static void test_jobs_bound_parallelism(void **state)
 {
 	(void)state;
 	for (int jobs = 1; jobs <= 2; jobs++) {
-		memset(sh, 0, sizeof(*sh));
-		sched_worker_entry = fake_normal;
-		struct seen seen = {0};
-		struct sched_cfg c = cfg_for(6, jobs, &seen);
+		struct seen seen;
+		struct sched_cfg c = fresh_run(fake_normal, 6, jobs, &seen);
 		struct sched_result res;
 		assert_int_equal(sched_run(&c, &res), 0);
 		assert_int_equal(res.files_started, 6);
@@ -381,10 +387,8 @@ static void test_jobs_bound_parallelism(void **state)
 static void test_crash_is_a_file_error_and_the_run_goes_on(void **state)
 {
 	(void)state;
-	memset(sh, 0, sizeof(*sh));
-	sched_worker_entry = fake_crashy;
-	struct seen seen = {0};
-	struct sched_cfg c = cfg_for(4, 2, &seen);
+	struct seen seen;
+	struct sched_cfg c = fresh_run(fake_crashy, 4, 2, &seen);
 	struct sched_result res;
 	assert_int_equal(sched_run(&c, &res), 0);
 	assert_int_equal(res.files_started, 4);
@@ -407,10 +411,8 @@ static void test_crash_is_a_file_error_and_the_run_goes_on(void **state)
 static void test_claims_serialise_files(void **state)
 {
 	(void)state;
-	memset(sh, 0, sizeof(*sh));
-	sched_worker_entry = fake_claimer;
-	struct seen seen = {0};
-	struct sched_cfg c = cfg_for(4, 4, &seen);
+	struct seen seen;
+	struct sched_cfg c = fresh_run(fake_claimer, 4, 4, &seen);
 	struct sched_result res;
 	assert_int_equal(sched_run(&c, &res), 0);
 	assert_int_equal(res.file_errors, 0);
@@ -421,10 +423,8 @@ static void test_claims_serialise_files(void **state)
 static void test_barrier_releases_all_parties(void **state)
 {
 	(void)state;
-	memset(sh, 0, sizeof(*sh));
-	sched_worker_entry = fake_barrier;
-	struct seen seen = {0};
-	struct sched_cfg c = cfg_for(2, 2, &seen);
+	struct seen seen;
+	struct sched_cfg c = fresh_run(fake_barrier, 2, 2, &seen);
 	struct sched_result res;
 	assert_int_equal(sched_run(&c, &res), 0);
 	assert_int_equal(res.file_errors, 0);
@@ -436,10 +436,8 @@ static void test_barrier_releases_all_parties(void **state)
 static void test_sigint_tears_everything_down(void **state)
 {
 	(void)state;
-	memset(sh, 0, sizeof(*sh));
-	sched_worker_entry = fake_sleeper;
-	struct seen seen = {0};
-	struct sched_cfg c = cfg_for(4, 2, &seen);
+	struct seen seen;
+	struct sched_cfg c = fresh_run(fake_sleeper, 4, 2, &seen);
 	struct sched_result res;
 	uint64_t t0 = pv_now_ns();
 	assert_int_equal(sched_run(&c, &res), 0);
@@ -548,10 +546,8 @@ static void test_keep_leaves_failed_files_processes_and_tmp(void **state)
 {
 	(void)state;
 	for (int keep = 0; keep <= 1; keep++) {
-		memset(sh, 0, sizeof(*sh));
-		sched_worker_entry = fake_leaver;
-		struct seen seen = {0};
-		struct sched_cfg c = cfg_for(1, 1, &seen);
+		struct seen seen;
+		struct sched_cfg c = fresh_run(fake_leaver, 1, 1, &seen);
 		c.base.keep = keep;
 		struct sched_result res;
 		assert_int_equal(sched_run(&c, &res), 0);
@@ -572,10 +568,8 @@ static void test_keep_leaves_failed_files_processes_and_tmp(void **state)
 static void test_worker_that_cannot_start_is_a_file_error(void **state)
 {
 	(void)state;
-	memset(sh, 0, sizeof(*sh));
-	sched_worker_entry = fake_normal;
-	struct seen seen = {0};
-	struct sched_cfg c = cfg_for(2, 2, &seen);
+	struct seen seen;
+	struct sched_cfg c = fresh_run(fake_normal, 2, 2, &seen);
 	setenv("TMPDIR", "/nonexistent/provium-tmp", 1);
 	struct sched_result res;
 	int r = sched_run(&c, &res);
