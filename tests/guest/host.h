@@ -112,6 +112,26 @@ static inline void guest_require_kvm(void)
 	close(fd);
 }
 
+/* Creates (not starts) g's VM from cfg (cfg->name is the guest's name); g becomes
+ * guest_current. Skips without KVM; fails when the guest ELF or the VM is missing. */
+static inline void guest_create(struct guest *g, const struct vm_config *cfg)
+{
+	guest_require_kvm();
+	memset(g, 0, sizeof(*g));
+	g->name = cfg->name;
+	guest_current = g;
+	if (access(cfg->kernel, R_OK) != 0)
+		fail_msg("%s is missing: `make guest` builds it", cfg->kernel);
+	if (vm_create(cfg, &g->vm) < 0)
+		fail_msg("vm_create(%s): %s", cfg->name, pv_errmsg());
+}
+
+static inline void guest_start(struct guest *g)
+{
+	if (vm_start(g->vm) < 0)
+		guest_fail(g, "vm_start(%s): %s", g->name, pv_errmsg());
+}
+
 static inline void guest_boot(struct guest *g, const char *name, const char *cmdline,
 		       unsigned memory_mib, unsigned cpus)
 {
@@ -119,20 +139,9 @@ static inline void guest_boot(struct guest *g, const char *name, const char *cmd
 		.name = name, .kernel = guest_elf_path(name), .cmdline = cmdline,
 		.memory_mib = memory_mib, .cpus = cpus,
 	};
-	int r;
 
-	guest_require_kvm();
-	memset(g, 0, sizeof(*g));
-	g->name = name;
-	guest_current = g;
-	if (access(cfg.kernel, R_OK) != 0)
-		fail_msg("%s is missing: `make guest` builds it", cfg.kernel);
-	r = vm_create(&cfg, &g->vm);
-	if (r < 0)
-		fail_msg("vm_create(%s): %s", name, pv_errmsg());
-	r = vm_start(g->vm);
-	if (r < 0)
-		guest_fail(g, "vm_start(%s): %s", name, pv_errmsg());
+	guest_create(g, &cfg);
+	guest_start(g);
 }
 
 /* Waits for the guest to exit; a guest still running after timeout_ms is stopped

@@ -13,20 +13,12 @@ static inline void vguest_create(struct guest *g, const char *name, const char *
 		.name = name, .kernel = guest_elf_path(name), .cmdline = cmdline,
 		.memory_mib = 64, .cpus = 1, .console_out = out, .console_opaque = opaque,
 	};
-	guest_require_kvm();
-	memset(g, 0, sizeof(*g));
-	g->name = name;
-	guest_current = g;
-	if (access(cfg.kernel, R_OK) != 0)
-		fail_msg("%s is missing: `make guest` builds it", cfg.kernel);
-	if (vm_create(&cfg, &g->vm) < 0)
-		fail_msg("vm_create(%s): %s", name, pv_errmsg());
+	guest_create(g, &cfg);
 }
 
 static inline void vguest_start(struct guest *g)
 {
-	if (vm_start(g->vm) < 0)
-		guest_fail(g, "vm_start(%s): %s", g->name, pv_errmsg());
+	guest_start(g);
 }
 
 #endif
