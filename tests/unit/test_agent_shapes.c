@@ -11,20 +11,10 @@
 #include <limits.h>
 
 #include "tests/unit/agent_client.h"
+#include "tests/unit/src_root.h"
 
 static struct ac A;
 static char dir[] = "/tmp/provium-agent-shapes.XXXXXX";
-
-static const char *src_root(void)
-{
-	static char root[2048];
-	const char *b = getenv("PROVIUM_BUILD");
-
-	if (access("tests/golden/proto", F_OK) == 0 || !b)
-		return ".";
-	snprintf(root, sizeof(root), "%s/..", b);
-	return root;
-}
 
 /* Loads a golden frame. */
 static struct pv_frame *golden(const char *name)

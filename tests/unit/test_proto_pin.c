@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "agent/proto.h"
+#include "tests/unit/src_root.h"
 
 typedef void (*build_fn)(struct pv_fbuf *b);
 
@@ -195,17 +196,6 @@ static const struct { const char *name; build_fn fn; } pins[] = {
 };
 
 static char golden_dir[PATH_MAX];  /* root is at most 2 KiB */
-
-static const char *src_root(void)
-{
-	static char root[2048];
-	const char *b = getenv("PROVIUM_BUILD");
-
-	if (access("tests/golden/proto", F_OK) == 0 || !b)
-		return ".";
-	snprintf(root, sizeof(root), "%s/..", b);
-	return root;
-}
 
 static int setup(void **state)
 {
