@@ -121,7 +121,8 @@ else
   alive=no; [ -e "/proc/$vpid" ] && alive=yes
   kill -INT $pid; wait $pid; code=$?
   [ $code = 130 ] && [ $alive = yes ] && gone "$vpid" && [ -z "$(ls -A "$W/tmp")" ] \
-    && ok "SIGINT with a VM running: exit 130, the VM (pid $vpid) and temp dir gone" \
+    && ! grep -qF "$W" /proc/mounts \
+    && ok "SIGINT with a VM running: exit 130, the VM (pid $vpid), temp dir and mounts gone" \
     || nok "SIGINT with a VM: exit $code, vm pid $vpid" "$(tail -3 "$W/out")"
   if events "$W/vmint.mp" | grep -q '"ev": *"vm_exit".*"vm": *"held".*"reason": *"interrupted"\|"ev": *"vm_exit".*"reason": *"interrupted".*"vm": *"held"'
   then ok "the interrupted run's stream has vm_exit reason=interrupted for the VM"
