@@ -52,7 +52,7 @@ struct disk_slot {
  * and writes, so kvm NICs cross the same netpath as sandbox NICs. Slots not
  * attached to a bridge stay link-down. */
 struct nic_slot {
-	char id[8];             /* net0, net1... (guest eth0, eth1...) */
+	char id[16];            /* net0, net1... (guest eth0, eth1...) */
 	uint8_t mac[6];
 	bool used;              /* bound to a bridge attachment */
 	int hostfd;             /* provium's end of the socketpair, -1 without a device */
