@@ -83,25 +83,16 @@ function S.spawn(fn, ...)
     done_cond = nil,
   }, Task)
   task.done_cond = S.cond()
-  -- A test's task that never yields (a busy Lua loop) cannot be stopped by the
-  -- scheduler: a count hook raises the timeout inside it, at its current line.
-  debug.sethook(task.co, S._busy_hook, "", 1000000)
+  -- A task that never yields (a busy Lua loop) cannot be stopped by the scheduler: a
+  -- count hook (sched.c) yields it once its test's (or the file top level's) deadline
+  -- has passed, and step() leaves it blocked so the timeout is reported at its line.
+  C.busy_hook(task.co)
   make_ready(task, nil)
   return task
 end
-
 -- S.file_deadline: set by testlib.lua while the file's top level runs
-function S._busy_hook()
-  local d = S.test_deadline
-  local what = "test"
-  if not d then d, what = S.file_deadline, "the file's top level" end
-  if d and C.now() > d + 0.05 then
-    -- (raised again every count while still busy; a loop that catches it with pcall each
-    -- time is left to the runner's hang watchdog. Cleanups get a fresh S.test_deadline.)
-    error(("%s timed out: busy in Lua without yielding for longer than its timeout " ..
-      "(a loop that never calls a blocking provium function?)"):format(what), 2)
-  end
-end
+-- coroutine -> the line its top frame was at when the busy hook stopped it
+S.busy_lines = setmetatable({}, { __mode = "k" })
 
 -- the group new top-level tasks join (the running test, or "file")
 S.group = "file"
@@ -132,6 +123,12 @@ local function step(task, value)
   current = prev
   if coroutine.status(task.co) == "dead" then
     finish(task, table.unpack(r, 1, r.n))
+  elseif r.n == 1 and S._busy_stopped then
+    -- stopped by the busy hook (sched.c): never resumed; the deadline reports it
+    S.busy_lines[task.co] = S._busy_stopped -- its real line (testlib's where_in)
+    S._busy_stopped = nil
+    task.blocked = { what = "busy in Lua without yielding (a loop that never calls a blocking provium function?)" }
+    waiting[task] = true
   elseif r[2] ~= YIELD then
     -- a yield that is not ours (coroutine.yield called directly in a task body)
     finish(task, false, "coroutine.yield called outside a coroutine of your own")

@@ -26,6 +26,8 @@ local function where_in(co, level)
     local info
     if co then info = debug.getinfo(co, l, "Sl") else info = debug.getinfo(l, "Sl") end
     if not info then return nil end
+    -- a task the busy hook stopped reports the instruction before; it recorded the line
+    if co and l == 0 and S.busy_lines[co] and S.busy_lines[co] > 0 then info.currentline = S.busy_lines[co] end
     local w = frame_where(info)
     if w then return w end
   end

@@ -106,9 +106,13 @@ test("a test that never returns nor yields is stopped at its timeout, at its lin
   local e = r.by_test["busy loop"]["end"]
   t:eq(e.outcome, "error")
   t:eq(e.where, "busy.fixture.lua:5")
-  t:match(e.message, "test timed out: busy in Lua without yielding")
+  t:match(e.message, "^test timed out after 0%.3 s, busy in Lua without yielding")
   t:eq(r.by_test["runs after the busy loop"]["end"].outcome, "pass")
   t:eq(r.by_test["a cleanup after a busy test still runs"]["end"].outcome, "error")
+  t:eq(r.by_test["a cleanup after a busy test still runs"]["end"].where, "busy.fixture.lua:10")
+  e = r.by_test["busy loop inside pcall"]["end"]
+  t:eq(e.outcome, "error", "a pcall in the loop does not hide the timeout")
+  t:eq(e.where, "busy.fixture.lua:13")
   t:eq(#child.find(r, "test_log", { test = "a cleanup after a busy test still runs", text = "cleanup ran" }), 1)
   t:eq(child.find(r, "file_end")[1].error, nil, "the worker was not killed")
   t:lt((provium._c_vm.mono_ns() - t0) / 1e9, 20, "well before the runner's hang grace (30 s)")
@@ -118,5 +122,5 @@ test("a top level that never returns nor yields is a file error at its line", fu
   local r = child.run("--timeout 0.5 topbusy.fixture.lua")
   t:eq(r.code, 1)
   t:eq(child.find(r, "file_end")[1].error,
-    "topbusy.fixture.lua:3: the file's top level timed out: busy in Lua without yielding for longer than its timeout (a loop that never calls a blocking provium function?)")
+    "topbusy.fixture.lua:3: the file's top level did not finish in time, busy in Lua without yielding (a loop that never calls a blocking provium function?)")
 end, { timeout = 30 })
