@@ -1,5 +1,5 @@
-/* kvm.h — the kvm backend's VM handle (lua/kvm.c, disk slots in lua/kvm_disk.c) as lua/disk.c and lua/snapshot.c
- * see it: the disks of a KvmVM userdata, by slot. */
+/* kvm.h — the kvm backend's VM handle (lua/kvm.c; disk slots in lua/kvm_disk.c) as
+ * lua/disk.c and lua/snapshot.c see it: the disks of a KvmVM userdata, by slot. */
 #ifndef PROVIUM_LUA_KVM_H
 #define PROVIUM_LUA_KVM_H
 
