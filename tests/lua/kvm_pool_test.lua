@@ -45,7 +45,7 @@ test("a pooled profile hands out ready VMs and its pool ends with nothing left",
   t:cleanup(function() provium._emit = orig end)
   local runs = 0
   local p = { backend = "kvm", kernel = ELF, agent = false, memory = 64, name = "pooled", pool = 2,
-    cmdline = "console=ttyS0 iters=300000 step=30000", disks = { { size = 1024 * 1024 } },
+    cmdline = "console=ttyS0 iters=150000 step=30000", disks = { { size = 1024 * 1024 } },
     setup = function(vm) runs = runs + 1; vm:console():expect("progress 60000", { timeout = 300 }) end }
   local lab = provium:lab("pooled")
   local first = lab:vm("p1", p) -- the fixture build; the pool gets its first VM
