@@ -51,3 +51,20 @@ test("two parallel files that miss the fixture cache build it once", function(t)
     t:eq({ last.ready, last.in_use, last.building }, { 0, 0, 0 }, f .. ": the pool ends empty")
   end
 end, { timeout = 900 })
+
+test("a fixture lock is exclusive until its holder lets go", function(t)
+  local C = provium._c_snap
+  local path = provium.tmpdir() .. "/x.lock"
+  local fd = C.trylock(path)
+  t:eq(math.type(fd), "integer")
+  t:eq(C.trylock(path), false, "a second open file cannot take it")
+  -- another process cannot either; flock(1) -n exits 1 when the lock is held
+  local held = os.execute(("flock -n %s true"):format(child.quote(path)))
+  t:eq(held, nil, "flock(1) in another process found it held")
+  C.unlock(fd)
+  t:eq(os.execute(("flock -n %s true"):format(child.quote(path))), true, "free after unlock")
+  local fd2 = C.trylock(path)
+  t:eq(math.type(fd2), "integer", "taken again")
+  C.unlock(fd2)
+  t:error(function() C.trylock(provium.tmpdir() .. "/no/such/dir/x.lock") end, "lock")
+end)
