@@ -437,7 +437,7 @@ end
 
 local function pool_fill_one(pool)
   pool.seq = pool.seq + 1
-  local name = ("pool-%s-%d"):format(pool.profile, pool.seq)
+  local name = ("pool-%s-%d"):format(pool.profile:gsub("[^%w_.-]", "_"), pool.seq)
   pool.building = pool.building + 1
   pool_emit(pool)
   local ok, vm = pcall(restore_raw, nil, name, pool.dir, pool.prof, nil)
