@@ -2,7 +2,9 @@
 -- `provium run -j2` runs fixtures/fixture_lock_a and _b, which both need the same
 -- fixture of a test-guest profile (no agent, so it runs on this PVM host). Exactly one
 -- of them builds it (build_start/build_end), the other waits on the lock and restores
--- it (hit); -j2 also turns on pools, whose events must add up and end empty.
+-- it (hit); -j2 also turns on pools, whose events must add up and end empty. The same
+-- holds for two separate `provium run`s sharing $PROVIUM_CACHE_DIR (flock(2) works
+-- across any processes).
 local child = dofile(debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/") .. "/helpers/child.lua")
 local ELF = provium._c_vm.self_dir() .. "/guest/snapshot_count.elf"
 
@@ -68,3 +70,41 @@ test("a fixture lock is exclusive until its holder lets go", function(t)
   C.unlock(fd2)
   t:error(function() C.trylock(provium.tmpdir() .. "/no/such/dir/x.lock") end, "lock")
 end)
+
+-- the events of one recorded stream, decoded by `provium events`
+local function decode(bin, path)
+  local p = io.popen(("%s events --format json %s 2>&1"):format(child.quote(bin), child.quote(path)))
+  local evs = {}
+  for line in p:read("a"):gmatch("[^\n]+") do
+    local ok, e = pcall(json.decode, line)
+    if ok and type(e) == "table" then evs[#evs + 1] = e end
+  end
+  p:close()
+  return evs
+end
+
+test("two separate provium runs sharing a cache build the fixture once", function(t)
+  if not io.open("/dev/kvm") then t:skip("/dev/kvm is missing") end
+  if not io.open(ELF) then t:skip(ELF .. " is missing: `make guest` builds it") end
+  local bin = child.binary()
+  local dir = provium.tmpdir()
+  local cache = dir .. "/cache2"
+  -- -j1 runs: PROVIUM_POOL=1 keeps the fixture files' pooled second VM
+  local one = "cd %s && env -u PROVIUM_EVENTS PROVIUM_CACHE_DIR=%s PROVIUM_POOL=1 %s run --no-color -j1 --timeout 300 --events %s %s > %s 2>&1"
+  local cmd = ("(" .. one .. ") & (" .. one .. ") & wait"):format(
+    child.quote(child.fixtures), child.quote(cache), child.quote(bin), child.quote(dir .. "/r1.ev"), "fixture_lock_a.fixture.lua", child.quote(dir .. "/r1.out"),
+    child.quote(child.fixtures), child.quote(cache), child.quote(bin), child.quote(dir .. "/r2.ev"), "fixture_lock_b.fixture.lua", child.quote(dir .. "/r2.out"))
+  os.execute(cmd)
+  local builds, hits, passed = 0, 0, 0
+  for _, ev in ipairs({ "r1.ev", "r2.ev" }) do
+    for _, e in ipairs(decode(bin, dir .. "/" .. ev)) do
+      if e.ev == "fixture" and e.action == "build_start" then builds = builds + 1 end
+      if e.ev == "fixture" and e.action == "hit" then hits = hits + 1 end
+      if e.ev == "test_end" and e.outcome == "pass" then passed = passed + 1 end
+    end
+  end
+  local function out(n) local f = io.open(dir .. "/" .. n); local s = f and f:read("a") or ""; if f then f:close() end; return s end
+  t:eq(passed, 2, out("r1.out") .. out("r2.out"))
+  t:eq(builds, 1, "one build across the two runs")
+  t:eq(hits, 3, "the builder's second VM and both of the other run's")
+end, { timeout = 900 })
