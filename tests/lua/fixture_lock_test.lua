@@ -108,3 +108,21 @@ test("two separate provium runs sharing a cache build the fixture once", functio
   t:eq(builds, 1, "one build across the two runs")
   t:eq(hits, 3, "the builder's second VM and both of the other run's")
 end, { timeout = 900 })
+
+test("a failed fixture build lets go of its lock and caches nothing", function(t)
+  if not io.open("/dev/kvm") then t:skip("/dev/kvm is missing") end
+  if not io.open(ELF) then t:skip(ELF .. " is missing: `make guest` builds it") end
+  local old = provium._config.cache_dir
+  provium._config.cache_dir = provium.tmpdir() .. "/cache3"
+  t:cleanup(function() provium._config.cache_dir = old end)
+  local p = { backend = "kvm", kernel = ELF, agent = false, memory = 64, name = "failing",
+    cmdline = "console=ttyS0 iters=150000 step=30000", setup = function() error("setup broke") end }
+  t:error(function() provium:vm("bad", p) end, "setup broke")
+  local snaps = provium._config.cache_dir .. "/snapshots"
+  t:eq(provium._c_snap.ls(snaps), { ".locks" }, "no fixture, no half-written directory")
+  local locks = provium._c_snap.ls(snaps .. "/.locks")
+  t:eq(#locks, 1)
+  local fd = provium._c_snap.trylock(snaps .. "/.locks/" .. locks[1])
+  t:eq(math.type(fd), "integer", "the lock is free again")
+  provium._c_snap.unlock(fd)
+end)
