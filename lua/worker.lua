@@ -1,7 +1,8 @@
 -- worker.lua — Worker (API.md): another agent connection to the same VM, with the
 -- VM's command, file, process and syscall methods. Requests on different Workers run
 -- concurrently (each connection is served by its own agent thread, and each task waits
--- on its own socket); on one Worker they are serialised by the agent.
+-- on its own socket); on one Worker they are serialised (API.md): a call made while
+-- another task's call on the same Worker is in flight waits for it to finish.
 -- Sandbox backend: each Worker is a separate agent process started inside the sandbox's
 -- namespaces (lua/sandbox.c sandbox_connect), so it needs nothing from /init.
 local provium = provium
@@ -62,6 +63,26 @@ function Worker:close()
   if self._vm._workers then self._vm._workers[self] = nil end
 end
 
+-- One call at a time per Worker. The lock is released by a to-be-closed value, so it
+-- is given back whether the call returns or raises.
+local function release(w)
+  w._busy = false
+  if w._idle then w._idle:signal() end
+end
+local unlock_mt = { __close = function(u) release(u.w) end }
+
+local function serialised(fn)
+  return function(self, ...)
+    while rawget(self, "_busy") do
+      self._idle = self._idle or S.cond()
+      self._idle:wait(nil)
+    end
+    self._busy = true
+    local _ <close> = setmetatable({ w = self }, unlock_mt)
+    return fn(self, ...)
+  end
+end
+
 for _, name in ipairs(V.shared_methods) do
-  Worker[name] = V.VM[name]
+  Worker[name] = serialised(V.VM[name])
 end

@@ -43,6 +43,23 @@ test("a worker has the VM's command, file, process and syscall methods", functio
   t:eq(e.code, "closed")
 end)
 
+test("calls on one worker from two tasks are serialised", function(t)
+  local w = v():worker()
+  local t0 = S.now()
+  local order = {}
+  provium.all({
+    function() w:run("sleep 0.5"); order[#order + 1] = "first" end,
+    function() provium.sleep(0.05); w:run("true"); order[#order + 1] = "second" end,
+  })
+  local dt = S.now() - t0
+  t:eq(order, { "first", "second" }) -- the quick call waited for the slow one
+  t:ge(dt, 0.45)
+  -- an error in a serialised call gives the worker back
+  t:error(function() w:succeed("exit 3") end)
+  t:eq(w:succeed("echo again"), "again\n")
+  w:close()
+end)
+
 test("a slow request on the VM connection does not delay a worker", function(t)
   local w = v():worker()
   local slow = provium.go(function() return v():run("sleep 1; echo slow").stdout end)
