@@ -1,5 +1,6 @@
 -- Capture, counters, link state, duplicate and corrupt on the sandbox backend
 -- (API.md "Bridge and Nic", "Streams").
+-- Also run on Linux microVMs (--backend kvm) by the linux tier (tests/linux/run.sh).
 local net_ok, net_why = provium._c_net.available()
 if not net_ok then test("networking", function(t) t:skip(net_why) end) return end
 local net = provium:bridge("cap")

@@ -1,5 +1,6 @@
 -- Network faults on the sandbox backend (API.md "Bridge and Nic"), enforced in the
 -- NIC datapath (devices/netpath_rules.c): partition, heal, isolate, latency, drop.
+-- Also run on Linux microVMs (--backend kvm) by the linux tier (tests/linux/run.sh).
 local net_ok, net_why = provium._c_net.available()
 if not net_ok then test("networking", function(t) t:skip(net_why) end) return end
 local net = provium:bridge("faults")

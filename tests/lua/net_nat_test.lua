@@ -1,5 +1,6 @@
 -- bridge:nat on the sandbox backend: a listener on the host end of the NAT veth
 -- (never an outside address) is reachable from a VM; nat(false) removes it all.
+-- Also run on Linux microVMs (--backend kvm) by the linux tier (tests/linux/run.sh).
 local net_ok, net_why = provium._c_net.available()
 if not net_ok then test("networking", function(t) t:skip(net_why) end) return end
 local net = provium:bridge("nat", { nat = true })
