@@ -14,6 +14,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
 export PROVIUM_BUILD=${PROVIUM_BUILD:-$root/build}
 provium=$PROVIUM_BUILD/provium
+. "$root/tests/tap-lib.sh"   # emit: renumbers TAP results into $n, counts $failed
 
 # The API test files of tests/lua that must behave the same on both backends (not the
 # runner-internal ones: claims, meta, tasks, json, badinput, sandbox, profiles...;
@@ -62,24 +63,7 @@ trap 'rm -f "$out"' EXIT
 "$provium" run --backend kvm --format tap "${files[@]}" > "$out"; code=$?
 n=0
 failed=0
-while IFS= read -r line; do
-  case $line in
-    "TAP version"*|1..*) ;;
-    "ok "[0-9]*|"not ok "[0-9]*)
-      n=$((n + 1))
-      if [ "${line#not }" != "$line" ]; then
-        rest=${line#not ok }; rest=${rest#* }
-        case $rest in *"# TODO"*|*"# todo"*) ;; *) failed=$((failed + 1)) ;; esac
-        echo "not ok $n - ${rest#- }"
-      else
-        rest=${line#ok }; rest=${rest#* }
-        echo "ok $n - ${rest#- }"
-      fi ;;
-    "#"*) echo "$line" ;;
-    "") ;;
-    *) echo "# $line" ;;
-  esac
-done < "$out"
+emit "- " < "$out"
 if [ $code -ne 0 ] && [ $code -ne 1 ]; then
   n=$((n + 1)); failed=$((failed + 1))
   echo "not ok $n - provium run --backend kvm exited with status $code"

@@ -15,28 +15,8 @@ out=$(mktemp /tmp/provium-luatier.XXXXXX)
 trap 'rm -f "$out"' EXIT
 
 echo "TAP version 13"
-# emit PREFIX < TAP: renumbers result lines, keeps comments, drops plans/version lines
-emit() {
-  local prefix=$1 line rest
-  while IFS= read -r line; do
-    case $line in
-      "TAP version"*|1..*) ;;
-      "ok "[0-9]*|"not ok "[0-9]*)
-        n=$((n + 1))
-        if [ "${line#not }" != "$line" ]; then
-          rest=${line#not ok }; rest=${rest#* }
-          case $rest in *"# TODO"*|*"# todo"*) ;; *) failed=$((failed + 1)) ;; esac
-          echo "not ok $n ${prefix}${rest#- }"
-        else
-          rest=${line#ok }; rest=${rest#* }
-          echo "ok $n ${prefix}${rest#- }"
-        fi ;;
-      "#"*) echo "$line" ;;
-      "") ;;
-      *) echo "# $line" ;;
-    esac
-  done
-}
+# emit PREFIX < TAP (tests/tap-lib.sh): renumbers results into $n, counts $failed
+. "$root/tests/tap-lib.sh"
 # results always read "- description": emit adds "- " back via the prefix
 if [ ! -x "$provium" ]; then
   echo "not ok 1 - $provium is not built"; echo "1..1"; exit 1
