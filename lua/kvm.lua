@@ -1,6 +1,7 @@
 -- kvm.lua — the kvm backend (docs/vm.md "The kvm backend"): provium._kvm_vm_new for
 -- lab:vm, and the VM methods that differ from the sandbox: lifecycle (start, stop,
--- kill, reboot, pause, resume, crash, state, exit_reason, wait_ready, teardown), the
+-- kill, reboot, crash, state, exit_reason, wait_ready, teardown; pause and resume are
+-- vmlife.lua's, calling the KvmVM's pause/resume through vm._sb), the
 -- agent over a vsock stream (connect to guest port 1024, retried until the guest
 -- listens or the boot timeout passes), disks (attach_disk, disks, disk), the kvm
 -- Clock (set through the agent, advance/sleep through the VMM) and info. Every other
@@ -254,20 +255,6 @@ function K:reboot(opts)
     mark_exit(self, "stopped", "reboot", nil)
   end
   return self:start(opts)
-end
-
-function K:pause()
-  local st = self:state()
-  if st ~= "running" then perr({ code = "invalid", op = "vm:pause", vm = self.name, message = "VM is " .. st }, 2) end
-  self._sb:pause()
-  self._state = "paused"
-end
-
-function K:resume()
-  local st = self:state()
-  if st ~= "paused" then perr({ code = "invalid", op = "vm:resume", vm = self.name, message = "VM is " .. st .. ", not paused" }, 2) end
-  self._sb:resume()
-  self._state = "running"
 end
 
 function K:_teardown()

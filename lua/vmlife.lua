@@ -173,6 +173,8 @@ function VM:reboot(opts)
   return self:start(opts)
 end
 
+-- pause/resume serve both backends: vm._sb is a Sandbox or a KvmVM (kvm.lua), both
+-- with pause/resume, and self:state() is the backend's.
 function VM:pause()
   local st = self:state()
   if st ~= "running" then perr({ code = "invalid", op = "vm:pause", vm = self.name, message = "VM is " .. st }, 2) end
