@@ -6,6 +6,7 @@
  * Exposed as provium._c_snap. */
 #include "lua/errors.h"
 #include "runner/kernel.h"
+#include "vmm/snapshot.h"
 #include "vmm/util.h"
 
 #include <dirent.h>
@@ -55,59 +56,17 @@ static int l_mkdir_p(lua_State *L)
 	return 1;
 }
 
-static uint64_t du(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return 0;
-	uint64_t n = (uint64_t)st.st_blocks * 512;
-	if (!S_ISDIR(st.st_mode))
-		return n;
-	DIR *d = opendir(path);
-	if (!d)
-		return n;
-	struct dirent *e;
-	char sub[PATH_MAX];
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-		    snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) < (int)sizeof(sub))
-			n += du(sub);
-	closedir(d);
-	return n;
-}
-
-static int rm_tree(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (S_ISDIR(st.st_mode)) {
-		DIR *d = opendir(path);
-		if (!d)
-			return -errno;
-		struct dirent *e;
-		char sub[PATH_MAX];
-		while ((e = readdir(d)))
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-			    snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) < (int)sizeof(sub))
-				rm_tree(sub);
-		closedir(d);
-		return rmdir(path) < 0 ? -errno : 0;
-	}
-	return unlink(path) < 0 ? -errno : 0;
-}
-
 static int l_du(lua_State *L)
 {
-	lua_pushinteger(L, (lua_Integer)du(luaL_checkstring(L, 1)));
+	lua_pushinteger(L, (lua_Integer)snapshot_du(luaL_checkstring(L, 1)));
 	return 1;
 }
 
 static int l_rm_tree(lua_State *L)
 {
 	const char *p = luaL_checkstring(L, 1);
-	int err = rm_tree(p);
-	if (err < 0)
+	int err = snapshot_rm_tree(p);
+	if (err < 0 && err != -ENOENT)
 		pv_lua_error(L, "infra", "snapshot:delete", NULL, "%s: %s", p, strerror(-err));
 	return 0;
 }
@@ -119,7 +78,7 @@ static int l_rename(lua_State *L)
 	if (rename(a, b) < 0) {
 		if (errno != ENOTEMPTY && errno != EEXIST)
 			pv_lua_error(L, "infra", "snapshot", NULL, "rename %s -> %s: %s", a, b, strerror(errno));
-		rm_tree(b);
+		snapshot_rm_tree(b);
 		if (rename(a, b) < 0)
 			pv_lua_error(L, "infra", "snapshot", NULL, "rename %s -> %s: %s", a, b, strerror(errno));
 	}

@@ -54,49 +54,6 @@ static int snapshots_dir(char *out, size_t len)
 	return 0;
 }
 
-/* Bytes on disk (allocated blocks: memory files are sparse). */
-static uint64_t du(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return 0;
-	uint64_t n = (uint64_t)st.st_blocks * 512;
-	if (!S_ISDIR(st.st_mode))
-		return n;
-	DIR *d = opendir(path);
-	if (!d)
-		return n;
-	struct dirent *e;
-	char sub[PATH_MAX];
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-		    snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) < (int)sizeof(sub))
-			n += du(sub);
-	closedir(d);
-	return n;
-}
-
-static int rm_tree(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return -errno;
-	if (S_ISDIR(st.st_mode)) {
-		DIR *d = opendir(path);
-		if (!d)
-			return -errno;
-		struct dirent *e;
-		char sub[PATH_MAX];
-		while ((e = readdir(d)))
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-			    snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) < (int)sizeof(sub))
-				rm_tree(sub);
-		closedir(d);
-		return rmdir(path) < 0 ? -errno : 0;
-	}
-	return unlink(path) < 0 ? -errno : 0;
-}
-
 static void human(uint64_t b, char *buf, size_t len)
 {
 	const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -261,7 +218,7 @@ static int do_ls(const char *dir)
 		if (!join(path, sizeof(path), dir, names[i]))
 			continue;
 		inspect(dir, names[i], &e);
-		human(du(path), size, sizeof(size));
+		human(snapshot_du(path), size, sizeof(size));
 		if (e.memory_mib)
 			snprintf(mem, sizeof(mem), "%u MiB", e.memory_mib);
 		if (e.created_ns) {
@@ -299,7 +256,7 @@ static int do_rm(const char *dir, int argc, char **argv)
 			status = 2;
 			continue;
 		}
-		int rc = join(path, sizeof(path), dir, argv[i]) ? rm_tree(path) : -ENAMETOOLONG;
+		int rc = join(path, sizeof(path), dir, argv[i]) ? snapshot_rm_tree(path) : -ENAMETOOLONG;
 		if (rc == -ENOENT) {
 			fprintf(stderr, "provium snapshots rm: no snapshot \"%s\" in %s\n", argv[i],
 				dir);
@@ -329,7 +286,7 @@ static int do_prune(const char *dir, bool all)
 		inspect(dir, names[i], &e);
 		if (!all && e.kind != K_BROKEN && e.kind != K_UNFINISHED)
 			continue;
-		int rc = join(path, sizeof(path), dir, names[i]) ? rm_tree(path) : -ENAMETOOLONG;
+		int rc = join(path, sizeof(path), dir, names[i]) ? snapshot_rm_tree(path) : -ENAMETOOLONG;
 		if (rc < 0) {
 			fprintf(stderr, "provium snapshots prune: %s: %s\n", path, strerror(-rc));
 			status = 3;

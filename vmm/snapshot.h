@@ -36,4 +36,12 @@ int snapshot_memory_write(const char *path, const void *mem, uint64_t size, int 
 /* Copies a file keeping holes (FICLONE reflink when the file system can). */
 int snapshot_copy_file(const char *src, const char *dst);
 
+/* Snapshot directories on disk, for `provium snapshots` (runner/cmd_snapshots.c) and
+ * the Lua cache (lua/snapshot.c). snapshot_du: bytes allocated under `path` (memory
+ * files are sparse), 0 when it is missing. snapshot_rm_tree: removes `path` and
+ * everything below it; -errno of the lstat/rmdir/unlink of `path` itself (-ENOENT
+ * when missing), errors below it are ignored. No message is set. */
+uint64_t snapshot_du(const char *path);
+int snapshot_rm_tree(const char *path);
+
 #endif

@@ -4,9 +4,11 @@
 #include "vmm/snapshot.h"
 #include "vmm/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -305,4 +307,46 @@ done:
 		return pv_error(-err, "copy %s to %s: %s", src, dst, strerror(-err));
 	}
 	return 0;
+}
+
+uint64_t snapshot_du(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return 0;
+	uint64_t n = (uint64_t)st.st_blocks * 512;
+	if (!S_ISDIR(st.st_mode))
+		return n;
+	DIR *d = opendir(path);
+	if (!d)
+		return n;
+	struct dirent *e;
+	char sub[PATH_MAX];
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+		    snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) < (int)sizeof(sub))
+			n += snapshot_du(sub);
+	closedir(d);
+	return n;
+}
+
+int snapshot_rm_tree(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode)) {
+		DIR *d = opendir(path);
+		if (!d)
+			return -errno;
+		struct dirent *e;
+		char sub[PATH_MAX];
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+			    snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) < (int)sizeof(sub))
+				snapshot_rm_tree(sub);
+		closedir(d);
+		return rmdir(path) < 0 ? -errno : 0;
+	}
+	return unlink(path) < 0 ? -errno : 0;
 }
