@@ -289,23 +289,6 @@ static void save_config(struct vm *vm, msgpack_packer *pk)
 	pk_kv_u64(pk, "created_ns", pv_wall_ns());
 }
 
-static int rm_tree(const char *path)
-{
-	DIR *d = opendir(path);
-	if (!d)
-		return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
-	struct dirent *e;
-	char sub[PATH_MAX];
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-		rm_tree(sub);
-	}
-	closedir(d);
-	return rmdir(path) == 0 ? 0 : -errno;
-}
-
 int vm_snapshot(struct vm *vm, const char *dir)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
@@ -316,7 +299,7 @@ int vm_snapshot(struct vm *vm, const char *dir)
 	if (vm->started && !atomic_load(&vm->pausing))
 		vm_pause(vm);
 	snprintf(tmp, sizeof(tmp), "%s.tmp-%d", dir, (int)getpid());
-	rm_tree(tmp);
+	snapshot_rm_tree(tmp);
 	if (mkdir(tmp, 0755) < 0)
 		return pv_error(errno, "vm %s: snapshot %s: %s", vm->name, tmp, strerror(errno));
 
@@ -364,7 +347,7 @@ int vm_snapshot(struct vm *vm, const char *dir)
 	return 0;
 fail:
 	msgpack_sbuffer_destroy(&sb);
-	rm_tree(tmp);
+	snapshot_rm_tree(tmp);
 	return pv_error_prefix(-err, "vm %s: snapshot %s", vm->name, dir);
 }
 
