@@ -45,7 +45,8 @@ show() {
   local tier=$1 out=$2
   if [ -n "${VERBOSE:-}" ]; then cat "$out"; else grep -E '^not ok [0-9]+' "$out" | grep -v '# SKIP' | while read -r l; do
       echo "  $l"; grep -A8 -F "$l" "$out" | sed -n '2,9p' | grep '^#' | sed 's/^/    /'; done; fi
-  grep -E '^(not )?ok [0-9]+.*# (SKIP|skip)' "$out" | sed 's/^/  /' | head -20
+  # skips with their reasons (cmocka prints a guest's reason as a "# SKIP: ..." comment)
+  grep -E '^(not )?ok [0-9]+.*# (SKIP|skip)|^# SKIP: ' "$out" | sed 's/^/  /' | head -20
   count "$out"
   printf '%-6s %s\n' "$tier:" "$res"
 }
