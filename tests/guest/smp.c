@@ -39,6 +39,15 @@ int main(void)
 	cmdline_u64("ap_timeout_ms", &timeout_ms);
 	lapic_enable();
 	stage = smp_start_ap((unsigned)target, ap_main, (unsigned)timeout_ms, &why);
+	/* The AP marks the C stage before it calls ap_main: give ap_main the same time to
+	 * finish before judging (checking at once raced with it). */
+	if (stage == SMP_STAGE_C) {
+		uint64_t end = now_us() + timeout_ms * 1000;
+		while (!ap_ran && now_us() < end)
+			cpu_relax();
+		if (!ap_ran)
+			why = "ap_main did not finish";
+	}
 	if (stage < 0) {
 		report_skip("AP %lu: INIT/SIPI could not be sent: %s", target, why);
 	} else if (stage < SMP_STAGE_C || !ap_ran) {
