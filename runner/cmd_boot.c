@@ -215,7 +215,12 @@ int cmd_boot(int argc, char **argv)
 		 * else is KVM refusing the VM. */
 		return err == -EINVAL ? 2 : 3;
 	}
+	/* Raw mode before the guest runs: keys typed as soon as it prints (Ctrl-A x)
+	 * must not sit in the terminal's line buffer. */
+	struct term t = {0};
+	term_raw(&t);
 	if ((err = vm_start(vm))) {
+		term_restore(&t);
 		fprintf(stderr, "provium boot: %s\n", pv_errmsg());
 		vm_destroy(vm);
 		return 2;
@@ -228,8 +233,6 @@ int cmd_boot(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	/* A closed output pipe must not kill us with the terminal left raw. */
 	signal(SIGPIPE, SIG_IGN);
-	struct term t = {0};
-	term_raw(&t);
 
 	bool stdin_open = true, esc = false, quit = false;
 	struct vm_exit ex;
@@ -238,6 +241,7 @@ int cmd_boot(int argc, char **argv)
 			break;
 		if (got_signal || quit) {
 			vm_stop(vm);
+			vm_wait(vm, 100, &ex); /* no busy loop while the vCPUs stop */
 			continue;
 		}
 		if (!stdin_open)

@@ -399,11 +399,15 @@ void vm_request_exit(struct vm *vm, enum vm_exit_reason r, int code, const char 
 		vm->exit.code = code;
 		snprintf(vm->exit.detail, sizeof(vm->exit.detail), "%s", detail ? detail : "");
 	}
-	atomic_store(&vm->stopping, true);
+	bool already = atomic_exchange(&vm->stopping, true);
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
-	for (unsigned i = 0; i < vm->ncpus; i++)
-		vcpu_kick(&vm->vcpus[i]);
+	/* Kick once: a caller that repeats the request (a loop around vm_stop) must not
+	 * keep a vCPU thread busy taking queued real-time kick signals forever, which
+	 * livelocked it inside KVM_RUN. A kick is never lost (vcpu.c), so one is enough. */
+	if (!already)
+		for (unsigned i = 0; i < vm->ncpus; i++)
+			vcpu_kick(&vm->vcpus[i]);
 }
 
 void vm_stop(struct vm *vm)
