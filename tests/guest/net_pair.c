@@ -8,6 +8,7 @@
  * "RX <payload>"; "quit\n" ends the test (exit code 0 when nothing failed). */
 #include "guest.h"
 #include "virtio.h"
+#include "vnet.h"
 
 #define F_MAC (1ull << 5)
 #define HDR 12
@@ -29,18 +30,7 @@ static void post_rx(unsigned i)
 
 static void send_frame(const char *payload)
 {
-	memset(txbuf, 0, HDR);
-	uint8_t *f = txbuf + HDR;
-	memcpy(f, peer, 6);
-	memcpy(f + 6, mac, 6);
-	f[12] = 0x88;
-	f[13] = 0xb5;
-	size_t n = strlen(payload);
-	memcpy(f + 14, payload, n);
-	struct vbuf b = {txbuf, (uint32_t)(HDR + 14 + n), false};
-	vq_add(&tx, &b, 1);
-	vq_kick(&tx);
-	report(vq_wait(&tx, NULL, NULL, 20000), "tx %s completed", payload);
+	report(vnet_send(&tx, txbuf, peer, mac, payload), "tx %s completed", payload);
 	printf("TX %s\n", payload);
 }
 

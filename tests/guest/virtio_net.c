@@ -6,6 +6,7 @@
  * IPv6 chatter on the TAP) are skipped. Host side: host_virtio_net.c. */
 #include "guest.h"
 #include "virtio.h"
+#include "vnet.h"
 
 #define VEC 0x41
 #define F_MAC (1ull << 5)
@@ -34,18 +35,8 @@ static void post_rx(unsigned i)
 
 static bool send_frame(const char *payload)
 {
-	memset(txbuf, 0, HDR);
-	uint8_t *f = txbuf + HDR;
-	memset(f, 0xff, 6);
-	memcpy(f + 6, mac, 6);
-	f[12] = 0x88;
-	f[13] = 0xb5;
-	size_t n = strlen(payload);
-	memcpy(f + 14, payload, n);
-	struct vbuf b = {txbuf, (uint32_t)(HDR + 14 + n), false};
-	vq_add(&tx, &b, 1);
-	vq_kick(&tx);
-	return vq_wait(&tx, NULL, NULL, 20000);
+	static const uint8_t broadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	return vnet_send(&tx, txbuf, broadcast, mac, payload);
 }
 
 /* Waits for a 0x88b5 frame; returns its payload buffer (NUL-terminated) or NULL. */
