@@ -130,10 +130,30 @@ static const char *env_get(char **v, const char *name)
 	return NULL;
 }
 
+/* Finds prog along the PATH of envp: true with its path in buf. */
+static bool path_lookup(const char *prog, char **envp, char *buf, size_t size)
+{
+	const char *path = env_get(envp, "PATH");
+
+	if (!path)
+		path = DEFAULT_PATH;
+	while (*path) {
+		size_t len = strcspn(path, ":");
+
+		if (snprintf(buf, size, "%.*s/%s", (int)len, len ? path : ".", prog) < (int)size &&
+		    access(buf, X_OK) == 0)
+			return true;
+		path += len;
+		if (*path == ':')
+			path++;
+	}
+	return false;
+}
+
 /* Resolves argv[0] along PATH in the parent (no allocation after fork). */
 static int resolve(struct req *r, struct cmd *cmd)
 {
-	const char *prog = cmd->argv[0], *path = env_get(cmd->envp, "PATH");
+	const char *prog = cmd->argv[0];
 	char buf[PATH_MAX];
 
 	if (!prog[0])
@@ -142,22 +162,65 @@ static int resolve(struct req *r, struct cmd *cmd)
 		cmd->path = strdup(prog);
 		return cmd->path ? 0 : fail(r, ENOMEM, "out of memory");
 	}
-	if (!path)
-		path = DEFAULT_PATH;
-	while (*path) {
-		size_t len = strcspn(path, ":");
-
-		if (snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, len ? path : ".", prog) <
-			    (int)sizeof(buf) &&
-		    access(buf, X_OK) == 0) {
-			cmd->path = strdup(buf);
-			return cmd->path ? 0 : fail(r, ENOMEM, "out of memory");
-		}
-		path += len;
-		if (*path == ':')
-			path++;
+	if (path_lookup(prog, cmd->envp, buf, sizeof(buf))) {
+		cmd->path = strdup(buf);
+		return cmd->path ? 0 : fail(r, ENOMEM, "out of memory");
 	}
 	return fail(r, ENOENT, "%s: command not found", prog);
+}
+
+/* The shell's builtins and reserved words: `exec` would not run them. */
+static bool sh_builtin(const char *w, size_t n)
+{
+	static const char *const names[] = {
+		".", ":", "[", "[[", "alias", "bg", "break", "case", "cd", "chdir", "command",
+		"continue", "do", "done", "echo", "elif", "else", "esac", "eval", "exec",
+		"exit", "export", "false", "fg", "fi", "for", "function", "getopts", "hash",
+		"help", "history", "if", "in", "jobs", "kill", "let", "local", "printf", "pwd",
+		"read", "readonly", "return", "select", "set", "shift", "source", "test", "then",
+		"time", "times", "trap", "true", "type", "ulimit", "umask", "unalias", "unset",
+		"until", "wait", "while",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == n && !memcmp(names[i], w, n))
+			return true;
+	return false;
+}
+
+/* busybox ash, the guest's /bin/sh, ignores SIGQUIT for itself, and when it execs the
+ * last command of `sh -c` in place (no fork) that command keeps the ignore (its
+ * `exec` builtin resets it). So a shell string that is one plain command of an
+ * existing program (words of [A-Za-z0-9_./:=,+@%-], no quoting, expansion,
+ * redirection or operators, not a builtin or an assignment) is run as `exec CMD`:
+ * the same process and pid as before, with default dispositions. Anything else is
+ * left as written; commands the shell forks get defaults from it anyway. */
+static int sh_exec_in_place(struct cmd *cmd)
+{
+	const char *s = cmd->argv[2], *w;
+	char prog[256], buf[PATH_MAX];
+	size_t n;
+	char *out;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (!*s || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			      "0123456789_./:=,+@%- \t") != strlen(s))
+		return 0;
+	w = s;
+	n = strcspn(w, " \t");
+	if (n >= sizeof(prog) || memchr(w, '=', n) || sh_builtin(w, n))
+		return 0;
+	memcpy(prog, w, n);
+	prog[n] = 0;
+	if (strchr(prog, '/') ? (prog[0] != '/' || access(prog, X_OK) != 0)
+			      : !path_lookup(prog, cmd->envp, buf, sizeof(buf)))
+		return 0; /* the shell reports it as it always does */
+	if (asprintf(&out, "exec %s", s) < 0)
+		return -ENOMEM;
+	free(cmd->argv[2]);
+	cmd->argv[2] = out;
+	return 0;
 }
 
 int cmd_parse(struct req *r, struct cmd *cmd)
@@ -166,7 +229,7 @@ int cmd_parse(struct req *r, struct cmd *cmd)
 	const msgpack_object *env = pv_map_get(r->args, "env");
 	const msgpack_object *user = pv_map_get(r->args, "user");
 	size_t nargv = 0, nenv = 0;
-	bool clear_env = false;
+	bool clear_env = false, shell = false;
 	int64_t v;
 	int rc;
 
@@ -198,6 +261,7 @@ int cmd_parse(struct req *r, struct cmd *cmd)
 
 		if (!sh)
 			return invalid(r, "need 'cmd' (a shell string) or 'argv' (an array)");
+		shell = true;
 		if (strv_push(&cmd->argv, &nargv, strdup("/bin/sh")) < 0 ||
 		    strv_push(&cmd->argv, &nargv, strdup("-c")) < 0 ||
 		    strv_push(&cmd->argv, &nargv, sh) < 0) {
@@ -312,6 +376,10 @@ int cmd_parse(struct req *r, struct cmd *cmd)
 		rc = invalid(r, "stdin must be a string");
 		goto err;
 	}
+	if (shell && sh_exec_in_place(cmd) < 0) {
+		rc = fail(r, ENOMEM, "out of memory");
+		goto err;
+	}
 	if ((rc = resolve(r, cmd)) < 0)
 		goto err;
 	return 0;
@@ -323,12 +391,19 @@ err:
 /* The child side: never returns. Reports a failure as (stage, errno) on errfd. */
 static void child(struct cmd *cmd, int in, int out, int err, int errfd)
 {
-	sigset_t all;
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
 	int report[2] = { 0, 0 };
 
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	signal(SIGPIPE, SIG_DFL);
+	/* Every command starts with default dispositions and an empty mask, whatever
+	 * the agent inherited: /init starts it in the background, and a shell ignores
+	 * SIGINT and SIGQUIT in background jobs; ignored signals survive exec. The
+	 * agent blocks its termination signals and ignores SIGPIPE for itself. */
+	sigemptyset(&dfl.sa_mask);
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL); /* SIGKILL, SIGSTOP, libc's own: EINVAL, fine */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	setpgid(0, 0);
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
 		report[0] = 1;

@@ -94,3 +94,48 @@ test("p:wait with a timeout the process outlives raises timeout naming the proce
   p:kill()
   t:eq(p:wait({ timeout = 5 }).signal, 9, "a second wait still gets the exit")
 end)
+
+-- the SigIgn and SigBlk lines of a command's /proc/self/status
+local function sigmasks(status)
+  return { ign = status:match("SigIgn:%s*(%x+)"), blk = status:match("SigBlk:%s*(%x+)") }
+end
+local NONE = { ign = "0000000000000000", blk = "0000000000000000" }
+
+test("commands start with default signal dispositions and an empty signal mask", function(t)
+  -- exec'd directly (argv) and through /bin/sh, run and spawned
+  t:eq(sigmasks(v():succeed({ "cat", "/proc/self/status" })), NONE, "vm:run argv")
+  t:eq(sigmasks(v():succeed("cat /proc/self/status")), NONE, "vm:run shell")
+  local p = v():spawn({ "cat", "/proc/self/status" })
+  t:eq(sigmasks(p:wait({ timeout = 10 }).stdout), NONE, "vm:spawn argv")
+  local w = v():worker()
+  t:eq(sigmasks(w:succeed({ "cat", "/proc/self/status" })), NONE, "a worker's command")
+  w:close()
+end)
+
+test("INT and QUIT end a waiting process", function(t)
+  for _, cmd in ipairs({ { "sleep", "30" }, "sleep 30" }) do
+    for _, s in ipairs({ { "INT", 2 }, { "QUIT", 3 }, { "SIGINT", 2 } }) do
+      local p = v():spawn(cmd)
+      p:signal(s[1])
+      local r = p:wait({ timeout = 10 })
+      t:eq(r.signal, s[2], s[1] .. " to " .. tostring(p))
+    end
+  end
+end)
+
+test("a plain shell command is the process itself: its pid, its signals", function(t)
+  -- busybox ash ignores SIGQUIT; the agent runs a lone plain command with `exec`
+  -- so the program does not inherit that (agent/exec.c sh_exec_in_place)
+  t:eq(sigmasks(v():succeed("cat /proc/self/status")), NONE)
+  local p = v():spawn("cat /proc/self/status")
+  local r = p:wait({ timeout = 10 })
+  t:eq(r.stdout:match("\nPid:%s*(%d+)"), tostring(p.pid))
+  -- what the shell forks starts with defaults too
+  t:eq(sigmasks(v():succeed("cat /proc/self/status; true")), NONE)
+  t:eq(sigmasks(v():succeed("cat /proc/self/status | cat")), NONE)
+  -- builtins and missing programs behave as in the shell
+  t:eq(v():run("echo $((1+2))").stdout, "3\n")
+  local nf = v():run("no-such-program-xyz")
+  t:eq(nf.code, 127)
+  t:match(nf.stderr, "no%-such%-program%-xyz: not found")
+end)
