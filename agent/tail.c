@@ -20,6 +20,7 @@ struct tailer {
 	int fd;
 	bool from_end;
 	int poll_ms;
+	struct stat st;        /* of the file op_tail opened */
 };
 
 /* Sleeps up to ms or until the task is woken; true when it must stop. */
@@ -56,22 +57,35 @@ static ssize_t pump(struct tailer *tl, uint8_t *buf)
 	}
 }
 
+/* Opens the path (if it exists) and takes the starting position: the end with
+ * from_end, else 0. -1 when there is no such file (yet). */
+static off_t open_at_start(struct tailer *tl, struct stat *st)
+{
+	off_t pos;
+
+	tl->fd = open(tl->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (tl->fd < 0)
+		return -1;
+	fstat(tl->fd, st);
+	pos = tl->from_end ? lseek(tl->fd, 0, SEEK_END) : 0;
+	return pos;
+}
+
+/* tl->fd is the file opened by op_tail before it replied, or -1 when it did not
+ * exist then (it is waited for). */
 static void follow_path(struct tailer *tl, uint8_t *buf)
 {
-	struct stat st, cur;
-	off_t pos = 0;
+	struct stat st = tl->st, cur;
+	off_t pos = tl->fd >= 0 ? lseek(tl->fd, 0, SEEK_CUR) : 0;
 
-	tl->fd = -1;
 	for (;;) {
 		ssize_t n;
 
 		if (tl->fd < 0) {
-			tl->fd = open(tl->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-			if (tl->fd >= 0) {
-				fstat(tl->fd, &st);
-				pos = tl->from_end ? lseek(tl->fd, 0, SEEK_END) : 0;
-				tl->from_end = false; /* a replacement is read from its start */
-			}
+			off_t p = open_at_start(tl, &st);
+
+			if (p >= 0)
+				pos = p;
 		}
 		if (tl->fd < 0) {
 			if (tail_wait(tl, tl->poll_ms, -1))
@@ -201,6 +215,12 @@ int op_tail(struct req *r)
 		return invalid(r, "from must be start or end");
 	}
 	tl->from_end = !strcmp(from, "end");
+	/* The position is taken now, before the reply: whatever the file gets after the
+	 * host's call returns is delivered (opening it in the follower thread raced
+	 * with writes right after the call). A file that does not exist yet is read
+	 * from its start once it appears. */
+	open_at_start(tl, &tl->st);
+	tl->from_end = false;
 	return start_tail(r, tl);
 }
 

@@ -111,3 +111,21 @@ test("a closed stream gives what it buffered, then nil with eof() true", functio
   t:eq(e.code, "timeout")
   t:match(e.message, "%(stream closed%)")
 end)
+
+test("tail_file from=end delivers every line written after it returns", function(t)
+  -- the agent takes the position before it answers (agent/tail.c): a line appended
+  -- right after the call is never lost; the old content never shows up
+  v():write_file("/tmp/end.log", "old line\n")
+  for i = 1, 100 do
+    local s = v():tail_file("/tmp/end.log", { from = "end" })
+    v():write_file("/tmp/end.log", "line " .. i .. "\n", { append = true })
+    local got = s:next({ timeout = 5 })
+    s:close()
+    if got ~= "line " .. i then t:eq(got, "line " .. i, "iteration " .. i) end
+  end
+  -- a file that does not exist yet is read from its start once it appears
+  local s = v():tail_file("/tmp/end-later.log", { from = "end" })
+  v():write_file("/tmp/end-later.log", "first\n")
+  t:eq(s:next({ timeout = 5 }), "first")
+  s:close()
+end)
