@@ -1,7 +1,9 @@
 /* cmd_events.c — `provium events FILE`: pretty-prints a recorded msgpack event
  * stream, one line per event ("#seq +elapsed kind key=value ..."), or with
  * `--format json` one JSON object per line. Unknown kinds and fields are printed
- * like any other (readers must ignore what they do not know; RUNNER.md). */
+ * like any other (readers must ignore what they do not know; RUNNER.md). Anything
+ * that is not a sequence of event maps (maps with a string "ev") exits 1 naming the
+ * byte offset of the first bad item. */
 #include "runner/commands.h"
 #include "runner/events.h"
 #include "runner/report.h"
@@ -33,15 +35,34 @@ static void print_value(FILE *f, const msgpack_object *v)
 	json_decref(j);
 }
 
+/* true when o is an event: a map whose "ev" is a string; else why says what it is */
+static bool event_map(const msgpack_object *o, char *why, size_t size)
+{
+	static const char *const kinds[] = {
+		[MSGPACK_OBJECT_NIL] = "nil", [MSGPACK_OBJECT_BOOLEAN] = "a boolean",
+		[MSGPACK_OBJECT_POSITIVE_INTEGER] = "an integer",
+		[MSGPACK_OBJECT_NEGATIVE_INTEGER] = "an integer",
+		[MSGPACK_OBJECT_FLOAT32] = "a float", [MSGPACK_OBJECT_FLOAT64] = "a float",
+		[MSGPACK_OBJECT_STR] = "a string", [MSGPACK_OBJECT_ARRAY] = "an array",
+		[MSGPACK_OBJECT_MAP] = "a map", [MSGPACK_OBJECT_BIN] = "binary data",
+		[MSGPACK_OBJECT_EXT] = "an extension value",
+	};
+	if (o->type != MSGPACK_OBJECT_MAP) {
+		const char *k = (size_t)o->type < PV_ARRAY_SIZE(kinds) ? kinds[o->type] : NULL;
+		snprintf(why, size, "%s, not a map", k ? k : "not a map");
+		return false;
+	}
+	const msgpack_object *ev = ev_get(o, "ev");
+	if (!ev || ev->type != MSGPACK_OBJECT_STR) {
+		snprintf(why, size, "a map without a string 'ev'");
+		return false;
+	}
+	return true;
+}
+
 static void print_line(FILE *f, const msgpack_object *ev, uint64_t t0)
 {
 	char kind[64];
-	if (ev->type != MSGPACK_OBJECT_MAP) {
-		fputs("(not a map) ", f);
-		print_value(f, ev);
-		fputc('\n', f);
-		return;
-	}
 	int64_t seq = ev_int(ev, "seq", -1), t = ev_int(ev, "t", 0);
 	double rel = t0 && t >= (int64_t)t0 ? (double)(t - (int64_t)t0) / 1e9 : 0;
 	fprintf(f, "#%-4lld +%9.6fs %-10s", (long long)seq, rel, ev_kind(ev, kind, sizeof(kind)));
@@ -103,7 +124,8 @@ int cmd_events(int argc, char **argv)
 	msgpack_unpacked_init(&u);
 	int code = 0;
 	uint64_t t0 = 0, n = 0;
-	for (bool eof = false; !eof;) {
+	size_t at = 0, fed = 0; /* byte offset of the item being decoded; bytes read */
+	for (bool eof = false; !eof && !code;) {
 		if (!msgpack_unpacker_reserve_buffer(&up, 64 * 1024)) {
 			code = 3;
 			break;
@@ -118,8 +140,18 @@ int cmd_events(int argc, char **argv)
 		}
 		eof = got == 0;
 		msgpack_unpacker_buffer_consumed(&up, (size_t)got);
+		fed += (size_t)got;
 		msgpack_unpack_return ret;
 		while ((ret = msgpack_unpacker_next(&up, &u)) == MSGPACK_UNPACK_SUCCESS) {
+			char why[96];
+			if (!event_map(&u.data, why, sizeof(why))) {
+				fprintf(stderr, "provium events: %s: not an event stream: item %llu at byte "
+					"offset %zu is %s (every item must be an event map with a string "
+					"'ev')\n", path, (unsigned long long)n + 1, at, why);
+				code = 1;
+				break;
+			}
+			at = fed - (up.used - up.off); /* the next item starts after what was taken */
 			if (!t0)
 				t0 = (uint64_t)ev_int(&u.data, "t", 0);
 			n++;
@@ -133,15 +165,17 @@ int cmd_events(int argc, char **argv)
 				print_line(stdout, &u.data, t0);
 			}
 		}
+		if (code)
+			break;
 		if (ret == MSGPACK_UNPACK_PARSE_ERROR) {
-			fprintf(stderr, "provium events: %s: not a msgpack stream after %llu events\n",
-				path, (unsigned long long)n);
+			fprintf(stderr, "provium events: %s: not msgpack at byte offset %zu (after %llu "
+				"events)\n", path, at, (unsigned long long)n);
 			code = 1;
 			break;
 		}
 		if (eof && msgpack_unpacker_message_size(&up) > 0) {
-			fprintf(stderr, "provium events: %s: truncated last event after %llu events\n",
-				path, (unsigned long long)n);
+			fprintf(stderr, "provium events: %s: truncated last event at byte offset %zu "
+				"(after %llu events)\n", path, at, (unsigned long long)n);
 			code = 1;
 		}
 	}

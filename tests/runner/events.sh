@@ -101,6 +101,22 @@ open(sys.argv[1], "wb").write(m)
 P
 "$PROVIUM" events "$W/unknown.mp" > "$W/unk" 2>&1 && grep -Eq "new_kind +zz=true" "$W/unk" \
   && ok "unknown kinds and fields are shown, not rejected" || nok "unknown kind" "$(cat "$W/unk")"
+# anything that is not a sequence of event maps exits 1 with the first bad item's offset
+printf 'hello world\n' > "$W/plain.txt"
+expect_code 1 "provium events rejects plain text" "$PROVIUM" events "$W/plain.txt"
+grep -q "item 1 at byte offset 0 is an integer, not a map" "$W/err" \
+  && ok "plain text: says item 1 at offset 0 is not an event map" || nok "plain text message" "$(cat "$W/err")"
+cp "$W/unknown.mp" "$W/tail.mp"; printf '\x05' >> "$W/tail.mp"   # an integer after one event
+good=$(stat -c %s "$W/unknown.mp")
+expect_code 1 "provium events rejects an integer after a valid event" "$PROVIUM" events "$W/tail.mp"
+grep -q "item 2 at byte offset $good is an integer" "$W/err" && grep -q new_kind "$W/out" \
+  && ok "the good event is printed, then item 2 at offset $good is named" || nok "trailing item" "$(cat "$W/err" "$W/out")"
+printf '\x81\xa1k\x01' > "$W/noev.mp"   # {k=1}: a map, but no ev
+expect_code 1 "provium events rejects a map without ev" "$PROVIUM" events --format json "$W/noev.mp"
+grep -q "offset 0 is a map without a string 'ev'" "$W/err" && ok "a map without ev is named as such" \
+  || nok "map without ev" "$(cat "$W/err")"
+grep -q "truncated last event at byte offset" <("$PROVIUM" events "$W/trunc.mp" 2>&1 >/dev/null) \
+  && ok "a truncated stream names the offset of its last event" || nok "truncation offset"
 # vm_spawn / vm_exit from a sandbox VM, and the live VM count they drive
 mkdir -p "$W/vm"
 cat > "$W/vm/vm_test.lua" <<'L'
