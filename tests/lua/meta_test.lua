@@ -75,6 +75,23 @@ test("spec and every other meta key appear in test_start and test_end", function
   t:eq(run_plain().by_test["tagged disk"].start.meta.tags, { "disk", "slowio" })
 end)
 
+test("a test that does not run gets a test_end and no test_start", function(t)
+  -- docs/events.md: test_start comes before each test that runs; test_end after every
+  -- test, including skipped, slow-not-run and todo ones
+  for _, name in ipairs({ "slow one", "skipped", "skipped with reason" }) do
+    local bt = run_plain().by_test[name]
+    t:eq(bt.start, nil, name .. ": no test_start")
+    t:eq(bt["end"].outcome, "skip", name)
+    t:eq(bt["end"].duration_ns, 0, name)
+  end
+  local todo = child.run("todo.fixture.lua")
+  t:eq(#child.find(todo, "test_start"), 0, "a todo file runs no test")
+  t:eq(#child.find(todo, "test_end"), 2)
+  -- a test that runs and skips itself has both
+  local r = child.run("--slow -f 'slow one' meta.fixture.lua")
+  t:ok(r.by_test["slow one"].start, "with --slow it runs: test_start")
+end)
+
 test("file-level todo reports every test todo and runs none", function(t)
   local r = child.run("todo.fixture.lua")
   t:eq(r.code, 0)
