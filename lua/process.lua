@@ -1,6 +1,9 @@
 -- process.lua — Process (API.md): a command started with vm:spawn. Its stdout/stderr
--- arrive as stream frames of the spawn request; they are buffered here until a stream
--- (p:stdout_stream) or p:wait() takes them.
+-- arrive as stream frames of the spawn request. The stream rule (docs/process.md):
+-- output goes to every stream attached to it (p:stdout_stream) and not closed, and
+-- stays in that stream until read; output that arrives while no stream is attached
+-- is kept for p:wait(), except that the first stream attached takes what is kept then.
+-- So wait().stdout holds only what no stream was attached for.
 local provium = provium
 local S = provium._sched
 local perr = provium._error
@@ -23,16 +26,26 @@ end
 
 function Process.new(vm, conn, id, pid, cmd)
   return setmetatable({ pid = pid, _vm = vm, _vmname = vm.name, _conn = conn, _id = id,
-    _cmd = cmd, _out = { stdout = {}, stderr = {} }, _eof = { stdout = false, stderr = false } }, P_mt)
+    _cmd = cmd, _out = { stdout = {}, stderr = {} }, _eof = { stdout = false, stderr = false },
+    _sinks = { stdout = {}, stderr = {} } }, P_mt)
 end
 
--- moves arrived output into the buffers; true if anything new
+-- moves arrived output to the attached streams' sources (each gets every byte), or,
+-- with none attached, into the buffer p:wait() returns; true if anything new
 function Process:_pull()
   local got = false
   for _, name in ipairs({ "stdout", "stderr" }) do
     if not self._eof[name] then
       local d, eof = self._conn.c:stream(self._id, name)
-      if d ~= "" then local t = self._out[name]; t[#t + 1] = d; got = true end
+      if d ~= "" then
+        local sinks = self._sinks[name]
+        if #sinks > 0 then
+          for _, src in ipairs(sinks) do src.pending[#src.pending + 1] = d end
+        else
+          local t = self._out[name]; t[#t + 1] = d
+        end
+        got = true
+      end
       if eof then self._eof[name] = true; got = true end
     end
   end
@@ -131,10 +144,22 @@ function Process:exit_code()
 end
 
 local function proc_stream(self, name)
-  local src = {}
+  local src = { pending = {}, keeps_until_close = true }
+  -- route what already arrived by the old rule, then attach: the first stream takes
+  -- what no one has taken yet
+  self:_pull()
+  local sinks = self._sinks[name]
+  if #sinks == 0 then src.pending = self._out[name]; self._out[name] = {} end
+  sinks[#sinks + 1] = src
+  local function take()
+    local d = table.concat(src.pending)
+    src.pending = {}
+    return d
+  end
   function src.pull()
     self:_pull()
-    return self:_take(name), self._eof[name] and #self._out[name] == 0
+    local d = take()
+    return d, self._eof[name] and #src.pending == 0
   end
   function src.wait(_, deadline)
     pcall(self._conn.wait, self._conn, function()
@@ -142,7 +167,11 @@ local function proc_stream(self, name)
     end, deadline, ("waiting for %s of process %d on vm %s"):format(name, self.pid, self._vmname))
   end
   function src.poll_now() self._conn:poll_now() end
-  function src.close() end
+  -- closed: later output is no longer this stream's (what it holds stays readable)
+  function src.close()
+    self:_pull()
+    for i = #sinks, 1, -1 do if sinks[i] == src then table.remove(sinks, i) end end
+  end
   return V.stream_new("Tail", self._vmname, name .. " of process " .. self.pid, src)
 end
 

@@ -3,7 +3,7 @@
 -- (vm:tail_file, vm:fd_stream, f:tail_stream), a spawned process's stdout/stderr
 -- (p:stdout_stream), and the console ring (console:read).
 -- A source has pull() -> data, eof (never blocks), wait(deadline) -> true when pull may
--- have more, close().
+-- have more, close(), and keeps_until_close (pull once more after close()).
 local provium = provium
 local S = provium._sched
 local perr = provium._error
@@ -160,8 +160,10 @@ end
 
 function Stream:close()
   if self._closed then return end
-  self._closed = true
   pcall(self._src.close, self._src)
+  -- a process's output that arrived before the close is this stream's (process.lua)
+  if self._src.keeps_until_close then fill(self) end
+  self._closed = true
 end
 
 -- Sources -------------------------------------------------------------------------------------

@@ -10,3 +10,14 @@ test("tail a log and wait for a line", function(t)
   t:eq(log:eof(), false)                  -- a timeout, not the end
   log:close()
 end)
+
+-- docs/streams.md example: a stream attached to a process gets all its later output.
+test("a process's stream gets every later line; wait() what no stream was attached for", function(t)
+  local vm = provium:vm("streams-doc2")
+  local p = vm:spawn("echo alpha; echo beta; read go; echo gamma; echo delta")
+  local out = p:stdout_stream()
+  t:eq(out:read_until("beta", { timeout = 5 }), "alpha\nbeta")
+  p:close_stdin()                       -- gamma and delta are printed after this
+  t:eq(p:wait({ timeout = 5 }).stdout, "") -- the stream was attached: they are its
+  t:eq(out:drain(), "\ngamma\ndelta\n")
+end)

@@ -139,3 +139,53 @@ test("a plain shell command is the process itself: its pid, its signals", functi
   t:eq(nf.code, 127)
   t:match(nf.stderr, "no%-such%-program%-xyz: not found")
 end)
+
+-- The stream rule (docs/streams.md "Streams of a process"): an attached stream gets
+-- every later byte, kept until read; wait() returns only what no stream was attached for.
+test("a stream attached to a process receives every later byte, wait() none of it", function(t)
+  local p = v():spawn("echo alpha; echo beta; read x; echo gamma; echo delta; echo err >&2")
+  local s = p:stdout_stream()
+  t:eq(s:read_until("beta", { timeout = 5 }), "alpha\nbeta")
+  p:close_stdin() -- gamma and delta come after the read_until returned
+  local r = p:wait({ timeout = 10 })
+  t:eq(r.code, 0)
+  t:eq(r.stdout, "", "the stream had it")
+  t:eq(r.stderr, "err\n", "no stream on stderr: wait has it")
+  t:eq(s:drain(), "\ngamma\ndelta\n")
+  t:eq(s:next({ timeout = 1 }), nil)
+  t:eq(s:eof(), true)
+end)
+
+test("output printed before the first stream attached goes to that stream", function(t)
+  local p = v():spawn("echo early; read x; echo late")
+  provium.sleep(0.3) -- "early" has reached the host by now, most likely; either way it is the stream's
+  local s = p:stdout_stream()
+  p:close_stdin()
+  t:eq(s:next({ timeout = 5 }), "early")
+  t:eq(s:next({ timeout = 5 }), "late")
+  t:eq(p:wait({ timeout = 10 }).stdout, "")
+end)
+
+test("a closed stream keeps what it got; later output goes to wait()", function(t)
+  local p = v():spawn("echo one; echo two; read x; echo three")
+  local s = p:stdout_stream()
+  t:eq(s:next({ timeout = 5 }), "one")
+  wait_until(function() return s:read_until("two\n", { plain = true, timeout = 0.1 }) end, { timeout = 5 })
+  s:close()
+  p:close_stdin()
+  t:eq(p:wait({ timeout = 10 }).stdout, "three\n")
+  t:eq(s:next({ timeout = 0.1 }), nil)
+  t:eq(s:eof(), true)
+end)
+
+test("two streams on one output both get every later byte", function(t)
+  local p = v():spawn("echo first; read x; echo second")
+  local a = p:stdout_stream()
+  t:eq(a:next({ timeout = 5 }), "first")
+  local b = p:stdout_stream() -- attached after "first": gets only what follows
+  p:close_stdin()
+  t:eq(a:next({ timeout = 5 }), "second")
+  t:eq(b:next({ timeout = 5 }), "second")
+  t:eq(b:next({ timeout = 5 }), nil)
+  t:eq(p:wait({ timeout = 10 }).stdout, "")
+end)
