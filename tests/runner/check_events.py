@@ -3,7 +3,10 @@
 --format json FILE`) against RUNNER.md: every event has v=PROTOCOL_VERSION, seq
 increasing from 1, t, a known kind with its required fields of the right types;
 run_start first, run_end last; each file_start has exactly one file_end; every
-vm_spawn has its vm_exit (also after SIGINT or a crash: the runner says so).
+vm_spawn has its vm_exit (also after SIGINT or a crash: the runner says so);
+test_start only for a test that runs (docs/events.md): a pass/fail/error test_end
+follows its test_start, a todo one has none, and a test_start is not followed by
+another of the same file before its test_end.
 Usage: check_events.py JSONL PROTOCOL_VERSION [interrupted=true|false] [exit_code=N]
 Prints what is wrong and exits 1, or exits 0."""
 import json, sys
@@ -39,6 +42,7 @@ def main():
         print("no events"); return 1
     files_open = {}
     vms_up = {}
+    running = {}   # file -> the test whose test_start came last, until its test_end
     for i, e in enumerate(evs, 1):
         k = e.get("ev")
         where = "event %d (%s)" % (i, k)
@@ -58,6 +62,18 @@ def main():
             key = (e.get("file"), e.get("vm"))
             vms_up[key] = vms_up.get(key, 0) + (1 if k == "vm_spawn" else -1)
             if vms_up[key] < 0: errs.append("%s: vm_exit without a vm_spawn" % where)
+        if k == "test_start":
+            f = e.get("file")
+            if running.get(f) is not None:
+                errs.append("%s: test_start of %r while %r has no test_end yet" % (where, e.get("test"), running[f]))
+            running[f] = e.get("test")
+        if k == "test_end":
+            f, started = e.get("file"), running.get(e.get("file")) == e.get("test")
+            if e.get("outcome") in ("pass", "fail", "error") and not started:
+                errs.append("%s: %s outcome for %r without its test_start" % (where, e.get("outcome"), e.get("test")))
+            if e.get("outcome") == "todo" and started:
+                errs.append("%s: a todo test %r had a test_start (it does not run)" % (where, e.get("test")))
+            if started: running[f] = None
         if k == "file_start":
             files_open[e["file"]] = files_open.get(e["file"], 0) + 1
         if k == "file_end":

@@ -11,6 +11,7 @@ cat > "$W/ev/a_test.lua" <<'L'
 test("passes and logs", function(t) t:log("hello", 42) end, { spec = "RUN-1", owner = "qa" })
 test("fails", function(t) t:eq(1, 2, "one vs two") end)
 test("skips", function(t) t:skip("why not") end)
+test("skipped by meta", function(t) error("not run") end, { skip = "not today" })
 test("claims and meets", function(t)
   local c = provium:claim("evres")
   c:release()
@@ -31,11 +32,11 @@ check "the stream follows RUNNER.md (v=$proto, seq, kinds, fields, order)" \
   python3 "$root/tests/runner/check_events.py" "$W/ev.jsonl" "$proto" interrupted=false exit_code=1
 # totals and per-kind content
 py() { python3 - "$W/ev.jsonl" "$@"; }
-check "run_end counts 3 passed, 1 failed, 1 skipped, 1 todo, 0 errors" py <<'P'
+check "run_end counts 3 passed, 1 failed, 2 skipped, 1 todo, 0 errors" py <<'P'
 import json, sys
 e = [json.loads(l) for l in open(sys.argv[1])][-1]
 got = [e[k] for k in ("passed", "failed", "skipped", "todo", "errors")]
-assert got == [3, 1, 1, 1, 0], got
+assert got == [3, 1, 2, 1, 0], got
 P
 check "run_start lists the three files and -j3" py <<'P'
 import json, sys
