@@ -3,7 +3,8 @@
  * `--format json` one JSON object per line. Unknown kinds and fields are printed
  * like any other (readers must ignore what they do not know; RUNNER.md). Anything
  * that is not a sequence of event maps (maps with a string "ev") exits 1 naming the
- * byte offset of the first bad item. */
+ * byte offset of the first bad item. `provium events merge` is
+ * runner/cmd_events_merge.c. */
 #include "runner/commands.h"
 #include "runner/events.h"
 #include "runner/report.h"
@@ -85,9 +86,13 @@ int cmd_events(int argc, char **argv)
 {
 	const char *path = NULL;
 	bool json = false;
+	if (argc > 1 && !strcmp(argv[1], "merge"))
+		return cmd_events_merge(argc - 1, argv + 1);
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			printf("usage: provium events [--format pretty|json] FILE|-\n");
+			printf("usage: provium events [--format pretty|json] FILE|-\n"
+			       "       provium events merge [-o FILE] [--junit FILE] [--format F] SHARD.mp...\n"
+			       "(`provium events merge --help` for merging the streams of sharded runs)\n");
 			return 0;
 		} else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
 			i++;

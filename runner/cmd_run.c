@@ -165,17 +165,23 @@ void runctx_start(struct runctx *rc, const struct run_opts *o, const char *backe
 
 int runctx_end(struct runctx *rc, bool interrupted, int exit_code)
 {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	struct ev_run_end e = {
 		.t = pv_wall_ns(), .c = rc->tally.c, .duration_ns = pv_now_ns() - rc->tally.t0,
 		.interrupted = interrupted, .exit_code = exit_code,
 	};
-	ev_pack_run_end(&pk, &e);
+	return runctx_finish(rc, &e);
+}
+
+int runctx_finish(struct runctx *rc, const struct ev_run_end *e)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	ev_pack_run_end(&pk, e);
 	ev_sink_emit_packed(&rc->sink, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
+	int exit_code = e->exit_code;
 	for (int i = 0; i < rc->nreps; i++)
 		if (rc->reps[i]->finish(rc->reps[i]) < 0) {
 			pv_log("%s", pv_errmsg());

@@ -11,6 +11,7 @@ int cmd_doctor(int argc, char **argv);
 int cmd_kernel(int argc, char **argv);
 int cmd_snapshots(int argc, char **argv);
 int cmd_events(int argc, char **argv);
+int cmd_events_merge(int argc, char **argv); /* argv[0] is "merge" */
 int cmd_version(int argc, char **argv);
 int cmd_boot(int argc, char **argv);
 

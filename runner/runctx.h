@@ -28,6 +28,8 @@ void runctx_start(struct runctx *rc, const struct run_opts *o, const char *backe
 /* Emits run_end, finishes the reporters; returns the exit code (3 when a report
  * could not be written and the run otherwise passed). */
 int runctx_end(struct runctx *rc, bool interrupted, int exit_code);
+/* The same with a run_end the caller filled in (`provium events merge`). */
+int runctx_finish(struct runctx *rc, const struct ev_run_end *e);
 void runctx_close(struct runctx *rc);
 void runctx_worker_args(struct worker_args *a, const struct run_opts *o, const char *backend);
 /* RUNNER.md exit codes from the tally: 130, 1, 4 or 0. */
