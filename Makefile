@@ -30,6 +30,8 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 # Sub-makefiles may add targets to EXTRA_ALL (built by `make`).
 include tests/guest/guest.mk
 -include kernels/kernels.mk
+# make install / uninstall / deb / man (docs/install.md)
+include dist/dist.mk
 
 .PHONY: all deps test check-asan asan-build bench kernel test-slow test-linux clean guest unit
 all: $(BUILD)/provium $(BUILD)/provium-agent guest $(EXTRA_ALL)
@@ -47,15 +49,16 @@ $(BUILD)/provium: $(BUILD)/obj/runner/main.o $(BUILD)/libprovium.a
 
 # The agent is static so it runs in the initramfs with nothing else present.
 $(BUILD)/provium-agent: $(AGENT_OBJS)
-	$(CC) $(CFLAGS) -static -o $@ $^ -l:libmsgpackc.a -lpthread
+	$(CC) $(CFLAGS) $(LDFLAGS) -static -o $@ $^ -l:libmsgpackc.a -lpthread
 
+# CPPFLAGS: the distribution's (dpkg-buildflags: _FORTIFY_SOURCE) when packaging.
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/agent-obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 # Lua sources under lua/ are embedded into the binary as symbols
 # _binary_lua_<name>_lua_start/_end.

@@ -7,6 +7,8 @@
 #   kernels/build.sh --paths [--pvm]            print the paths if everything is built
 #                                               and current; exit 1 (saying which
 #                                               command to run) otherwise; builds nothing
+#   kernels/build.sh --hash [--pvm]             print the kernel's cache key (<hash>
+#                                               below; a CI cache key), build nothing
 #
 # The kernel is Debian's linux-source-6.1 + `make tinyconfig` + kernels/config
 # (+ kernels/config-pvm and kernels/pvm-no-int3-selftest.patch for --pvm), cached in
@@ -32,9 +34,10 @@ while [ $# -gt 0 ]; do
   case $1 in
     --pvm) variant=pvm ;;
     --paths) mode=paths ;;
+    --hash) mode=hash ;;
     --initramfs) mode=initramfs ;;
     --no-initramfs) initramfs=0 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -43,10 +46,18 @@ done
 cache=${PROVIUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/provium}
 src_tar=${PROVIUM_LINUX_SOURCE:-/usr/src/linux-source-6.1.tar.xz}
 jobs=${PROVIUM_KERNEL_JOBS:-$(nproc)}
-agent=${PROVIUM_AGENT:-$root/build/provium-agent}
-busybox=${PROVIUM_BUSYBOX:-/bin/busybox}
+# The agent: a checkout's build/provium-agent, or an install's, where this script is
+# PREFIX/share/provium/kernels/build.sh and the agent PREFIX/lib/provium/provium-agent.
+agent=$root/build/provium-agent
 build_cmd="make kernel"
 [ $variant = pvm ] && build_cmd="kernels/build.sh --pvm"
+if [ ! -f "$root/Makefile" ]; then
+  build_cmd="provium kernel build"
+  [ $variant = pvm ] && build_cmd="provium kernel build --pvm"
+  [ -x "$root/../../lib/provium/provium-agent" ] && agent=$(cd "$root/../../lib/provium" && pwd)/provium-agent
+fi
+agent=${PROVIUM_AGENT:-$agent}
+busybox=${PROVIUM_BUSYBOX:-/bin/busybox}
 
 say() { printf '[kernel] %s\n' "$*" >&2; }
 die() { printf '[kernel] error: %s\n' "$*" >&2; exit 1; }
@@ -83,6 +94,7 @@ initramfs_hash() {
 
 khash=$(kernel_hash)
 kout=$cache/kernel/$khash
+[ $mode = hash ] && { echo "$khash"; exit 0; }
 current=$cache/kernel/current; [ $variant = pvm ] && current=$cache/kernel/current-pvm
 
 print_paths() {
@@ -119,6 +131,7 @@ fi
 # ---- initramfs ----
 build_initramfs() {
   if [ ! -x "$agent" ]; then
+    [ -f "$root/Makefile" ] || die "no agent at $agent (set PROVIUM_AGENT, or reinstall provium)"
     say "agent not built; running make build/provium-agent"
     make -C "$root" --no-print-directory build/provium-agent >&2 || die "building the agent failed"
   fi

@@ -3,6 +3,7 @@
  * PID 1, and keep its console in a ring buffer. This file is the parent side; the child's
  * setup up to the exec (the private root, mounts, /dev) is lua/sandbox_child.c. */
 #include "lua/sandbox_int.h"
+#include "runner/layout.h"
 #include "vmm/util.h"
 
 #include <dirent.h>
@@ -56,32 +57,7 @@ static bool is_dir(const char *p)
 
 const char *sandbox_default_rootfs(void)
 {
-	static char buf[PATH_MAX];
-	const char *env = getenv("PROVIUM_ROOTFS");
-	if (env && *env)
-		return env;
-	char exe[PATH_MAX - 32];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		exe[n] = 0;
-		char *slash = strrchr(exe, '/');
-		if (slash)
-			*slash = 0;
-		/* build/provium -> build/rootfs; build/tests/unit/x -> build/rootfs */
-		static const char *rel[] = {"rootfs", "../../rootfs", "../rootfs"};
-		for (size_t i = 0; i < PV_ARRAY_SIZE(rel); i++) {
-			snprintf(buf, sizeof(buf), "%s/%s", exe, rel[i]);
-			if (is_dir(buf))
-				return buf;
-		}
-	}
-	env = getenv("PROVIUM_BUILD");
-	if (env && *env) {
-		snprintf(buf, sizeof(buf), "%s/rootfs", env);
-		if (is_dir(buf))
-			return buf;
-	}
-	return NULL;
+	return layout_rootfs(); /* build/rootfs, or an install's lib/provium/rootfs */
 }
 
 /* ---- the child (PID 1 of the new namespaces): lua/sandbox_child.c ---- */
@@ -246,8 +222,9 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out)
 	const char *name = cfg->name ? cfg->name : "sandbox";
 	const char *rootfs = cfg->rootfs ? cfg->rootfs : sandbox_default_rootfs();
 	if (!rootfs)
-		return pv_error(ENOENT, "sandbox %s: no rootfs: build/rootfs does not exist "
-				"(run `make`) and $PROVIUM_ROOTFS is not set", name);
+		return pv_error(ENOENT, "sandbox %s: no rootfs: neither build/rootfs (run `make`) nor "
+				"an install's lib/provium/rootfs is there next to %s, and $PROVIUM_ROOTFS "
+				"is not set", name, layout_exe_dir());
 	if (!is_dir(rootfs))
 		return pv_error(ENOENT, "sandbox %s: rootfs %s is not a directory", name, rootfs);
 

@@ -6,6 +6,7 @@
 #include "lua/errors.h"
 #include "lua/sandbox.h"
 #include "runner/doctor.h"
+#include "runner/layout.h"
 #include "vmm/util.h"
 
 #include <errno.h>
@@ -241,18 +242,10 @@ static int l_kvm_linux_ok(lua_State *L)
 	return 2;
 }
 
-/* The running binary's directory (build/ in a checkout). */
+/* The running binary's directory (build/ in a checkout; runner/layout.h). */
 static int l_self_dir(lua_State *L)
 {
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n < 0)
-		n = 0;
-	exe[n] = 0;
-	char *slash = strrchr(exe, '/');
-	if (slash)
-		*slash = 0;
-	lua_pushstring(L, exe);
+	lua_pushstring(L, layout_exe_dir());
 	return 1;
 }
 

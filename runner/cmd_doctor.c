@@ -11,6 +11,7 @@
 #include "runner/doctor.h"
 #include "runner/hostcheck.h"
 #include "runner/kernel.h"
+#include "runner/layout.h"
 #include "vmm/util.h"
 #include "vmm/vmm.h"
 
@@ -241,26 +242,24 @@ static bool check_netns_bridge(void)
 	}
 }
 
-/* Debian packages provium uses at run time and for `make kernel`. */
-static void check_packages(void)
+/* Checks that every one of pkgs[n] is installed (dpkg-query); reports the missing
+ * ones at `level` ("FAIL" or "warn"), saying what they are for. */
+static void check_pkgs(const char *const *pkgs, size_t n, const char *level, const char *what)
 {
-	static const char *const pkgs[] = {
-		"liblua5.4-0", "libmsgpackc2", "libjansson4", "libnl-3-200", "libnl-route-3-200",
-		"libpcap0.8", "libnftables1", "busybox-static", "linux-source-6.1", "cpio",
-		"bc", "flex", "bison", "iproute2",
-	};
 	char cmd[1024] = "dpkg-query -W -f='${Package} ${Status}\\n'";
-	for (size_t i = 0; i < PV_ARRAY_SIZE(pkgs); i++) {
+	if (n > 16)
+		n = 16; /* have[] below; the lists check_packages passes are shorter */
+	for (size_t i = 0; i < n; i++) {
 		strcat(cmd, " ");
 		strcat(cmd, pkgs[i]);
 	}
 	strcat(cmd, " 2>/dev/null");
 	FILE *p = popen(cmd, "r");
 	if (!p) {
-		bad("warn", NULL, "cannot run dpkg-query to check packages");
+		bad("warn", NULL, "cannot run dpkg-query to check the %s", what);
 		return;
 	}
-	bool have[PV_ARRAY_SIZE(pkgs)] = {0};
+	bool have[16] = {0};
 	char line[256];
 	while (fgets(line, sizeof(line), p)) {
 		char name[128];
@@ -269,34 +268,58 @@ static void check_packages(void)
 		char *colon = strchr(name, ':'); /* libfoo:amd64 */
 		if (colon)
 			*colon = 0;
-		for (size_t i = 0; i < PV_ARRAY_SIZE(pkgs); i++)
+		for (size_t i = 0; i < n; i++)
 			if (!strcmp(name, pkgs[i]))
 				have[i] = true;
 	}
 	pclose(p);
 	char missing[512] = "";
-	for (size_t i = 0; i < PV_ARRAY_SIZE(pkgs); i++)
+	for (size_t i = 0; i < n; i++)
 		if (!have[i]) {
 			strcat(missing, " ");
 			strcat(missing, pkgs[i]);
 		}
 	if (!missing[0]) {
-		ok("required Debian packages are installed (%zu checked)", PV_ARRAY_SIZE(pkgs));
+		ok("%s are installed (%zu Debian packages)", what, n);
 		return;
 	}
 	char fix[700];
 	snprintf(fix, sizeof(fix), "make deps (or: apt-get install%s)", missing);
-	bad("FAIL", fix, "missing Debian packages:%s", missing);
+	bad(level, fix, "missing Debian packages (%s):%s", what, missing);
+}
+
+/* The libraries provium links (the .deb's Depends), and what `provium kernel build`
+ * runs (its Recommends, debian/control): without those only a prebuilt kernel can be
+ * used. */
+static void check_packages(void)
+{
+	static const char *const runtime[] = {
+		"liblua5.4-0", "libmsgpackc2", "libjansson4", "libnl-3-200", "libnl-route-3-200",
+		"libpcap0.8", "libnftables1",
+	};
+	static const char *const kbuild[] = {
+		"busybox-static", "linux-source-6.1", "make", "gcc", "bc", "flex", "bison", "cpio",
+		"libelf-dev", "libssl-dev", "xz-utils",
+	};
+	check_pkgs(runtime, PV_ARRAY_SIZE(runtime), "FAIL", "the runtime libraries");
+	check_pkgs(kbuild, PV_ARRAY_SIZE(kbuild), "warn", "what `provium kernel build` needs");
 }
 
 static void check_agent(void)
 {
 	char p[PATH_MAX];
-	snprintf(p, sizeof(p), "%s/provium-agent", pv_self_dir());
-	if (access(p, X_OK) == 0)
-		ok("guest agent built: %s", p);
+	if (layout_agent(p, sizeof(p)) == 0)
+		ok("guest agent: %s", p);
 	else
-		bad("warn", "make", "guest agent not built (%s); both backends need it", p);
+		bad("warn", "make (in a checkout), or reinstall provium", "%s; both backends need it",
+		    pv_errmsg());
+	const char *rootfs = layout_rootfs();
+	if (rootfs)
+		ok("sandbox root file system: %s", rootfs);
+	else
+		bad("warn", "make (in a checkout), or reinstall provium", "no sandbox root file "
+		    "system (build/rootfs or lib/provium/rootfs next to %s); the sandbox backend "
+		    "needs it", layout_exe_dir());
 }
 
 static void check_kernel(bool pvm_host)

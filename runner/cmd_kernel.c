@@ -1,15 +1,18 @@
-/* cmd_kernel.c — `provium kernel build|path`: build the guest kernel + initramfs
- * with kernels/build.sh, or print where the built ones are (docs/kernels.md). */
+/* cmd_kernel.c — `provium kernel build|path|hash`: build the guest kernel +
+ * initramfs with kernels/build.sh, print where the built ones are, or print the
+ * kernel's cache key (docs/kernels.md). */
 #include "runner/commands.h"
 #include "runner/kernel.h"
 
 #include "vmm/util.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -17,11 +20,14 @@ static void usage(FILE *f)
 		"usage: provium kernel build [--pvm]\n"
 		"       provium kernel path [--pvm] [--vmlinux|--bzimage|--initrd|--config]\n"
 		"       provium kernel path --pvm-cmdline\n"
+		"       provium kernel hash [--pvm]\n"
 		"\n"
 		"build   build the guest kernel and initramfs into the cache (kernels/build.sh;\n"
 		"        about 4 minutes the first time, a no-op when cached)\n"
 		"path    print the cached vmlinux, bzImage, initramfs and .config paths, or\n"
 		"        one of them; exit 3 naming the command to run when not built\n"
+		"hash    print the kernel's cache key (the <hash> of its cache directory:\n"
+		"        what a CI cache is keyed by); builds nothing\n"
 		"--pvm   the PVM variant (hosts whose /dev/kvm is kvm_pvm; slow tier only)\n"
 		"--pvm-cmdline  print the kernel command-line workarounds for kvm_pvm hosts\n");
 }
@@ -102,6 +108,18 @@ int cmd_kernel(int argc, char **argv)
 			return 3;
 		}
 		return 0;
+	}
+	if (!strcmp(sub, "hash")) {
+		/* build.sh --hash prints it: run it in this process's place. */
+		char script[PATH_MAX];
+		if (kernel_build_script(script, sizeof(script)) < 0) {
+			fprintf(stderr, "provium kernel hash: %s\n", pv_errmsg());
+			return 3;
+		}
+		char *args[] = {script, "--hash", pvm ? "--pvm" : NULL, NULL};
+		execv(script, args);
+		fprintf(stderr, "provium kernel hash: cannot run %s: %s\n", script, strerror(errno));
+		return 3;
 	}
 	if (!strcmp(sub, "path")) {
 		if (pvm_cmdline) {

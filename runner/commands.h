@@ -15,10 +15,6 @@ int cmd_events_merge(int argc, char **argv); /* argv[0] is "merge" */
 int cmd_version(int argc, char **argv);
 int cmd_boot(int argc, char **argv);
 
-/* The running binary's directory and the project root it was built in; used to find
- * build/provium-agent, kernels/ and profiles when running from a checkout. */
-const char *pv_self_dir(void);
-
 #define PROVIUM_VERSION "0.1.0"
 
 #endif

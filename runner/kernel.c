@@ -1,6 +1,7 @@
 /* kernel.c — finds the guest kernel and initramfs in the cache and runs
  * kernels/build.sh when they are missing (runner/kernel.h, docs/kernels.md). */
 #include "runner/kernel.h"
+#include "runner/layout.h"
 
 #include "vmm/util.h"
 
@@ -114,29 +115,18 @@ int kernel_paths(char *vmlinux, char *initrd, size_t len)
 
 int kernel_build_script(char *out, size_t len)
 {
-	const char *src = getenv("PROVIUM_SOURCE_DIR");
-	char dir[PATH_MAX], cand[PATH_MAX + 32];
-	if (src && *src) {
-		snprintf(cand, sizeof(cand), "%s/kernels/build.sh", src);
-		if (access(cand, X_OK) != 0)
-			return pv_error(ENOENT, "PROVIUM_SOURCE_DIR=%s has no kernels/build.sh", src);
-		return copy_path(out, len, "build script", "%s", cand);
-	}
-	ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
-	if (n <= 0)
-		return pv_error(errno ? errno : ENOENT, "cannot read /proc/self/exe");
-	dir[n] = 0;
-	/* build/provium, build/tests/unit/test_x: the checkout is 1 to 3 levels up. */
-	for (int up = 0; up < 4; up++) {
-		char *slash = strrchr(dir, '/');
-		if (!slash || slash == dir)
-			break;
-		*slash = 0;
-		snprintf(cand, sizeof(cand), "%s/kernels/build.sh", dir);
-		if (access(cand, X_OK) == 0)
-			return copy_path(out, len, "build script", "%s", cand);
-	}
-	return pv_error(ENOENT, "not running from a provium checkout (no kernels/build.sh near %s)", dir);
+	char dir[PATH_MAX];
+	bool installed;
+	int rc = layout_kernels_dir(dir, sizeof(dir), &installed);
+	if (rc < 0)
+		return rc;
+	/* build.sh hashes the agent into the initramfs and packs it: the one this
+	 * binary ships with (build/provium-agent, or PREFIX/lib/provium's). */
+	char agent[PATH_MAX];
+	if (!getenv("PROVIUM_AGENT") && layout_agent(agent, sizeof(agent)) == 0)
+		setenv("PROVIUM_AGENT", agent, 1);
+	pv_error_clear();
+	return copy_path(out, len, "build script", "%s/build.sh", dir);
 }
 
 /* run_script SCRIPT ARG...: stdout goes to stderr (or /dev/null when quiet) so the
@@ -190,11 +180,11 @@ int kernel_ensure(bool build_if_missing)
 	if (env && *env)
 		return kernel_paths(k, i, sizeof(k));
 	if (kernel_build_script(script, sizeof(script)) < 0) {
-		/* An installed binary: use whatever the cache holds. */
+		/* No build scripts anywhere: use whatever the cache holds. */
 		int rc = kernel_paths(k, i, sizeof(k));
 		if (rc < 0)
-			return pv_error_prefix(-rc, "no guest kernel (build one from a provium checkout "
-						    "with `make kernel`, or set PROVIUM_KERNEL and PROVIUM_INITRD)");
+			return pv_error_prefix(-rc, "no guest kernel, and no kernels/build.sh to build "
+						    "one (reinstall provium, or set PROVIUM_KERNEL and PROVIUM_INITRD)");
 		return 0;
 	}
 	char *check[] = {script, "--paths", NULL};

@@ -33,8 +33,10 @@ int kernel_paths(char *vmlinux, char *initrd, size_t len);
  * bzImage too. Any out pointer may be NULL. Ignores $PROVIUM_KERNEL/$PROVIUM_INITRD. */
 int kernel_cached_paths(bool pvm, char *vmlinux, char *bzimage, char *initrd, size_t len);
 
-/* kernels/build.sh of the checkout this binary was built in (found from
- * /proc/self/exe, or $PROVIUM_SOURCE_DIR); -ENOENT for an installed binary. */
+/* kernels/build.sh: the install's (PREFIX/share/provium/kernels) or the checkout's
+ * this binary was built in, or $PROVIUM_SOURCE_DIR's (runner/layout.h); -ENOENT when
+ * there is none. Also sets $PROVIUM_AGENT (when unset) to this binary's agent, which
+ * build.sh packs into the initramfs. */
 int kernel_build_script(char *out, size_t len);
 
 /* Runs kernels/build.sh [--pvm] with its progress on stderr; 0 when it built (or

@@ -8,22 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static char self_dir[PATH_MAX];
-
-const char *pv_self_dir(void)
-{
-	if (!self_dir[0]) {
-		ssize_t n = readlink("/proc/self/exe", self_dir, sizeof(self_dir) - 1);
-		if (n < 0)
-			n = 0;
-		self_dir[n] = 0;
-		char *slash = strrchr(self_dir, '/');
-		if (slash)
-			*slash = 0;
-	}
-	return self_dir;
-}
-
 static const struct {
 	const char *name;
 	int (*fn)(int, char **);

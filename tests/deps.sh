@@ -9,7 +9,10 @@ pkgs=(build-essential pkg-config
       libxml2-utils iproute2 tcpdump nftables
       python3      # tests/runner/*.sh parse docs and event streams with it
       e2fsprogs    # mkfs.ext4 for disk images (tests/linux)
-      clang)       # libFuzzer for tests/fuzz/run.sh
+      clang        # libFuzzer for tests/fuzz/run.sh
+      debhelper lintian dpkg-dev  # make deb and its test (tests/slow/deb.sh)
+      man-db groff-base bsdextrautils  # man -l, col: the man page test (tests/runner/install.sh)
+      python3-yaml)  # docs/ci.md's CI recipes parse (tests/runner/ci_recipes.sh)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

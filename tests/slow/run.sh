@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # tests/slow/run.sh — the slow tier (`make test-slow`, `make test SLOW=1`; TAP).
+# Builds the Debian package and installs it into a throwaway root (tests/slow/deb.sh).
 # Builds the guest kernel (cached after the first ~4 minutes) and, on a kvm_pvm host,
 # its PVM variant; checks both resolved .configs and the INT3 self-test patch; runs
 # tests/slow/linux_boot.sh (the boot-to-device-probe test of the devices work) when
@@ -103,6 +104,32 @@ else
 fi
 initrd=$([ $have_default = 1 ] && field initramfs "$tmp/default.paths")
 
+# sub_tap NAME RC: renumbers the TAP lines of $tmp/NAME.tap (a sub-script's) into
+# this tier's sequence; a script that died or printed nothing is a failure.
+sub_tap() {
+  local name=$1 rc=$2 got=0 line
+  while IFS= read -r line; do
+    if [[ $line =~ ^(not\ )?ok\ [0-9]+(.*)$ ]]; then
+      n=$((n + 1)); got=1
+      echo "${BASH_REMATCH[1]}ok $n${BASH_REMATCH[2]}"
+    elif [[ $line =~ ^1\.\.[0-9]+ ]]; then
+      :
+    else
+      echo "$line"
+    fi
+  done < "$tmp/$name.tap"
+  if [ "$rc" -ne 0 ] && ! grep -q '^not ok' "$tmp/$name.tap"; then
+    fail "tests/slow/$name.sh exited with status $rc" "$(tail -15 "$tmp/$name.err")"
+  elif [ $got = 0 ]; then
+    fail "tests/slow/$name.sh printed no TAP results" "$(tail -15 "$tmp/$name.err")"
+  fi
+}
+
+# ---- the Debian package: make deb, lintian, install into a throwaway root ----
+# (about a minute on 2 cores; a no-op when the tree has not changed: tests/slow/deb.sh)
+PROVIUM_BUILD=$build "$root/tests/slow/deb.sh" > "$tmp/deb.tap" 2> "$tmp/deb.err"
+sub_tap deb $?
+
 # ---- HOOK: the devices engineer's boot-to-probe test ----------------------------
 # tests/slow/linux_boot.sh (when present) boots the kernel with every virtio device
 # attached and prints TAP. It gets: PROVIUM_BUILD, PROVIUM_VMLINUX, PROVIUM_INITRD,
@@ -113,23 +140,7 @@ if [ -x "$root/tests/slow/linux_boot.sh" ]; then
     PROVIUM_BUILD=$build PROVIUM_VMLINUX=$vmlinux PROVIUM_INITRD=$initrd \
       PROVIUM_CMDLINE_EXTRA=$extra PROVIUM_PVM=$pvm \
       "$root/tests/slow/linux_boot.sh" > "$tmp/linux_boot.tap" 2> "$tmp/linux_boot.err"
-    rc=$?
-    got=0
-    while IFS= read -r line; do
-      if [[ $line =~ ^(not\ )?ok\ [0-9]+(.*)$ ]]; then
-        n=$((n + 1)); got=1
-        echo "${BASH_REMATCH[1]}ok $n${BASH_REMATCH[2]}"
-      elif [[ $line =~ ^1\.\.[0-9]+ ]]; then
-        :
-      else
-        echo "$line"
-      fi
-    done < "$tmp/linux_boot.tap"
-    if [ $rc -ne 0 ] && ! grep -q '^not ok' "$tmp/linux_boot.tap"; then
-      fail "tests/slow/linux_boot.sh exited with status $rc" "$(tail -15 "$tmp/linux_boot.err")"
-    elif [ $got = 0 ]; then
-      fail "tests/slow/linux_boot.sh printed no TAP results" "$(tail -15 "$tmp/linux_boot.err")"
-    fi
+    sub_tap linux_boot $?
   else
     skip "tests/slow/linux_boot.sh" "no kernel to boot (the build failed above)"
   fi
