@@ -75,11 +75,27 @@ static int cache_grow(struct blk_store *s)
 	return 0;
 }
 
-static struct blk_cache_ent *cache_get(struct blk_store *s, uint64_t lba)
+static int write_back(struct blk_store *s);
+
+static bool in_disk(const struct blk_store *s, uint64_t lba, uint64_t nsect)
+{
+	return lba <= s->sectors && nsect <= s->sectors - lba;
+}
+
+/* The cache entry for lba, made when missing; a full cache is written back to the
+ * image first. NULL when out of memory or the write-back failed (*err says). */
+static struct blk_cache_ent *cache_get(struct blk_store *s, uint64_t lba, int *err)
 {
 	struct blk_cache_ent *e = cache_find(s, lba);
+	*err = -ENOMEM;
 	if (e)
 		return e;
+	if (s->nent >= BLK_CACHE_MAX_SECTORS) {
+		if ((*err = write_back(s)) < 0)
+			return NULL;
+		s->spills++;
+		*err = -ENOMEM;
+	}
 	if (s->nent >= s->nbucket * 2 && cache_grow(s) < 0)
 		return NULL;
 	e = malloc(sizeof(*e));
@@ -132,6 +148,8 @@ static unsigned iov_from(const struct iovec *iov, unsigned n, size_t skip,
 int blk_store_readv(struct blk_store *s, uint64_t lba, uint64_t nsect,
 		    const struct iovec *iov, unsigned n)
 {
+	if (!in_disk(s, lba, nsect))
+		return -ERANGE;
 	size_t want = nsect * SECT, got = 0;
 	while (got < want) {
 		struct iovec sub[VIRTQ_MAX_SEGS];
@@ -182,12 +200,15 @@ static int write_image(struct blk_store *s, uint64_t lba, uint64_t nsect,
 int blk_store_writev(struct blk_store *s, uint64_t lba, uint64_t nsect,
 		     const struct iovec *iov, unsigned n)
 {
+	int err;
+	if (!in_disk(s, lba, nsect))
+		return -ERANGE;
 	if (!s->writeback)
 		return write_image(s, lba, nsect, iov, n);
 	for (uint64_t i = 0; i < nsect; i++) {
-		struct blk_cache_ent *e = cache_get(s, lba + i);
+		struct blk_cache_ent *e = cache_get(s, lba + i, &err);
 		if (!e)
-			return -ENOMEM;
+			return err;
 		iov_to_buf(iov, n, i * SECT, e->data, SECT);
 	}
 	return 0;
@@ -195,11 +216,14 @@ int blk_store_writev(struct blk_store *s, uint64_t lba, uint64_t nsect,
 
 int blk_store_zero(struct blk_store *s, uint64_t lba, uint64_t nsect, bool unmap)
 {
+	int err;
+	if (!in_disk(s, lba, nsect))
+		return -ERANGE;
 	if (s->writeback) {
 		for (uint64_t i = 0; i < nsect; i++) {
-			struct blk_cache_ent *e = cache_get(s, lba + i);
+			struct blk_cache_ent *e = cache_get(s, lba + i, &err);
 			if (!e)
-				return -ENOMEM;
+				return err;
 			memset(e->data, 0, SECT);
 		}
 		return 0;
@@ -211,7 +235,7 @@ int blk_store_zero(struct blk_store *s, uint64_t lba, uint64_t nsect, bool unmap
 	for (uint64_t i = 0; i < nsect;) {
 		uint64_t c = PV_MIN(nsect - i, (uint64_t)64);
 		struct iovec v = {(void *)zero, c * SECT};
-		int err = write_image(s, lba + i, c, &v, 1);
+		err = write_image(s, lba + i, c, &v, 1);
 		if (err < 0)
 			return err;
 		i += c;
@@ -219,7 +243,8 @@ int blk_store_zero(struct blk_store *s, uint64_t lba, uint64_t nsect, bool unmap
 	return 0;
 }
 
-int blk_store_flush(struct blk_store *s)
+/* Writes every cached sector to the image and drops it from the cache. */
+static int write_back(struct blk_store *s)
 {
 	for (uint64_t b = 0; b < s->nbucket && s->nent; b++) {
 		while (s->bucket[b]) {
@@ -233,6 +258,14 @@ int blk_store_flush(struct blk_store *s)
 			s->nent--;
 		}
 	}
+	return 0;
+}
+
+int blk_store_flush(struct blk_store *s)
+{
+	int err = write_back(s);
+	if (err < 0)
+		return err;
 	if (fdatasync(s->fd) < 0 && errno != EINVAL && errno != EROFS)
 		return -errno;
 	return 0;
@@ -264,11 +297,12 @@ void blk_store_foreach(struct blk_store *s,
 
 int blk_store_cache_put(struct blk_store *s, uint64_t lba, const uint8_t *data)
 {
+	int err;
 	if (lba >= s->sectors)
 		return -ERANGE;
-	struct blk_cache_ent *e = cache_get(s, lba);
+	struct blk_cache_ent *e = cache_get(s, lba, &err);
 	if (!e)
-		return -ENOMEM;
+		return err;
 	memcpy(e->data, data, SECT);
 	return 0;
 }

@@ -10,6 +10,12 @@
 
 struct blk_cache_ent;
 
+/* Sectors the writeback cache holds at most (16 MiB of data). A write that needs
+ * one more first writes the whole cache back to the image, as a real disk
+ * destages its cache: a crash then loses only what is still cached. So whatever
+ * a guest writes, the cache costs the host at most this much memory. */
+#define BLK_CACHE_MAX_SECTORS (32u * 1024)
+
 struct blk_store {
 	int fd;
 	uint64_t sectors;
@@ -17,11 +23,14 @@ struct blk_store {
 	/* The cache: chained hash of 512-byte sectors. */
 	struct blk_cache_ent **bucket;
 	uint64_t nbucket, nent;
+	uint64_t spills;            /* times the full cache was written back early */
 };
 
 int blk_store_open(struct blk_store *s, int fd, uint64_t sectors);
 void blk_store_close(struct blk_store *s);
-/* Reads/writes `nsect` sectors at `lba` to/from an iovec (exactly nsect*512 bytes). */
+/* Reads/writes `nsect` sectors at `lba` to/from an iovec (exactly nsect*512 bytes).
+ * These and blk_store_zero refuse (-ERANGE) any range that is not inside the disk,
+ * whatever the caller checked before. */
 int blk_store_readv(struct blk_store *s, uint64_t lba, uint64_t nsect,
 		    const struct iovec *iov, unsigned n);
 int blk_store_writev(struct blk_store *s, uint64_t lba, uint64_t nsect,

@@ -44,6 +44,8 @@ struct netpath {
 	struct netpath_counters c;
 	struct np_delayed *pending;
 	unsigned npending;
+	unsigned dir_pending[2];        /* frames and bytes queued per direction */
+	size_t dir_bytes[2];
 };
 
 /* xorshift64*: cheap and reproducible from the seed. lock held. */
@@ -185,6 +187,8 @@ static void delayed_fire(void *opaque)
 	if (d->next)
 		d->next->prev = d->prev;
 	np->npending--;
+	np->dir_pending[d->dir]--;
+	np->dir_bytes[d->dir] -= d->len;
 	pthread_mutex_unlock(&np->lock);
 	deliver(np, d->dir, d->data, d->len, d->copies);
 	free(d);
@@ -242,6 +246,11 @@ enum netpath_verdict netpath_send(struct netpath *np, enum netpath_dir dir,
 	c->duplicated += dup;
 	c->corrupted += corrupt;
 	struct np_delayed *d = NULL;
+	if (delay && (np->dir_pending[dir] >= NETPATH_MAX_DELAYED_FRAMES ||
+		      len > NETPATH_MAX_DELAYED_BYTES - np->dir_bytes[dir])) {
+		c->overflowed++;
+		goto drop; /* the queue is full: no copy is made */
+	}
 	if (delay || corrupt) {
 		/* A private copy: corruption never writes the caller's buffer, and a
 		 * delayed frame outlives it. */
@@ -268,6 +277,8 @@ enum netpath_verdict netpath_send(struct netpath *np, enum netpath_dir dir,
 			np->pending->prev = d;
 		np->pending = d;
 		np->npending++;
+		np->dir_pending[dir]++;
+		np->dir_bytes[dir] += len;
 		/* The timer is added under the lock so destroy sees its id; the
 		 * callback takes the lock itself, on the loop thread, later. */
 		d->timer = evloop_add_timer(np->loop, delay, delayed_fire, d);
@@ -276,6 +287,8 @@ enum netpath_verdict netpath_send(struct netpath *np, enum netpath_dir dir,
 			if (d->next)
 				d->next->prev = NULL;
 			np->npending--;
+			np->dir_pending[dir]--;
+			np->dir_bytes[dir] -= len;
 			c->delayed--;
 			free(d);
 			goto drop;

@@ -18,7 +18,9 @@
  *      direction and a timestamp; the networking issue's libpcap writer goes here);
  *   4. delivery: immediately through the sink, or — when delayed — copied onto the
  *      event loop's timer queue, so latency never blocks the vCPU, the event loop
- *      or other NICs. A duplicate is delivered twice; a corrupt frame has one
+ *      or other NICs. That queue holds at most NETPATH_MAX_DELAYED_FRAMES frames
+ *      and NETPATH_MAX_DELAYED_BYTES bytes per direction; a frame that does not
+ *      fit is dropped and counted (`overflowed`), as a router's full queue would. A duplicate is delivered twice; a corrupt frame has one
  *      pseudo-random byte flipped in a private copy (the caller's buffer is never
  *      written).
  * Frames are plain Ethernet frames (no virtio-net header, no FCS).
@@ -53,6 +55,10 @@ enum netpath_action {
 	NETPATH_DUPLICATE,     /* deliver twice */
 	NETPATH_CORRUPT,       /* flip one byte of the delivered copy */
 };
+
+/* The delay queue's limits, per direction (netem's default limit is 1000 frames). */
+#define NETPATH_MAX_DELAYED_FRAMES 1024u
+#define NETPATH_MAX_DELAYED_BYTES (2u << 20)
 
 /* What netpath_send() did with a frame. */
 enum netpath_verdict {
@@ -92,8 +98,9 @@ typedef void (*netpath_capture_fn)(void *opaque, enum netpath_dir dir, uint64_t 
 
 struct netpath_dir_counters {
 	uint64_t packets, bytes;  /* delivered by the sink (a duplicate counts twice) */
-	uint64_t dropped;         /* link down + DROP rules + refused by the sink */
+	uint64_t dropped;         /* link down + DROP rules + refused by the sink + overflowed */
 	uint64_t delayed;         /* frames that went through the timer queue */
+	uint64_t overflowed;      /* delayed frames dropped: the delay queue was full */
 	uint64_t duplicated, corrupted;
 };
 

@@ -54,7 +54,9 @@ static unsigned data_iov(const struct virtq_elem *e, bool in, struct iovec *out,
 }
 
 /* Does the I/O for a request (b->lock held); returns the status byte and the
- * bytes written into the guest's buffers (excluding the status byte). */
+ * bytes written into the guest's buffers (excluding the status byte). Uses only
+ * what parse() copied and checked; blk_store checks every range again against
+ * the capacity now (an insert may have changed the disk under a delayed request). */
 static uint8_t do_io(struct virtio_blk *b, struct blk_req *q, bool drop, uint32_t *written)
 {
 	struct virtq_elem *e = &q->elem;
@@ -90,21 +92,13 @@ static uint8_t do_io(struct virtio_blk *b, struct blk_req *q, bool drop, uint32_
 						PV_MIN(len, sizeof(b->serial)));
 		return VIRTIO_BLK_S_OK;
 	case VIRTIO_BLK_T_DISCARD:
-	case VIRTIO_BLK_T_WRITE_ZEROES: {
-		struct virtio_blk_discard_write_zeroes seg[MAX_DZ_SEGS];
-		n = data_iov(e, false, iov, &len);
-		size_t nseg = len / sizeof(seg[0]);
-		iov_to_buf(iov, n, 0, seg, nseg * sizeof(seg[0]));
-		for (size_t i = 0; i < nseg && !drop; i++) {
-			uint64_t s = le64toh(seg[i].sector), c = le32toh(seg[i].num_sectors);
-			bool unmap = q->type == VIRTIO_BLK_T_DISCARD ||
-				     (le32toh(seg[i].flags) & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
-			if (blk_store_zero(&b->store, s, c, unmap) < 0)
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		for (unsigned i = 0; i < q->nseg && !drop; i++)
+			if (blk_store_zero(&b->store, q->seg[i].sector, q->seg[i].nsect,
+					   q->seg[i].unmap) < 0)
 				return VIRTIO_BLK_S_IOERR;
-		}
 		b->stats.writes++;
 		return VIRTIO_BLK_S_OK;
-	}
 	default:
 		return VIRTIO_BLK_S_UNSUPP;
 	}
@@ -121,6 +115,7 @@ static uint8_t parse(struct virtio_blk *b, struct blk_req *q, uint64_t *lo, uint
 	q->type = le32toh(h.type);
 	q->sector = le64toh(h.sector);
 	q->nsect = 0;
+	q->nseg = 0;
 	*lo = q->sector;
 	*hi = q->sector;
 	uint64_t cap = b->store.sectors;
@@ -145,19 +140,24 @@ static uint8_t parse(struct virtio_blk *b, struct blk_req *q, uint64_t *lo, uint
 	case VIRTIO_BLK_T_WRITE_ZEROES: {
 		if (b->readonly)
 			return VIRTIO_BLK_S_IOERR;
-		struct virtio_blk_discard_write_zeroes seg;
+		struct virtio_blk_discard_write_zeroes seg[MAX_DZ_SEGS];
 		dlen = e->out_len - sizeof(h);
-		if (!dlen || dlen % sizeof(seg) || dlen / sizeof(seg) > MAX_DZ_SEGS)
+		if (!dlen || dlen % sizeof(seg[0]) || dlen / sizeof(seg[0]) > MAX_DZ_SEGS)
 			return VIRTIO_BLK_S_UNSUPP;
+		/* One copy of the segments; the checks and the I/O both use it. */
+		q->nseg = (unsigned)(dlen / sizeof(seg[0]));
+		iov_to_buf(e->iov, e->n_out, sizeof(h), seg, dlen);
 		*lo = UINT64_MAX;
 		*hi = 0;
-		for (size_t off = 0; off < dlen; off += sizeof(seg)) {
-			iov_to_buf(e->iov, e->n_out, sizeof(h) + off, &seg, sizeof(seg));
-			uint64_t s = le64toh(seg.sector), c = le32toh(seg.num_sectors);
-			if (le32toh(seg.flags) & ~VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
+		for (unsigned i = 0; i < q->nseg; i++) {
+			uint64_t s = le64toh(seg[i].sector), c = le32toh(seg[i].num_sectors);
+			uint32_t fl = le32toh(seg[i].flags);
+			if (fl & ~VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
 				return VIRTIO_BLK_S_UNSUPP;
 			if (!c || s > cap || c > cap - s)
 				return VIRTIO_BLK_S_IOERR;
+			q->seg[i] = (struct blk_seg){s, c, q->type == VIRTIO_BLK_T_DISCARD ||
+					(fl & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)};
 			*lo = PV_MIN(*lo, s);
 			*hi = PV_MAX(*hi, s + c - 1);
 		}
@@ -184,8 +184,22 @@ static bool complete(struct virtio_blk *b, struct blk_req *q, uint8_t status, ui
 	return virtq_push(&b->vdev.vq[0], e->head, written + 1);
 }
 
+static void link_pending(struct virtio_blk *b, struct blk_req *q)
+{
+	q->prev = NULL;
+	q->next = b->pending;
+	if (b->pending)
+		b->pending->prev = q;
+	b->pending = q;
+	b->npending++;
+	b->nlive++;
+}
+
 static void unlink_pending(struct virtio_blk *b, struct blk_req *q)
 {
+	b->npending--;
+	if (!q->cancelled)
+		b->nlive--;
 	if (q->prev)
 		q->prev->next = q->next;
 	else
@@ -241,13 +255,17 @@ static bool handle(struct virtio_blk *b, struct blk_req **qp)
 		pthread_mutex_unlock(&b->lock);
 		return complete(b, q, VIRTIO_BLK_S_IOERR, 0);
 	}
+	if (v.delay_ms && b->loop &&
+	    (b->nlive >= b->vdev.vq[0].num || b->npending >= BLK_MAX_DELAYED)) {
+		/* Only a driver that republishes heads it has not got back gets here. */
+		pthread_mutex_unlock(&b->lock);
+		pv_debug("%s: %u requests already delayed; failing one more", b->vdev.dev.id,
+			 b->nlive);
+		return complete(b, q, VIRTIO_BLK_S_IOERR, 0);
+	}
 	if (v.delay_ms && b->loop) {
 		q->drop = v.drop;
-		q->prev = NULL;
-		q->next = b->pending;
-		if (b->pending)
-			b->pending->prev = q;
-		b->pending = q;
+		link_pending(b, q);
 		int64_t t = evloop_add_timer(b->loop, (uint64_t)v.delay_ms * 1000000ull,
 					     delayed_done, q);
 		if (t > 0) {
@@ -311,6 +329,7 @@ static bool cancel_pending(struct virtio_blk *b, bool fail_now)
 		if (q->cancelled)
 			continue;
 		q->cancelled = true;
+		b->nlive--;
 		if (fail_now) {
 			uint8_t st = VIRTIO_BLK_S_IOERR;
 			struct virtq_elem *e = &q->elem;

@@ -76,8 +76,8 @@ void blk_apply_corrupt(struct virtio_blk *b, struct blk_req *q, const struct iov
 {
 	for (size_t i = 0; i < b->nrules; i++) {
 		struct blk_rule *r = &b->rules[i];
-		if (r->f.kind != VIRTIO_BLK_CORRUPT)
-			continue;
+		if (r->f.kind != VIRTIO_BLK_CORRUPT || !q->nsect)
+			continue; /* a zero-length read covers no sector */
 		uint64_t lo = PV_MAX(q->sector, r->f.from);
 		uint64_t hi = PV_MIN(q->sector + q->nsect - 1, r->f.to);
 		if (lo > hi || !rule_hits(r, lo, hi))

@@ -14,6 +14,12 @@
 #define SECT VIRTIO_BLK_SECTOR
 #define MAX_FAULTS 64
 #define MAX_DZ_SEGS 16 /* discard / write-zeroes segments per request */
+/* Requests a `slow` rule may hold: a queue's worth (its size) still to be
+ * answered, which is all a driver that waits for its buffers can have in flight,
+ * and at most BLK_MAX_DELAYED in all, counting those a reset cancelled whose
+ * timers have not fired yet. A guest that republishes heads without waiting gets
+ * IOERR for the rest at once (docs/security.md). */
+#define BLK_MAX_DELAYED (2 * VIRTQ_MAX_SIZE)
 
 struct blk_rule {
 	struct virtio_blk_fault f;
@@ -21,12 +27,23 @@ struct blk_rule {
 	uint64_t rng;
 };
 
+struct blk_seg {
+	uint64_t sector, nsect;
+	bool unmap;
+};
+
+/* One request as the device took it. Every field the guest controls is copied
+ * here once by parse() and checked there; nothing after parse() reads the header
+ * or the segments from guest memory again (the guest may rewrite them while a
+ * `slow` rule holds the request, or from another vCPU). */
 struct blk_req {
 	struct virtio_blk *b;
 	struct blk_req *next, *prev; /* b->pending */
 	bool cancelled;              /* reset/detach already dealt with it */
 	uint32_t type;
-	uint64_t sector, nsect;
+	uint64_t sector, nsect;      /* IN/OUT: checked against the capacity */
+	unsigned nseg;               /* DISCARD/WRITE_ZEROES: the checked copy */
+	struct blk_seg seg[MAX_DZ_SEGS];
 	bool drop;                   /* a DROP_WRITES rule hit it */
 	struct virtq_elem elem;
 };
@@ -48,6 +65,8 @@ struct virtio_blk {
 	struct virtio_blk_stats stats;
 	bool detached;
 	struct blk_req *pending;     /* requests waiting on a timer */
+	unsigned npending;           /* ... how many (<= BLK_MAX_DELAYED) */
+	unsigned nlive;              /* ... not cancelled (<= the queue size) */
 };
 
 struct blk_verdict {

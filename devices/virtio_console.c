@@ -1,7 +1,8 @@
 /* virtio_console.c — virtio-console (virtio 1.x §5.3) without MULTIPORT: queue 0
  * is port 0's receive queue (host -> guest), queue 1 its transmit queue. Linux
  * makes port 0 hvc0. Host input waits in a bounded buffer until the guest posts
- * receive buffers; guest output is handed to the VM console ring. */
+ * receive buffers; guest output is handed to the VM console ring through a fixed
+ * buffer (VIRTIO_CONSOLE_TX_BUF), flushed as it fills. */
 #include "devices/virtio_console.h"
 #include "devices/virtio.h"
 #include "vmm/util.h"
@@ -24,10 +25,13 @@ struct virtio_console {
 	struct virtq_elem elem;
 	/* Guest output is copied out under vdev.lock and handed to `out` after it is
 	 * dropped (out may feed input back, which takes vdev.lock); tx_lock keeps the
-	 * order when two threads transmit. Lock order: tx_lock, vdev.lock. */
+	 * order when two threads transmit and guards tx, tx_len and tx_elem. Lock
+	 * order: tx_lock, vdev.lock. */
 	pthread_mutex_t tx_lock;
-	char *tx;
-	size_t tx_len, tx_cap;
+	char *tx;                  /* VIRTIO_CONSOLE_TX_BUF bytes */
+	size_t tx_len;
+	uint64_t tx_dropped;       /* vdev.lock */
+	struct virtq_elem tx_elem;
 };
 
 /* Moves pending input into receive buffers (vdev.lock held). */
@@ -55,65 +59,61 @@ static bool deliver(struct virtio_console *c)
 	return irq;
 }
 
-/* Takes every transmit chain and copies its bytes into c->tx; the heads are
- * stored for tx_complete(). vdev.lock held; returns how many chains. */
-static unsigned tx_collect(struct virtio_console *c, uint16_t *heads)
+/* Hands the buffered output to `out` (tx_lock held, vdev.lock not). */
+static void tx_flush(struct virtio_console *c, void (*out)(void *, const char *, size_t),
+		     void *opaque)
 {
-	struct virtio_dev *v = &c->vdev;
-	struct virtqueue *vq = &v->vq[1];
-	unsigned n = 0;
-	while (virtio_dev_queue_live(v, 1) && n < VIRTQ_MAX_SIZE) {
-		virtq_enable_notify(vq, false);
-		int got;
-		while (n < VIRTQ_MAX_SIZE && (got = virtq_pop(vq, &c->elem)) > 0) {
-			size_t len = c->elem.out_len;
-			if (c->tx_len + len > c->tx_cap) {
-				size_t cap = PV_MAX(c->tx_cap * 2, c->tx_len + len);
-				char *nt = realloc(c->tx, cap);
-				if (!nt) {
-					pv_log("%s: out of memory, output lost", v->dev.id);
-					len = 0;
-				} else {
-					c->tx = nt;
-					c->tx_cap = cap;
-				}
-			}
-			c->tx_len += iov_to_buf(c->elem.iov, c->elem.n_out, 0, c->tx + c->tx_len, len);
-			heads[n++] = c->elem.head;
-		}
-		if (got < 0) {
-			virtio_dev_needs_reset(v, pv_errmsg());
-			break;
-		}
-		virtq_enable_notify(vq, true);
-		if (!virtq_has_avail(vq))
-			break;
-	}
-	return n;
-}
-
-/* Transmit: the output reaches the console ring before the guest can see its
- * buffers used (so "printed, then used" holds for the guest), and `out` runs
- * without vdev.lock (it may feed input back, which takes vdev.lock). */
-static void transmit(struct virtio_console *c)
-{
-	static _Thread_local uint16_t heads[VIRTQ_MAX_SIZE];
-	pthread_mutex_lock(&c->tx_lock);
-	pthread_mutex_lock(&c->vdev.lock);
-	unsigned n = tx_collect(c, heads);
-	void (*out)(void *, const char *, size_t) = c->out;
-	void *opaque = c->out_opaque;
-	pthread_mutex_unlock(&c->vdev.lock);
 	if (out && c->tx_len)
 		out(opaque, c->tx, c->tx_len);
 	c->tx_len = 0;
-	pthread_mutex_lock(&c->vdev.lock);
+}
+
+/* Transmit: takes up to a queue's worth of chains, copies at most
+ * VIRTIO_CONSOLE_TX_CHAIN_MAX bytes of each into c->tx (flushing it to `out`
+ * whenever the next chain would not fit), then puts them all on the used ring. So
+ * the output reaches the console ring before the guest can see its buffers used
+ * ("printed, then used" holds for the guest), and `out` runs without vdev.lock
+ * (it may feed input back, which takes vdev.lock). */
+static void transmit(struct virtio_console *c)
+{
+	static _Thread_local uint16_t heads[VIRTQ_MAX_SIZE];
+	struct virtio_dev *v = &c->vdev;
+	struct virtqueue *vq = &v->vq[1];
+	unsigned n = 0;
+	pthread_mutex_lock(&c->tx_lock);
+	pthread_mutex_lock(&v->lock);
+	void (*out)(void *, const char *, size_t) = c->out;
+	void *opaque = c->out_opaque;
+	while (n < VIRTQ_MAX_SIZE && virtio_dev_queue_live(v, 1)) {
+		virtq_enable_notify(vq, false);
+		int got = virtio_dev_pop(v, vq, &c->tx_elem);
+		if (got == -EAGAIN)
+			continue;
+		if (got <= 0)
+			break;
+		struct virtq_elem *e = &c->tx_elem;
+		size_t len = PV_MIN(e->out_len, (uint64_t)VIRTIO_CONSOLE_TX_CHAIN_MAX);
+		c->tx_dropped += e->out_len - len;
+		heads[n++] = e->head;
+		if (c->tx_len + len > VIRTIO_CONSOLE_TX_BUF) {
+			pthread_mutex_unlock(&v->lock);
+			tx_flush(c, out, opaque);
+			pthread_mutex_lock(&v->lock);
+		}
+		/* The chain's iovecs stay valid: guest RAM does not move. */
+		c->tx_len += iov_to_buf(e->iov, e->n_out, 0, c->tx + c->tx_len, len);
+	}
+	if (n == VIRTQ_MAX_SIZE && virtio_dev_queue_live(v, 1))
+		virtq_enable_notify(vq, true);
+	pthread_mutex_unlock(&v->lock);
+	tx_flush(c, out, opaque);
+	pthread_mutex_lock(&v->lock);
 	bool irq = false;
-	for (unsigned i = 0; i < n && virtio_dev_queue_live(&c->vdev, 1); i++)
-		irq |= virtq_push(&c->vdev.vq[1], heads[i], 0);
+	for (unsigned i = 0; i < n && virtio_dev_queue_live(v, 1); i++)
+		irq |= virtq_push(vq, heads[i], 0);
 	if (irq)
-		virtio_dev_interrupt(&c->vdev, VIRTIO_MMIO_INT_VRING);
-	pthread_mutex_unlock(&c->vdev.lock);
+		virtio_dev_interrupt(v, VIRTIO_MMIO_INT_VRING);
+	pthread_mutex_unlock(&v->lock);
 	pthread_mutex_unlock(&c->tx_lock);
 }
 
@@ -149,6 +149,14 @@ uint64_t virtio_console_dropped(struct virtio_console *c)
 {
 	pthread_mutex_lock(&c->vdev.lock);
 	uint64_t n = c->dropped;
+	pthread_mutex_unlock(&c->vdev.lock);
+	return n;
+}
+
+uint64_t virtio_console_tx_dropped(struct virtio_console *c)
+{
+	pthread_mutex_lock(&c->vdev.lock);
+	uint64_t n = c->tx_dropped;
 	pthread_mutex_unlock(&c->vdev.lock);
 	return n;
 }
@@ -225,13 +233,18 @@ static const struct virtio_dev_ops con_vops = {
 int virtio_console_create(const char *id, struct virtio_console **out)
 {
 	struct virtio_console *c = calloc(1, sizeof(*c));
-	if (!c || !(c->in = malloc(VIRTIO_CONSOLE_INBUF))) {
+	if (!c || !(c->in = malloc(VIRTIO_CONSOLE_INBUF)) ||
+	    !(c->tx = malloc(VIRTIO_CONSOLE_TX_BUF))) {
+		if (c)
+			free(c->in);
 		free(c);
 		return pv_error(ENOMEM, "virtio-console: out of memory");
 	}
 	pthread_mutex_init(&c->tx_lock, NULL);
 	int err = virtio_dev_init(&c->vdev, &con_ops, &con_vops, id ? id : "hvc0", 0);
 	if (err < 0) {
+		pthread_mutex_destroy(&c->tx_lock);
+		free(c->tx);
 		free(c->in);
 		free(c);
 		return err;

@@ -13,6 +13,13 @@ struct virtio_dev;
 
 #define VIRTIO_CONSOLE_INPUT_SLOT 1   /* vm_console_set_input slot (serial has 0) */
 #define VIRTIO_CONSOLE_INBUF (64u << 10) /* host input held until the guest reads it */
+/* Guest output goes through one fixed buffer of VIRTIO_CONSOLE_TX_BUF bytes, and
+ * at most VIRTIO_CONSOLE_TX_CHAIN_MAX bytes of each transmit chain reach the
+ * console (Linux's hvc writes are a page at most); the rest is dropped and
+ * counted, so a guest's chains (up to 64 MiB each, possibly all aliasing one
+ * buffer) cost the host no more than this buffer. docs/security.md */
+#define VIRTIO_CONSOLE_TX_BUF (64u << 10)
+#define VIRTIO_CONSOLE_TX_CHAIN_MAX (64u << 10)
 
 int virtio_console_create(const char *id, struct virtio_console **out);
 /* Puts it on the VM and registers its output/input with the VM console; the VM
@@ -27,5 +34,7 @@ void virtio_console_set_output(struct virtio_console *c,
 /* Host input; bytes beyond VIRTIO_CONSOLE_INBUF waiting are dropped (counted). */
 void virtio_console_input(struct virtio_console *c, const void *data, size_t len);
 uint64_t virtio_console_dropped(struct virtio_console *c);
+/* Guest output bytes cut off beyond VIRTIO_CONSOLE_TX_CHAIN_MAX per chain. */
+uint64_t virtio_console_tx_dropped(struct virtio_console *c);
 
 #endif
