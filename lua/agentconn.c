@@ -344,6 +344,28 @@ static void queue_frame(lua_State *L, struct lconn *lc, struct pv_fbuf *b, const
 		pv_lua_error(L, "closed", op, lc->vm, "%s", pv_errmsg());
 }
 
+/* What the host keeps per connection (uservalues of the AgentConn userdata):
+ *   [1] replies by id, [2] streams by id ({name = {chunk, ..., eof=bool}, [0] = the
+ *   number of names}), [3] the live ids: id -> the LIVE_* bits of its op. A reply is
+ *   kept only for a live id; stream frames only for a live id whose op streams
+ *   (LIVE_STREAMS), at most MAX_STREAM_NAMES names. An id stops being live at its
+ *   reply, or at c:forget() for ops that stream after their reply (LIVE_AFTER_REPLY:
+ *   spawn, tail, tail_fd). Any other frame (an id never sent, already answered or
+ *   forgotten) is dropped: a misbehaving agent cannot make the host keep anything
+ *   it did not ask for (docs/security.md). */
+#define LIVE_STREAMS 1
+#define LIVE_AFTER_REPLY 2
+#define MAX_STREAM_NAMES 8   /* distinct stream names kept per id */
+
+static int live_kind(const char *op)
+{
+	if (!strcmp(op, PV_OP_SPAWN) || !strcmp(op, PV_OP_TAIL) || !strcmp(op, PV_OP_TAIL_FD))
+		return LIVE_STREAMS | LIVE_AFTER_REPLY;
+	if (!strcmp(op, PV_OP_EXEC) || !strcmp(op, PV_OP_READ_FILE))
+		return LIVE_STREAMS;
+	return 0;
+}
+
 /* c:send(op, args) -> id */
 static int l_send(lua_State *L)
 {
@@ -359,6 +381,10 @@ static int l_send(lua_State *L)
 	else
 		pv_pack_map(&b, 0);
 	queue_frame(L, lc, &b, op);
+	lua_getiuservalue(L, 1, 3);
+	lua_pushinteger(L, live_kind(op));
+	lua_rawseti(L, -2, (lua_Integer)id);
+	lua_pop(L, 1);
 	lua_pushinteger(L, (lua_Integer)id);
 	return 1;
 }
@@ -391,49 +417,106 @@ static int l_send_eof(lua_State *L)
 	return 0;
 }
 
-/* Dispatch into the uservalue tables: [1] replies by id, [2] streams by id. */
-static void lua_frame_cb(void *ud, const struct pv_frame *f)
+/* lua_pcall'ed: the result map (lightuserdata) as a Lua table. */
+static int push_result(lua_State *L)
 {
-	lua_State *L = ud; /* stack: ..., replies, streams */
-	if (!f->has_id)
-		return;
-	if (f->kind == PV_FRAME_REPLY) {
-		lua_createtable(L, 0, 6);
-		lua_pushboolean(L, f->ok);
-		lua_setfield(L, -2, "ok");
-		if (f->ok) {
-			if (f->result)
-				push_obj(L, f->result, 0);
-			else
-				lua_newtable(L);
+	const msgpack_object *o = lua_touserdata(L, 1);
+	if (o)
+		push_obj(L, o, 0);
+	else
+		lua_newtable(L);
+	return 1;
+}
+
+/* The reply table for f (stack: ..., replies, streams, live); a result Lua cannot
+ * hold (a NaN or nil key, say) makes it a `protocol` error reply for that request. */
+static void push_reply(lua_State *L, const struct pv_frame *f)
+{
+	lua_createtable(L, 0, 6);
+	if (f->ok) {
+		lua_pushcfunction(L, push_result);
+		lua_pushlightuserdata(L, (void *)f->result);
+		if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+			lua_pushboolean(L, 1);
+			lua_setfield(L, -3, "ok");
 			lua_setfield(L, -2, "result");
-		} else {
-			lua_pushinteger(L, f->err);
-			lua_setfield(L, -2, "errno");
-			lua_pushstring(L, pv_errno_name(f->err));
-			lua_setfield(L, -2, "errname");
-			lua_pushlstring(L, f->message ? f->message : "", f->message_len);
-			lua_setfield(L, -2, "message");
-			if (f->code[0]) {
-				lua_pushstring(L, f->code);
-				lua_setfield(L, -2, "code");
-			}
+			return;
 		}
-		lua_rawseti(L, -3, (lua_Integer)f->id);
+		const char *why = lua_tostring(L, -1);
+		lua_pushfstring(L, "bad reply from the agent: %s", why ? why : "not a value");
+		lua_setfield(L, -3, "message");
+		lua_pop(L, 1);
+		lua_pushboolean(L, 0);
+		lua_setfield(L, -2, "ok");
+		lua_pushinteger(L, EPROTO);
+		lua_setfield(L, -2, "errno");
+		lua_pushstring(L, pv_errno_name(EPROTO));
+		lua_setfield(L, -2, "errname");
+		lua_pushstring(L, PV_ERRCODE_PROTOCOL);
+		lua_setfield(L, -2, "code");
 		return;
+	}
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "ok");
+	lua_pushinteger(L, f->err);
+	lua_setfield(L, -2, "errno");
+	lua_pushstring(L, pv_errno_name(f->err));
+	lua_setfield(L, -2, "errname");
+	lua_pushlstring(L, f->message ? f->message : "", f->message_len);
+	lua_setfield(L, -2, "message");
+	if (f->code[0]) {
+		lua_pushstring(L, f->code);
+		lua_setfield(L, -2, "code");
+	}
+}
+
+/* lua_pcall'ed by lua_frame_cb: args frame (lightuserdata), replies, streams, live. */
+static int dispatch(lua_State *L)
+{
+	const struct pv_frame *f = lua_touserdata(L, 1);
+	lua_Integer id = (lua_Integer)f->id;
+	if (lua_rawgeti(L, 4, id) != LUA_TNUMBER) {
+		lua_pushboolean(L, 0); /* not live: dropped */
+		return 1;
+	}
+	lua_Integer kind = lua_tointeger(L, -1);
+	lua_pop(L, 1);
+	if (f->kind == PV_FRAME_REPLY) {
+		push_reply(L, f);
+		lua_rawseti(L, 2, id);
+		if (!(kind & LIVE_AFTER_REPLY)) {
+			lua_pushnil(L);
+			lua_rawseti(L, 4, id);
+		}
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	if (!(kind & LIVE_STREAMS)) {
+		lua_pushboolean(L, 0); /* this op does not stream */
+		return 1;
 	}
 	/* stream frame: streams[id][name] = {chunk, chunk, ..., eof=bool} */
-	if (lua_rawgeti(L, -1, (lua_Integer)f->id) != LUA_TTABLE) {
+	if (lua_rawgeti(L, 3, id) != LUA_TTABLE) {
 		lua_pop(L, 1);
 		lua_newtable(L);
 		lua_pushvalue(L, -1);
-		lua_rawseti(L, -3, (lua_Integer)f->id);
+		lua_rawseti(L, 3, id);
 	}
-	if (lua_getfield(L, -1, f->stream) != LUA_TTABLE) {
+	int per_id = lua_gettop(L);
+	if (lua_getfield(L, per_id, f->stream) != LUA_TTABLE) {
 		lua_pop(L, 1);
+		lua_rawgeti(L, per_id, 0);
+		lua_Integer names = lua_tointeger(L, -1);
+		lua_pop(L, 1);
+		if (names >= MAX_STREAM_NAMES) {
+			lua_pushboolean(L, 0);
+			return 1;
+		}
+		lua_pushinteger(L, names + 1);
+		lua_rawseti(L, per_id, 0);
 		lua_newtable(L);
 		lua_pushvalue(L, -1);
-		lua_setfield(L, -3, f->stream);
+		lua_setfield(L, per_id, f->stream);
 	}
 	if (f->eof) {
 		lua_pushboolean(L, 1);
@@ -442,7 +525,30 @@ static void lua_frame_cb(void *ud, const struct pv_frame *f)
 		lua_pushlstring(L, (const char *)f->data, f->data_len);
 		lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
 	}
-	lua_pop(L, 2);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* agentconn_pump's callback (stack: ..., replies, streams, live). Never raises:
+ * agentconn_pump must get to free each frame. */
+static void lua_frame_cb(void *ud, const struct pv_frame *f)
+{
+	lua_State *L = ud;
+	if (!f->has_id)
+		return;
+	lua_pushcfunction(L, dispatch);
+	lua_pushlightuserdata(L, (void *)f);
+	lua_pushvalue(L, -5);
+	lua_pushvalue(L, -5);
+	lua_pushvalue(L, -5);
+	if (lua_pcall(L, 4, 1, 0) != LUA_OK) {
+		pv_debug("agent frame for id %llu dropped: %s", (unsigned long long)f->id,
+			 lua_tostring(L, -1));
+	} else if (!lua_toboolean(L, -1)) {
+		pv_debug("agent frame for id %llu that the host does not wait for: dropped",
+			 (unsigned long long)f->id);
+	}
+	lua_pop(L, 1);
 }
 
 /* c:pump() -> number of frames handled; raises closed/protocol when the connection is gone */
@@ -453,6 +559,7 @@ static int l_pump(lua_State *L)
 	lua_settop(L, 1);
 	lua_getiuservalue(L, 1, 1);
 	lua_getiuservalue(L, 1, 2);
+	lua_getiuservalue(L, 1, 3);
 	int n = agentconn_pump(c, lua_frame_cb, L);
 	if (n < 0) {
 		if (agentconn_protocol_error(c))
@@ -507,12 +614,12 @@ static int l_stream(lua_State *L)
 	return 2;
 }
 
-/* c:forget(id): drop everything held for id */
+/* c:forget(id): drop everything held for id; later frames for it are dropped */
 static int l_forget(lua_State *L)
 {
 	check_conn(L, 1);
 	lua_Integer id = luaL_checkinteger(L, 2);
-	for (int i = 1; i <= 2; i++) {
+	for (int i = 1; i <= 3; i++) {
 		lua_getiuservalue(L, 1, i);
 		lua_pushnil(L);
 		lua_rawseti(L, -2, id);
@@ -577,7 +684,7 @@ static int l_connect(lua_State *L)
 {
 	int fd = (int)luaL_checkinteger(L, 1);
 	const char *vm = luaL_optstring(L, 2, "?");
-	struct lconn *lc = lua_newuserdatauv(L, sizeof(*lc), 2);
+	struct lconn *lc = lua_newuserdatauv(L, sizeof(*lc), 3);
 	lc->c = NULL;
 	snprintf(lc->vm, sizeof(lc->vm), "%s", vm);
 	luaL_setmetatable(L, CONN_MT);
@@ -585,6 +692,8 @@ static int l_connect(lua_State *L)
 	lua_setiuservalue(L, -2, 1);
 	lua_newtable(L);
 	lua_setiuservalue(L, -2, 2);
+	lua_newtable(L);
+	lua_setiuservalue(L, -2, 3);
 	if (agentconn_new(fd, vm, &lc->c) < 0) {
 		close(fd);
 		pv_lua_error(L, "infra", "connect", vm, "%s", pv_errmsg());
