@@ -1,6 +1,7 @@
 -- examples/hello_test.lua — the first test a newcomer runs (README, getting-started).
 -- `provium run examples/` boots one VM (a Linux microVM where /dev/kvm runs Linux
--- guests, the sandbox backend elsewhere) and drives it.
+-- guests, the sandbox backend elsewhere) and drives it. The other files here show
+-- one headline scenario each (docs/README.md lists them).
 
 test("a guest runs commands", function(t)
   local vm = provium:vm("web")

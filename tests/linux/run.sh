@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh — the `linux` test tier (tests/run-tiers.sh; `make test-linux`): the Lua API
 # suite on Linux microVMs (`provium run --backend kvm`) — the API files of tests/lua,
-# the same ones the sandbox runs — plus the kvm-only tests in tests/linux/*_test.lua.
+# the same ones the sandbox runs — plus the kvm-only tests in tests/linux/*_test.lua
+# and examples/ (tests/runner/examples.sh runs those on the sandbox).
 # Prints ONE TAP stream on stdout, everything else on stderr.
 #
 # Where `provium doctor` says this host cannot run Linux guests (no /dev/kvm, or PVM
@@ -28,8 +29,8 @@ files=()
 for f in $API_FILES; do
   [ -f "tests/lua/$f.lua" ] && files+=("tests/lua/$f.lua")
 done
-for f in tests/linux/*_test.lua; do
-  [ -f "$f" ] && files+=("$f")
+for f in tests/linux/*_test.lua examples/*_test.lua examples/*/*_test.lua; do
+  [ -f "$f" ] && files+=("$f")   # examples/: every headline scenario, on kvm
 done
 
 echo "TAP version 13"
