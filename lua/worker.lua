@@ -64,7 +64,8 @@ function Worker:close()
 end
 
 -- One call at a time per Worker. The lock is released by a to-be-closed value, so it
--- is given back whether the call returns or raises.
+-- is given back whether the call returns or raises. A method that calls another on
+-- the same Worker (wait_for_file calls exists) holds the lock already: it goes on.
 local function release(w)
   w._busy = false
   if w._idle then w._idle:signal() end
@@ -73,11 +74,13 @@ local unlock_mt = { __close = function(u) release(u.w) end }
 
 local function serialised(fn)
   return function(self, ...)
+    local me = S.current() or true
+    if rawget(self, "_busy") == me then return fn(self, ...) end
     while rawget(self, "_busy") do
       self._idle = self._idle or S.cond()
       self._idle:wait(nil)
     end
-    self._busy = true
+    self._busy = me
     local _ <close> = setmetatable({ w = self }, unlock_mt)
     return fn(self, ...)
   end
