@@ -11,16 +11,9 @@ provium._vm = V
 local N = provium._net or {}
 provium._net = N
 
-local Bridge = {}
-N.Bridge = Bridge
-local Bridge_mt = { __name = "provium.Bridge" }
-N.Bridge_mt = Bridge_mt
-Bridge_mt.__index = function(t, k)
-  local m = Bridge[k]
-  if m ~= nil then return m end
-  if type(k) == "string" and k:sub(1, 1) == "_" or k == "nat_ip" then return nil end
-  perr({ code = "invalid", op = "bridge." .. tostring(k), message = "Bridge has no method or field '" .. tostring(k) .. "'" }, 2)
-end
+local Bridge, Bridge_mt = provium._class("Bridge", "bridge", { nil_fields = { nat_ip = true } })
+N.Bridge, N.Bridge_mt = Bridge, Bridge_mt
+local opts_check = provium._opts
 Bridge_mt.__tostring = function(b)
   return ("Bridge(%s, %s, %d nic%s)"):format(b.name, b.subnet, #b._nics, #b._nics == 1 and "" or "s")
 end
@@ -30,9 +23,6 @@ local function check(cond, op, msg, lvl)
 end
 
 local function check_bridge(b, op)
-  if getmetatable(b) ~= Bridge_mt then
-    perr({ code = "invalid", op = op, message = "call it as " .. op .. "(...) (with a colon)" }, 3)
-  end
   if b._closed then perr({ code = "closed", op = op, message = "bridge " .. b.name .. " was torn down" }, 3) end
   return b
 end
@@ -55,9 +45,9 @@ local function ip_str(n)
 end
 N.ip_str = ip_str
 
+-- (lab:bridge checked opts: subnet, nat)
 function provium._bridge_new(lab, name, opts)
   opts = opts or {}
-  check(type(opts) == "table", "lab:bridge", "opts must be a table", 3)
   if opts.subnet ~= nil then
     check(parse_cidr(opts.subnet), "lab:bridge", ("subnet must be an IPv4 CIDR like 10.0.0.0/24, got %s"):format(tostring(opts.subnet)), 3)
   end
@@ -100,8 +90,7 @@ end
 function Bridge:attach(vm, opts)
   check_bridge(self, "bridge:attach")
   vm_arg(self, vm, "bridge:attach")
-  opts = opts or {}
-  check(type(opts) == "table", "bridge:attach", "opts must be a table")
+  opts = opts_check(opts, "bridge:attach", vm.name, "ip:string mac:string slot:posint")
   if vm.backend ~= "sandbox" and vm.backend ~= "kvm" then
     perr({ code = "unsupported", op = "bridge:attach", vm = vm.name,
       message = ("bridges are wired to sandbox and kvm VMs, not %s"):format(tostring(vm.backend)) }, 2)
@@ -136,7 +125,7 @@ function Bridge:attach(vm, opts)
     end
     ifname = "eth" .. (slot - 1)
   end
-  local nic = N.Nic.new(self, vm, { ip = ip, mac = mac, ifname = ifname })
+  local nic = N.Nic._new(self, vm, { ip = ip, mac = mac, ifname = ifname })
   nic._slot = slot
   self._nics[#self._nics + 1] = nic
   vm._nics[#vm._nics + 1] = nic
@@ -315,13 +304,11 @@ local function same_pair(a, b)
 end
 
 -- Sets (or with value 0 removes) the fault of `action` for opts.between (or the bridge).
+-- opts were checked by the caller (FAULT_OPTS)
 local function set_fault(b, action, f, opts, op)
-  opts = opts or {}
-  check(type(opts) == "table", op, "opts must be a table", 3)
   f.action = action
   f.between = between_of(opts, op)
-  check(opts.seed == nil or math.type(opts.seed) == "integer", op, "opts.seed must be an integer", 3)
-  f.seed = opts.seed or cfg.seed or 0
+  f.seed = math.tointeger(opts.seed) or cfg.seed or 0
   for i = #b._faults, 1, -1 do
     local o = b._faults[i]
     if o.action == action and same_pair(o.between, f.between) then table.remove(b._faults, i) end
@@ -330,11 +317,13 @@ local function set_fault(b, action, f, opts, op)
   b:_apply()
 end
 
+local FAULT_OPTS = "between:table seed:int"
 local function rate_fault(action)
   local op = "bridge:" .. action
   return function(self, rate, opts)
     check_bridge(self, op)
-    check(type(rate) == "number" and rate >= 0 and rate <= 1, op, "rate must be a number in 0..1, got " .. tostring(rate))
+    provium._arg(rate, "rate", op, nil, "rate")
+    opts = opts_check(opts, op, nil, FAULT_OPTS)
     set_fault(self, action == "duplicate" and "duplicate" or action, { rate = rate, off = rate == 0 }, opts, op)
   end
 end
@@ -344,9 +333,9 @@ Bridge.corrupt = rate_fault("corrupt")
 
 function Bridge:latency(ms, opts)
   check_bridge(self, "bridge:latency")
-  check(type(ms) == "number" and ms >= 0, "bridge:latency", "ms must be a non-negative number, got " .. tostring(ms))
-  local jitter = opts and opts.jitter or 0
-  check(type(jitter) == "number" and jitter >= 0, "bridge:latency", "opts.jitter must be a non-negative number")
+  provium._arg(ms, "nonneg", "bridge:latency", nil, "ms")
+  opts = opts_check(opts, "bridge:latency", nil, FAULT_OPTS .. " jitter:nonneg")
+  local jitter = opts.jitter or 0
   set_fault(self, "delay", { ms = ms, jitter = jitter, off = ms == 0 and jitter == 0 }, opts, "bridge:latency")
 end
 
@@ -415,7 +404,7 @@ function Bridge:capture(opts)
   local c = N.capture_new("bridge " .. self.name, opts, function(cap)
     for i = #self._captures, 1, -1 do if self._captures[i] == cap then table.remove(self._captures, i) end end
     if cap._live then cap._live:close(); cap._live = nil end
-  end)
+  end, "bridge:capture")
   local ok, live = pcall(provium._c_net_capture.live, c._h, self.ifname)
   if not ok then c:close(); error(live, 0) end
   c._live = live

@@ -12,15 +12,9 @@ provium._vm = V
 local N = provium._net or {}
 provium._net = N
 
-local Capture = {}
+local Capture, Capture_mt = provium._class("Capture", "capture", { nil_fields = { path = true, filter = true } })
 N.Capture = Capture
-local Capture_mt = { __name = "provium.Capture" }
-Capture_mt.__index = function(t, k)
-  local m = Capture[k]
-  if m ~= nil then return m end
-  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
-  perr({ code = "invalid", op = "capture." .. tostring(k), message = "Capture has no method or field '" .. tostring(k) .. "'" }, 2)
-end
+local MATCH_OPTS = "plain:bool timeout:secs"
 Capture_mt.__tostring = function(c)
   return ("Capture(%s, %s)"):format(c._what, c._closed and "closed" or "open")
 end
@@ -35,12 +29,10 @@ local function summary(p)
   return s .. " len " .. p.len
 end
 
--- N.capture_new(what, opts, on_close) -> Capture (the owner subscribes NICs to c._h)
-function N.capture_new(what, opts, on_close)
-  opts = opts or {}
-  if type(opts) ~= "table" then perr({ code = "invalid", op = "capture", message = "opts must be a table" }, 3) end
-  if opts.filter ~= nil and type(opts.filter) ~= "string" then perr({ code = "invalid", op = "capture", message = "opts.filter must be a BPF expression string" }, 3) end
-  if opts.path ~= nil and type(opts.path) ~= "string" then perr({ code = "invalid", op = "capture", message = "opts.path must be a string" }, 3) end
+-- N.capture_new(what, opts, on_close, op [, vm]) -> Capture (the owner subscribes NICs
+-- to c._h); op is the call that made it (bridge:capture, nic:capture)
+function N.capture_new(what, opts, on_close, op, vm)
+  opts = provium._opts(opts, op, vm, "filter:string path:string")
   local ok, h = pcall(provium._c_net_capture.open, opts.filter, opts.path)
   if not ok then error(h, 0) end
   return setmetatable({ _h = h, _what = what, _on_close = on_close, _closed = false, _seen = {},
@@ -69,24 +61,28 @@ local function next_packet(c, deadline)
 end
 
 function Capture:next(opts)
+  opts = provium._opts(opts, "capture:next", nil, "timeout:secs")
   return next_packet(self, V.deadline(opts))
 end
 
 -- array of packets up to and including the first whose summary matches; nil on timeout
 function Capture:read_until(pattern, opts)
+  provium._arg(pattern, "string", "capture:read_until", nil, "pattern")
+  opts = provium._opts(opts, "capture:read_until", nil, MATCH_OPTS)
   local deadline = V.deadline(opts)
   local got = {}
   while true do
     local p = next_packet(self, deadline)
     if not p then return nil end
     got[#got + 1] = p
-    if p.summary:find(pattern, 1, opts and opts.plain) then return got end
+    if p.summary:find(pattern, 1, opts.plain) then return got end
   end
 end
 
 -- the first packet whose summary matches (plus the pattern's captures); raises timeout
 function Capture:expect(pattern, opts)
-  if type(pattern) ~= "string" then perr({ code = "invalid", op = "capture:expect", message = "pattern must be a string" }, 2) end
+  provium._arg(pattern, "string", "capture:expect", nil, "pattern")
+  opts = provium._opts(opts, "capture:expect", nil, MATCH_OPTS)
   local t0 = S.now()
   local deadline = V.deadline(opts)
   while true do
@@ -95,7 +91,7 @@ function Capture:expect(pattern, opts)
       perr({ code = "timeout", op = "capture:expect", message = ("no packet matching %q on %s within %.1f s; last packets:\n%s"):format(
         pattern, self._what, S.now() - t0, table.concat(self._seen, "\n")) }, 2)
     end
-    local r = table.pack(p.summary:find(pattern, 1, opts and opts.plain))
+    local r = table.pack(p.summary:find(pattern, 1, opts.plain))
     if r[1] then return p, table.unpack(r, 3, r.n) end
   end
 end

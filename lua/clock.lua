@@ -6,19 +6,11 @@ local perr = provium._error
 local V = provium._vm or {}
 provium._vm = V
 
-local Clock = {}
+local Clock, K_mt = provium._class("Clock", "clock")
 V.Clock = Clock
-local K_mt = { __name = "provium.Clock" }
-K_mt.__index = function(t, k)
-  local m = Clock[k]
-  if m ~= nil then return m end
-  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
-  perr({ code = "invalid", op = "clock." .. tostring(k), vm = rawget(t, "_vmname"),
-    message = "Clock has no method or field '" .. tostring(k) .. "'" }, 2)
-end
 K_mt.__tostring = function(c) return ("Clock(%s)"):format(c._vmname) end
 
-function Clock.new(vm)
+function Clock._new(vm)
   return setmetatable({ _vm = vm, _vmname = vm.name }, K_mt)
 end
 
@@ -52,12 +44,10 @@ Clock.advance = unsupported("advance")
 -- The sandbox's guest time is the host's: s of guest time pass in s of host time (the
 -- task yields meanwhile; the guest's monotonic clock is read to be sure).
 function Clock:sleep(s, opts)
-  if type(s) ~= "number" or s < 0 or s ~= s then
-    perr({ code = "invalid", op = "clock:sleep", vm = self._vmname,
-      message = "seconds must be a non-negative number, got " .. tostring(s) }, 2)
-  end
+  provium._arg(s, "nonneg", "clock:sleep", self._vmname, "seconds")
+  opts = provium._opts(opts, "clock:sleep", self._vmname, "timeout:secs")
   local m0 = get_ns(self, "monotonic", "clock:sleep")
-  local deadline = S.now() + ((opts and opts.timeout) or (s + 30))
+  local deadline = S.now() + (opts.timeout or (s + 30))
   local want = m0 + math.floor(s * 1e9)
   while true do
     local m = get_ns(self, "monotonic", "clock:sleep")

@@ -13,8 +13,7 @@ provium._vm = V
 -- overruns its timeout (reporting where it waited and tearing its VMs down) before
 -- the call gives up by itself; nil outside tests.
 function V.deadline(opts)
-  local timeout = S.check_timeout(opts, 3)
-  if timeout then return S.now() + timeout end
+  if type(opts) == "table" and opts.timeout ~= nil then return S.deadline(opts) end
   local d = S.deadline(nil)
   return d and d + 1 or nil
 end

@@ -8,21 +8,13 @@ local perr = provium._error
 local V = provium._vm or {}
 provium._vm = V
 
-local Console = {}
+local Console, C_mt = provium._class("Console", "console")
 V.Console = Console
-local C_mt = { __name = "provium.Console" }
-C_mt.__index = function(t, k)
-  local m = Console[k]
-  if m ~= nil then return m end
-  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
-  perr({ code = "invalid", op = "console." .. tostring(k), vm = rawget(t, "_vmname"),
-    message = "Console has no method or field '" .. tostring(k) .. "'" }, 2)
-end
 C_mt.__tostring = function(c) return ("Console(%s)"):format(c._vmname) end
 
 local POLL = 0.005
 
-function Console.new(vm)
+function Console._new(vm)
   return setmetatable({ _vm = vm, _vmname = vm.name, _stream = nil }, C_mt)
 end
 
@@ -69,6 +61,8 @@ end
 -- c:expect(pattern [, opts]) -> captures; raises timeout with the last 2 KiB
 function Console:expect(pattern, opts)
   sb(self, "console:expect")
+  provium._arg(pattern, "string", "console:expect", self._vmname, "pattern")
+  provium._opts(opts, "console:expect", self._vmname, "plain:bool timeout:secs")
   if not self._stream then self._stream = stream_from(self, 0) end
   return self._stream:expect(pattern, opts)
 end

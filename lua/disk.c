@@ -6,6 +6,7 @@
  * the cache mode is kept). Exposed as provium._c_disk.new(kvmvm, slot). */
 #include "lua/kvm.h"
 #include "lua/errors.h"
+#include "lua/opts.h"
 #include "devices/virtio_blk.h"
 #include "vmm/util.h"
 
@@ -22,11 +23,14 @@ struct ldisk {
 	int slot; /* 0-based */
 };
 
-/* The Disk at index 1 and its live device; raises `closed` when the VM has none. */
+/* The Disk at index 1 and its live device; raises `invalid` for a dot call
+ * (disk.size()) and `closed` when the VM has none. */
 static struct virtio_blk *check_disk(lua_State *L, const char *op, struct kvmvm **kp,
 				     int *slot, const char **id)
 {
-	struct ldisk *d = luaL_checkudata(L, 1, DISK_MT);
+	struct ldisk *d = luaL_testudata(L, 1, DISK_MT);
+	if (!d)
+		pv_self_error(L, op, 1, "Disk");
 	lua_getiuservalue(L, 1, 1);
 	struct kvmvm *k = pv_kvm_check(L, -1);
 	lua_pop(L, 1);
@@ -61,7 +65,9 @@ static int l_read_sectors(lua_State *L)
 {
 	const char *id;
 	struct virtio_blk *b = check_disk(L, "disk:read_sectors", NULL, NULL, &id);
-	lua_Integer lba = luaL_checkinteger(L, 2), count = luaL_optinteger(L, 3, 1);
+	pv_arg_check(L, 2, "uint", "disk:read_sectors", id, "lba", 0);
+	pv_arg_check(L, 3, "uint", "disk:read_sectors", id, "count", 1);
+	lua_Integer lba = lua_tointeger(L, 2), count = lua_isnoneornil(L, 3) ? 1 : lua_tointeger(L, 3);
 	uint64_t sectors = virtio_blk_size(b) / VIRTIO_BLK_SECTOR;
 	if (lba < 0 || count < 0 || (uint64_t)lba + (uint64_t)count > sectors)
 		pv_lua_error(L, "invalid", "disk:read_sectors", id, "sectors %lld+%lld are outside "
@@ -79,9 +85,11 @@ static int l_write_sectors(lua_State *L)
 {
 	const char *id;
 	struct virtio_blk *b = check_disk(L, "disk:write_sectors", NULL, NULL, &id);
-	lua_Integer lba = luaL_checkinteger(L, 2);
+	pv_arg_check(L, 2, "uint", "disk:write_sectors", id, "lba", 0);
+	pv_arg_check(L, 3, "string", "disk:write_sectors", id, "data", 0);
+	lua_Integer lba = lua_tointeger(L, 2);
 	size_t n;
-	const char *data = luaL_checklstring(L, 3, &n);
+	const char *data = lua_tolstring(L, 3, &n);
 	if (n % VIRTIO_BLK_SECTOR)
 		pv_lua_error(L, "invalid", "disk:write_sectors", id, "data is %zu bytes, not a "
 			     "multiple of 512", n);
@@ -116,12 +124,24 @@ static int l_stats(lua_State *L)
 	return 1;
 }
 
+/* The options of the fault rules; the opts table is checked against them first
+ * (pv_opts_check), so the readers below only pick values. */
+#define RANGE_OPTS "count:uint from:uint probability:rate seed:int to:uint"
+
+/* the rule's VM name, for option errors */
+static const char *vm_name(lua_State *L, const char *op)
+{
+	struct kvmvm *k;
+	check_disk(L, op, &k, NULL, NULL);
+	return pv_kvm_name(k);
+}
+
 static lua_Integer opt_int(lua_State *L, int t, const char *k, lua_Integer def)
 {
 	if (lua_type(L, t) != LUA_TTABLE)
 		return def;
 	lua_getfield(L, t, k);
-	lua_Integer v = lua_isnil(L, -1) ? def : luaL_checkinteger(L, -1);
+	lua_Integer v = lua_isnil(L, -1) ? def : lua_tointeger(L, -1);
 	lua_pop(L, 1);
 	return v;
 }
@@ -131,7 +151,7 @@ static double opt_num(lua_State *L, int t, const char *k, double def)
 	if (lua_type(L, t) != LUA_TTABLE)
 		return def;
 	lua_getfield(L, t, k);
-	double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
+	double v = lua_isnil(L, -1) ? def : lua_tonumber(L, -1);
 	lua_pop(L, 1);
 	return v;
 }
@@ -146,14 +166,12 @@ static bool opt_bool(lua_State *L, int t, const char *k)
 	return v;
 }
 
-/* Adds a rule from opts at index `t` ({from=, to=, count=, probability=, seed=});
- * returns its id. */
+/* Adds a rule from the checked opts at index `t` ({from=, to=, count=, probability=,
+ * seed=}); returns its id. */
 static int add_rule(lua_State *L, const char *op, struct virtio_blk_fault *f, int t)
 {
 	const char *id;
 	struct virtio_blk *b = check_disk(L, op, NULL, NULL, &id);
-	if (!lua_isnoneornil(L, t) && lua_type(L, t) != LUA_TTABLE)
-		pv_lua_error(L, "invalid", op, id, "opts must be a table");
 	lua_Integer from = opt_int(L, t, "from", 0);
 	lua_Integer to = opt_int(L, t, "to", (lua_Integer)(virtio_blk_size(b) / VIRTIO_BLK_SECTOR) - 1);
 	lua_Integer count = opt_int(L, t, "count", 0);
@@ -176,6 +194,7 @@ static int l_fail_reads(lua_State *L)
 {
 	struct virtio_blk_fault f;
 	virtio_blk_fault_init(&f, VIRTIO_BLK_FAIL_READS);
+	pv_opts_check(L, 2, "disk:fail_reads", vm_name(L, "disk:fail_reads"), RANGE_OPTS);
 	return add_rule(L, "disk:fail_reads", &f, 2);
 }
 
@@ -183,6 +202,7 @@ static int l_fail_writes(lua_State *L)
 {
 	struct virtio_blk_fault f;
 	virtio_blk_fault_init(&f, VIRTIO_BLK_FAIL_WRITES);
+	pv_opts_check(L, 2, "disk:fail_writes", vm_name(L, "disk:fail_writes"), RANGE_OPTS);
 	return add_rule(L, "disk:fail_writes", &f, 2);
 }
 
@@ -190,6 +210,7 @@ static int l_drop_writes(lua_State *L)
 {
 	struct virtio_blk_fault f;
 	virtio_blk_fault_init(&f, VIRTIO_BLK_DROP_WRITES);
+	pv_opts_check(L, 2, "disk:drop_writes", vm_name(L, "disk:drop_writes"), RANGE_OPTS);
 	return add_rule(L, "disk:drop_writes", &f, 2);
 }
 
@@ -198,10 +219,10 @@ static int l_slow(lua_State *L)
 {
 	struct virtio_blk_fault f;
 	virtio_blk_fault_init(&f, VIRTIO_BLK_SLOW);
-	lua_Integer ms = luaL_checkinteger(L, 2);
-	if (ms < 0)
-		pv_lua_error(L, "invalid", "disk:slow", NULL, "delay must be >= 0 ms");
-	f.delay_ms = (unsigned)ms;
+	const char *vm = vm_name(L, "disk:slow");
+	pv_arg_check(L, 2, "uint", "disk:slow", vm, "ms", 0);
+	pv_opts_check(L, 3, "disk:slow", vm, RANGE_OPTS " reads_only:bool writes_only:bool");
+	f.delay_ms = (unsigned)lua_tointeger(L, 2);
 	f.reads_only = opt_bool(L, 3, "reads_only");
 	f.writes_only = opt_bool(L, 3, "writes_only");
 	return add_rule(L, "disk:slow", &f, 3);
@@ -212,7 +233,10 @@ static int l_corrupt(lua_State *L)
 {
 	struct virtio_blk_fault f;
 	virtio_blk_fault_init(&f, VIRTIO_BLK_CORRUPT);
-	lua_Integer lba = luaL_checkinteger(L, 2);
+	const char *vm = vm_name(L, "disk:corrupt");
+	pv_arg_check(L, 2, "uint", "disk:corrupt", vm, "lba", 0);
+	pv_opts_check(L, 3, "disk:corrupt", vm, "count:uint offset:uint probability:rate seed:int to:uint xor:byte");
+	lua_Integer lba = lua_tointeger(L, 2);
 	f.offset = (unsigned)opt_int(L, 3, "offset", 0);
 	f.xor = (uint8_t)opt_int(L, 3, "xor", 0xff);
 	/* the range starts at lba; opts.to widens it */
@@ -225,6 +249,8 @@ static int l_corrupt(lua_State *L)
 	lua_setfield(L, -2, "count");
 	lua_pushnumber(L, opt_num(L, 3, "probability", 1.0));
 	lua_setfield(L, -2, "probability");
+	lua_pushinteger(L, opt_int(L, 3, "seed", 0));
+	lua_setfield(L, -2, "seed");
 	return add_rule(L, "disk:corrupt", &f, lua_gettop(L));
 }
 
@@ -238,10 +264,9 @@ static int l_cache(lua_State *L)
 		lua_pushstring(L, virtio_blk_get_cache(b) == VIRTIO_BLK_CACHE_WRITEBACK ? "writeback" : "none");
 		return 1;
 	}
-	const char *mode = luaL_checkstring(L, 2);
+	pv_arg_check(L, 2, "writeback|none", "disk:cache", id, "mode", 0);
+	const char *mode = lua_tostring(L, 2);
 	bool wb = !strcmp(mode, "writeback");
-	if (!wb && strcmp(mode, "none"))
-		pv_lua_error(L, "invalid", "disk:cache", id, "mode must be \"writeback\" or \"none\", got \"%s\"", mode);
 	if (virtio_blk_set_cache(b, wb ? VIRTIO_BLK_CACHE_WRITEBACK : VIRTIO_BLK_CACHE_NONE) < 0)
 		pv_lua_error(L, "infra", "disk:cache", id, "%s", pv_errmsg());
 	pv_kvm_disk_set_cache(k, slot, wb);
@@ -319,7 +344,7 @@ static int l_dirty_bytes(lua_State *L)
 /* d.name, d.path, d.slot as fields; everything else is a method */
 static int l_index(lua_State *L)
 {
-	struct ldisk *d = luaL_checkudata(L, 1, DISK_MT);
+	struct ldisk *d = luaL_checkudata(L, 1, DISK_MT); /* only Disks have this __index */
 	const char *key = luaL_checkstring(L, 2);
 	if (!strcmp(key, "name") || !strcmp(key, "path")) {
 		lua_getiuservalue(L, 1, 1);
@@ -337,7 +362,8 @@ static int l_index(lua_State *L)
 	lua_getfield(L, -1, "methods");
 	lua_getfield(L, -1, key);
 	if (lua_isnil(L, -1) && key[0] != '_')
-		pv_lua_error(L, "invalid", "disk", NULL, "Disk has no method or field '%s'", key);
+		pv_lua_error(L, "invalid", lua_pushfstring(L, "disk.%s", key), NULL,
+			     "Disk has no method or field '%s'", key);
 	return 1;
 }
 

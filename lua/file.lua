@@ -6,16 +6,8 @@ local perr = provium._error
 local V = provium._vm or {}
 provium._vm = V
 
-local File = {}
+local File, F_mt = provium._class("File", "f")
 V.File = File
-local F_mt = { __name = "provium.File" }
-F_mt.__index = function(t, k)
-  local m = File[k]
-  if m ~= nil then return m end
-  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
-  perr({ code = "invalid", op = "file." .. tostring(k), vm = rawget(t, "_vmname"),
-    message = "File has no method or field '" .. tostring(k) .. "'" }, 2)
-end
 F_mt.__tostring = function(f)
   return ("File(%s, fd %d%s)"):format(f._path, f._fd, f._closed and ", closed" or "")
 end
@@ -23,14 +15,11 @@ F_mt.__close = function(f) pcall(f.close, f) end
 
 local MAX = 1024 * 1024
 
-function File.new(vm, conn, fd, path)
+function File._new(vm, conn, fd, path)
   return setmetatable({ _vm = vm, _vmname = vm.name, _conn = conn, _fd = fd, _path = path }, F_mt)
 end
 
 local function live(f, op)
-  if getmetatable(f) ~= F_mt then
-    perr({ code = "invalid", op = op, message = "call it as f:" .. op:gsub("^f:", "") .. "(...) (with a colon)" }, 3)
-  end
   if f._closed then
     perr({ code = "closed", op = op, vm = f._vmname, message = "file " .. f._path .. " is closed" }, 3)
   end
@@ -44,9 +33,8 @@ end
 
 -- f:read([n]) -> up to n bytes (all to EOF without n), nil at EOF
 function File:read(n)
-  if n ~= nil and (math.type(n) ~= "integer" or n < 0) then
-    perr({ code = "invalid", op = "f:read", vm = self._vmname, message = "n must be a non-negative integer" }, 2)
-  end
+  provium._arg(n, "uint", "f:read", self._vmname, "n", true)
+  n = math.tointeger(n)
   if n then
     local parts, got = {}, 0
     while got < n do
@@ -106,9 +94,10 @@ function File:sync()
 end
 
 function File:tail_stream(opts)
+  opts = provium._opts(opts, "f:tail_stream", self._vmname, "poll_ms:posint")
   local conn = live(self, "f:tail_stream")
-  local _, id = conn:call("tail_fd", { fd = self._fd, poll_ms = opts and opts.poll_ms }, V.deadline(nil), "f:tail_stream")
-  return V.Stream.tail(self._vm, conn, id, self._path)
+  local _, id = conn:call("tail_fd", { fd = self._fd, poll_ms = math.tointeger(opts.poll_ms) }, V.deadline(nil), "f:tail_stream")
+  return V.Stream._tail(self._vm, conn, id, self._path)
 end
 
 function File:close()

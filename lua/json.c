@@ -16,6 +16,7 @@
 #include <lua.h>
 
 #include "lua/errors.h"
+#include "lua/opts.h"
 
 #define NULL_MT "provium.json.null"
 #define ARRAY_MT "provium.json.array"
@@ -228,9 +229,7 @@ static int opt_bool(lua_State *L, int idx, const char *k)
 static int json_encode(lua_State *L)
 {
 	luaL_checkany(L, 1);
-	if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TTABLE)
-		return pv_lua_error(L, "invalid", "json.encode", NULL, "opts must be a table, got %s",
-				    luaL_typename(L, 2));
+	pv_opts_check(L, 2, "json.encode", NULL, "pretty:bool sort_keys:bool");
 	struct enc *e = calloc(1, sizeof(*e));
 	if (!e)
 		return pv_lua_error(L, "infra", "json.encode", NULL, "out of memory");

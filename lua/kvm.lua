@@ -14,7 +14,8 @@ local perr = provium._error
 local V = provium._vm or {}
 provium._vm = V
 
-local K = {}
+-- kvm VMs are VM_mt objects (vm.lua, loaded later): their methods check for that
+local K = provium._methods("VM", "vm", function(x) return getmetatable(x) == V.VM_mt end)
 V.KVM = K
 local AGENT_PORT = 1024
 local BOOT_TIMEOUT = 60         -- seconds from start to the agent's hello (hardware KVM boots in < 1 s)
@@ -181,6 +182,7 @@ local function boot(vm, opts)
 end
 
 function K:start(opts)
+  opts = provium._opts(opts, "vm:start", self.name, "timeout:secs")
   local st = self:state()
   if st == "running" or st == "booting" or st == "paused" then
     perr({ code = "invalid", op = "vm:start", vm = self.name, message = "VM is already " .. st }, 2)
@@ -192,6 +194,7 @@ function K:start(opts)
 end
 
 function K:wait_ready(opts)
+  opts = provium._opts(opts, "vm:wait_ready", self.name, "timeout:secs")
   local conn = self:_link("vm:wait_ready")
   conn:call("ping", nil, V.deadline(opts), "vm:wait_ready")
   return true
@@ -209,7 +212,7 @@ end
 
 -- Clean poweroff through the agent (the guest syncs and powers off), then wait.
 function K:stop(opts)
-  opts = V.opts_table(opts, "vm:stop", self.name)
+  opts = provium._opts(opts, "vm:stop", self.name, "timeout:secs")
   local st = self:state()
   if st == "stopped" or st == "crashed" or st == "created" then return end
   if st == "paused" then self._sb:resume(); self._state = "running" end
@@ -244,6 +247,7 @@ function K:crash()
 end
 
 function K:reboot(opts)
+  opts = provium._opts(opts, "vm:reboot", self.name, "timeout:secs")
   local st = self:state()
   if st == "running" or st == "paused" then
     if st == "paused" then self._sb:resume() end
@@ -288,9 +292,7 @@ end
 -- vm:attach_disk{path=|size=, readonly=, serial=} -> Disk; before start only (see docs/disk.md)
 function K:attach_disk(spec)
   V.check_arg(type(spec) == "table", "vm:attach_disk", self.name, "spec must be a table {path=} or {size=}")
-  V.check_arg(spec.path == nil or type(spec.path) == "string", "vm:attach_disk", self.name, "spec.path must be a string")
-  V.check_arg(spec.size == nil or (math.type(spec.size) == "integer" and spec.size > 0), "vm:attach_disk", self.name,
-    "spec.size must be a positive integer (bytes)")
+  provium._opts(spec, "vm:attach_disk", self.name, "path:string readonly:bool serial:any size:posint", "spec")
   V.check_arg(spec.path or spec.size, "vm:attach_disk", self.name, "spec needs path= or size=")
   local path = spec.path
   if not path then
@@ -330,14 +332,9 @@ function K:disk(key)
 end
 
 -- Clock ---------------------------------------------------------------------------------
-local KvmClock = {}
-local KC_mt = { __name = "provium.Clock" }
-KC_mt.__index = function(t, k)
-  local m = KvmClock[k]
-  if m ~= nil then return m end
-  return V.Clock[k] or perr({ code = "invalid", op = "clock." .. tostring(k), vm = rawget(t, "_vmname"),
-    message = "Clock has no method or field '" .. tostring(k) .. "'" }, 2)
-end
+local KvmClock, KC_mt = provium._class("Clock", "clock")
+-- reading the clocks is the same as on the sandbox (clock.lua)
+for _, k in ipairs({ "now_ns", "now", "monotonic", "offset" }) do KvmClock[k] = provium._raw(V.Clock, k) end
 KC_mt.__tostring = function(c) return ("Clock(%s)"):format(c._vmname) end
 
 function K:clock()
@@ -345,19 +342,19 @@ function K:clock()
 end
 
 function KvmClock:set_ns(ns)
-  V.check_arg(math.type(ns) == "integer" and ns >= 0, "clock:set_ns", self._vmname, "ns must be a non-negative integer")
+  provium._arg(ns, "uint", "clock:set_ns", self._vmname, "ns")
   local conn = self._vm:_link("clock:set_ns")
-  conn:call("clock_set", { ns = ns }, V.deadline(nil), "clock:set_ns")
+  conn:call("clock_set", { ns = math.tointeger(ns) }, V.deadline(nil), "clock:set_ns")
 end
 
 function KvmClock:set(s)
-  V.check_arg(type(s) == "number" and s >= 0, "clock:set", self._vmname, "seconds must be a non-negative number")
+  provium._arg(s, "nonneg", "clock:set", self._vmname, "seconds")
   return self:set_ns(math.floor(s * 1e9))
 end
 
 -- advance: wall and monotonic clocks and pending timers jump forward (vm_clock_advance)
 function KvmClock:advance(s)
-  V.check_arg(type(s) == "number" and s >= 0, "clock:advance", self._vmname, "seconds must be a non-negative number")
+  provium._arg(s, "nonneg", "clock:advance", self._vmname, "seconds")
   local vm = self._vm
   local st = vm:state()
   if st ~= "running" and st ~= "paused" then
@@ -368,7 +365,8 @@ end
 
 -- sleep: returns once the guest's kvmclock moved by s (advances count)
 function KvmClock:sleep(s, opts)
-  V.check_arg(type(s) == "number" and s >= 0, "clock:sleep", self._vmname, "seconds must be a non-negative number")
+  provium._arg(s, "nonneg", "clock:sleep", self._vmname, "seconds")
+  opts = provium._opts(opts, "clock:sleep", self._vmname, "timeout:secs")
   local vm = self._vm
   local start = vm._sb:clock_get()
   local want = start + math.floor(s * 1e9)

@@ -8,14 +8,9 @@ local cfg = provium._config
 local emit = provium._emit
 local perr = provium._error
 
-local Lab = {}
-local Lab_mt = {}
-Lab_mt.__index = function(_, k)
-  local m = Lab[k]
-  if m ~= nil then return m end
-  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
-  perr({ code = "invalid", op = "lab." .. tostring(k), message = "Lab has no method or field '" .. tostring(k) .. "'" }, 2)
-end
+-- Lab methods check their receiver (provium.lab("x") raises invalid: use a colon)
+local Lab, Lab_mt = provium._class("Lab", "lab", { vm = function() return nil end })
+local opts_check = provium._opts
 Lab_mt.__tostring = function(lab)
   local n = #lab._vms
   return ("Lab(%s, %d vm%s)"):format(lab._name, n, n == 1 and "" or "s")
@@ -33,9 +28,6 @@ local function init_lab(lab, name, parent)
 end
 
 local function check_lab(lab, op)
-  if getmetatable(lab) ~= Lab_mt then
-    perr({ code = "invalid", op = op, message = "call it as lab:" .. op:gsub("^lab[:.]", "") .. "(...) (with a colon)" }, 3)
-  end
   if lab._closed then perr({ code = "closed", op = op, message = "lab " .. lab._name .. " is closed" }, 3) end
   return lab
 end
@@ -51,7 +43,7 @@ function Lab:vm(name, profile, opts)
     "VM name must be a string of letters, digits, '_', '.', '-', got " .. (type(name) == "string" and ("%q"):format(name) or type(name)))
   check(profile == nil or type(profile) == "string" or type(profile) == "table" or type(profile) == "userdata",
     "lab:vm", "profile must be a profile name, a table or a snapshot, got " .. type(profile))
-  check(opts == nil or type(opts) == "table", "lab:vm", "opts must be a table, got " .. type(opts))
+  opts = opts_check(opts, "lab:vm", name, provium._vm.vm_opts_spec)
   local root = self._root
   if root._vm_names[name] then
     perr({ code = "invalid", op = "lab:vm", vm = name, message = "duplicate VM name (already in lab " .. root._vm_names[name]._name .. ")" }, 2)
@@ -146,14 +138,12 @@ local function close(lab)
 end
 
 function Lab:close()
-  if getmetatable(self) ~= Lab_mt then check_lab(self, "lab:close") end
   close(self)
 end
 
 -- Claims ---------------------------------------------------------------------------------
-local Claim = {}
-Claim.__index = Claim
-Claim.__tostring = function(c)
+local Claim, Claim_mt = provium._class("Claim", "claim", { nil_fields = { released = true } })
+Claim_mt.__tostring = function(c)
   return ("Claim(%s, %d, %s)"):format(c.resource, c.count, c.released and "released" or "held")
 end
 
@@ -171,11 +161,9 @@ end
 function Lab:claim(resource, opts)
   check_lab(self, "lab:claim")
   check(type(resource) == "string" and resource ~= "", "lab:claim", "resource must be a non-empty string, got " .. type(resource))
-  check(opts == nil or type(opts) == "table", "lab:claim", "opts must be a table, got " .. type(opts))
-  opts = opts or {}
+  opts = opts_check(opts, "lab:claim", nil, "capacity:posint count:posint timeout:secs")
   local count, capacity = opts.count or 1, opts.capacity or 1
-  check(math.type(count) == "integer" and count >= 1, "lab:claim", "opts.count must be a positive integer")
-  check(math.type(capacity) == "integer" and capacity >= 1, "lab:claim", "opts.capacity must be a positive integer")
+  count, capacity = math.tointeger(count), math.tointeger(capacity)
   check(count <= capacity, "lab:claim", ("opts.count (%d) is more than opts.capacity (%d)"):format(count, capacity))
   emit({ ev = "claim", resource = resource, action = "wait", count = count })
   local r = provium._request({ k = "claim", resource = resource, count = count, capacity = capacity },
@@ -190,7 +178,7 @@ function Lab:claim(resource, opts)
     perr({ code = "infra", op = "lab:claim", message = ("claim %q refused: %s"):format(resource, tostring(r.message)) }, 2)
   end
   emit({ ev = "claim", resource = resource, action = "acquire", count = count })
-  local c = setmetatable({ resource = resource, count = count, capacity = capacity, _lab = self }, Claim)
+  local c = setmetatable({ resource = resource, count = count, capacity = capacity, _lab = self }, Claim_mt)
   self._claims[#self._claims + 1] = c
   return c
 end
@@ -200,7 +188,7 @@ function Lab:barrier(name, parties, opts)
   check_lab(self, "lab:barrier")
   check(type(name) == "string" and name ~= "", "lab:barrier", "barrier name must be a non-empty string, got " .. type(name))
   check(math.type(parties) == "integer" and parties >= 1, "lab:barrier", "parties must be a positive integer, got " .. tostring(parties))
-  check(opts == nil or type(opts) == "table", "lab:barrier", "opts must be a table, got " .. type(opts))
+  opts = opts_check(opts, "lab:barrier", nil, "timeout:secs")
   local r = provium._request({ k = "barrier", name = name, parties = parties }, S.deadline(opts),
     ("waiting at barrier %q for %d parties"):format(name, parties))
   if not r then
@@ -226,7 +214,7 @@ function Lab:bridge(name, opts)
   check_lab(self, "lab:bridge")
   check(type(name) == "string" and name:match("^[%w_.-]+$"), "lab:bridge",
     "bridge name must be a string of letters, digits, '_', '.', '-', got " .. tostring(name))
-  check(opts == nil or type(opts) == "table", "lab:bridge", "opts must be a table, got " .. type(opts))
+  opts = opts_check(opts, "lab:bridge", nil, "nat:bool subnet:string")
   for _, b in ipairs(self._bridges) do check(b.name ~= name, "lab:bridge", ("duplicate bridge name %q"):format(name)) end
   local b = provium._bridge_new(self, name, opts) -- bridge.lua
   self._bridges[#self._bridges + 1] = b
@@ -268,8 +256,8 @@ function provium.env(name)
   return os.getenv(name)
 end
 
-function provium.sleep(s, opts)
-  if type(s) ~= "number" or s < 0 then perr({ code = "invalid", op = "provium.sleep", message = "seconds must be a non-negative number, got " .. tostring(s) }, 2) end
+function provium.sleep(s)
+  provium._arg(s, "nonneg", "provium.sleep", nil, "seconds")
   S.sleep(s)
 end
 
@@ -298,6 +286,7 @@ function provium.all(list, opts)
     elseif getmetatable(x) == S.Task then tasks[i] = x
     else perr({ code = "invalid", op = "provium.all", message = ("element %d is a %s, not a task or function"):format(i, type(x)) }, 2) end
   end
+  opts = opts_check(opts, "provium.all", nil, "timeout:secs")
   local results, first, first_seq = {}, nil, nil
   for i, task in ipairs(tasks) do
     local r = table.pack(pcall(task.wait, task, opts))

@@ -7,20 +7,14 @@ local cfg = provium._config
 local N = provium._net or {}
 provium._net = N
 
-local Nic = {}
+local Nic, Nic_mt = provium._class("Nic", "nic", { nil_fields = { tap = true },
+  vm = function(t) local vm = rawget(t, "vm"); return vm and vm.name end })
 N.Nic = Nic
-local Nic_mt = { __name = "provium.Nic" }
-Nic_mt.__index = function(t, k)
-  local m = Nic[k]
-  if m ~= nil then return m end
-  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
-  perr({ code = "invalid", op = "nic." .. tostring(k), message = "Nic has no method or field '" .. tostring(k) .. "'" }, 2)
-end
 Nic_mt.__tostring = function(n)
   return ("Nic(%s on %s, %s, %s, link %s)"):format(n.vm.name, n.bridge.name, n.ip, n.mac, n._up and "up" or "down")
 end
 
-function Nic.new(bridge, vm, o)
+function Nic._new(bridge, vm, o)
   return setmetatable({ bridge = bridge, vm = vm, ip = o.ip, mac = o.mac, ifname = o.ifname,
     tap = nil, _up = true, _totals = nil }, Nic_mt)
 end
@@ -93,22 +87,14 @@ function Nic:capture(opts)
     local l = self._captures or {}
     for i = #l, 1, -1 do if l[i] == cap then table.remove(l, i) end end
     if self._relay then pcall(self._relay.unsubscribe, self._relay, cap._h) end
-  end)
+  end, "nic:capture", self.vm.name)
   self._captures = self._captures or {}
   self._captures[#self._captures + 1] = c
   if self._relay then self._relay:subscribe(c._h, "both") end
   return c
 end
 
-local function check(n, op)
-  if getmetatable(n) ~= Nic_mt then
-    perr({ code = "invalid", op = op, message = "call it as " .. op .. "(...) (with a colon)" }, 3)
-  end
-  return n
-end
-
 function Nic:counters()
-  check(self, "nic:counters")
   local c = self._totals or ZERO
   if self._relay then c = add(c, self._relay:counters()) end
   return add(c, ZERO)
@@ -125,16 +111,13 @@ local function set_link(nic, up)
 end
 
 function Nic:link_down()
-  check(self, "nic:link_down")
   set_link(self, false)
 end
 
 function Nic:link_up()
-  check(self, "nic:link_up")
   set_link(self, true)
 end
 
 function Nic:link()
-  check(self, "nic:link")
   return self._up and "up" or "down"
 end

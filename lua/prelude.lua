@@ -26,6 +26,66 @@ function provium._is_error(v)
   return type(v) == "table" and getmetatable(v) == Error
 end
 
+-- Classes ----------------------------------------------------------------------------
+-- Every API object's methods are made here, so a method called with a dot
+-- (`vm.run("x")`: no receiver) raises the same `invalid` everywhere, saying to use a
+-- colon (provium._self_error, lua/opts.c, which the C Disk uses too).
+--
+-- provium._methods(kind, recv, is_mine) -> methods: a table whose public functions
+-- (names not starting with "_") check their receiver with is_mine(self) (a metatable,
+-- or a function for a metatable made later) before they run; kind names the type
+-- ("VM") and recv an instance ("vm": vm:run) in messages. Reading gives the checked function;
+-- provium._raw(methods, name) the function as written (to share it with a class
+-- whose objects pass another check, e.g. Worker).
+local raws = setmetatable({}, { __mode = "k" })
+function provium._methods(kind, recv, is_mine)
+  local store, raw = {}, {}
+  local check = is_mine
+  if type(is_mine) == "table" then check = function(x) return getmetatable(x) == is_mine end end
+  local methods = setmetatable({}, {
+    __index = store,
+    __newindex = function(_, k, fn)
+      raw[k] = fn
+      if type(fn) == "function" and type(k) == "string" and k:sub(1, 1) ~= "_" then
+        local op = recv .. ":" .. k
+        local f = fn
+        fn = function(self, ...)
+          if not check(self) then provium._self_error(op, self, kind) end
+          return f(self, ...)
+        end
+      end
+      store[k] = fn
+    end,
+  })
+  raws[methods] = raw
+  return methods
+end
+
+function provium._raw(methods, name)
+  return raws[methods][name]
+end
+
+-- provium._class(kind, recv [, o]) -> methods, mt: a class whose instances have mt.
+-- mt.__index gives the methods; an unknown public member raises `invalid`
+-- ("VM has no method or field 'x'", op recv.x); names starting with "_" and those in
+-- o.nil_fields read as nil. o.vm(t) gives the VM name for that error (default
+-- t._vmname).
+function provium._class(kind, recv, o)
+  o = o or {}
+  local mt = { __name = "provium." .. kind }
+  local methods = provium._methods(kind, recv, mt)
+  local nil_fields = o.nil_fields or {}
+  local vmname = o.vm or function(t) return rawget(t, "_vmname") end
+  mt.__index = function(t, k)
+    local m = methods[k]
+    if m ~= nil then return m end
+    if type(k) == "string" and k:sub(1, 1) == "_" or nil_fields[k] then return nil end
+    provium._error({ code = "invalid", op = recv .. "." .. tostring(k), vm = vmname(t),
+      message = kind .. " has no method or field '" .. tostring(k) .. "'" }, 2)
+  end
+  return methods, mt
+end
+
 -- Events -----------------------------------------------------------------------------
 -- provium._emit(ev) sends one event to the parent; fills in file and t (unix ns).
 -- One event is one SOCK_SEQPACKET packet, which the kernel caps (about 200 KiB): long
@@ -57,9 +117,10 @@ local ready = {}         -- FIFO of {task, value}
 local waiting = {}       -- set: task -> true (blocked on an fd, a timer or a cond)
 local YIELD = {}         -- what our tasks yield, so foreign yields can be told apart
 
-local Task = {}
-Task.__index = Task
-S.Task = Task
+-- (the scheduler's own fields read as nil when unset)
+local Task, Task_mt = provium._class("Task", "task", { nil_fields = { dead = true, queued = true,
+  blocked = true, results = true, err = true, seq = true, abandoned = true } })
+S.Task = Task_mt
 
 local function make_ready(task, value)
   if task.dead or task.queued then return end
@@ -81,7 +142,7 @@ function S.spawn(fn, ...)
     co = coroutine.create(function() return fn(table.unpack(args, 1, args.n)) end),
     group = current and current.group or S.group,
     done_cond = nil,
-  }, Task)
+  }, Task_mt)
   task.done_cond = S.cond()
   -- A task that never yields (a busy Lua loop) cannot be stopped by the scheduler: a
   -- count hook (sched.c) yields it once its test's (or the file top level's) deadline
@@ -204,20 +265,13 @@ function Cond:signal()
 end
 
 -- S.deadline(opts) -> absolute deadline: opts.timeout, else the running test's deadline.
--- S.check_timeout(opts [, level]) -> opts.timeout, checked: a non-negative number or nil
-function S.check_timeout(opts, level)
-  local v = type(opts) == "table" and opts.timeout or nil
-  if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0) then
-    provium._error({ code = "invalid", op = "opts.timeout",
-      message = ("must be a non-negative number of seconds, got %s %s"):format(type(v),
-        type(v) == "string" and ("%q"):format(v) or tostring(v)) }, (level or 2) + 1)
-  end
-  return v
-end
-
+-- Methods check their opts first (provium._opts); the check here is the backstop.
 function S.deadline(opts)
-  local timeout = S.check_timeout(opts, 3)
-  if timeout then return C.now() + timeout end
+  local timeout = type(opts) == "table" and opts.timeout or nil
+  if timeout ~= nil then
+    provium._arg(timeout, "secs", "opts.timeout", nil, "opts.timeout")
+    return C.now() + timeout
+  end
   return S.test_deadline
 end
 
@@ -319,6 +373,7 @@ end
 -- Task objects (provium.go) ------------------------------------------------------------
 function Task:done() return self.dead == true end
 function Task:wait(opts)
+  opts = provium._opts(opts, "task:wait", nil, "timeout:secs")
   local deadline = S.deadline(opts)
   local function timed_out()
     local at = provium._where and provium._where(self.co, 0)
@@ -338,7 +393,7 @@ function Task:wait(opts)
   if self.err ~= nil then error(self.err, 0) end
   return table.unpack(self.results, 1, self.results.n)
 end
-function Task:__tostring()
+function Task_mt.__tostring(self)
   return ("Task(%s)"):format(self.dead and (self.err ~= nil and "failed" or "done") or "running")
 end
 

@@ -10,21 +10,13 @@ local perr = provium._error
 local V = provium._vm or {}
 provium._vm = V
 
-local Process = {}
+local Process, P_mt = provium._class("Process", "p")
 V.Process = Process
-local P_mt = { __name = "provium.Process" }
-P_mt.__index = function(t, k)
-  local m = Process[k]
-  if m ~= nil then return m end
-  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
-  perr({ code = "invalid", op = "process." .. tostring(k), vm = rawget(t, "_vmname"),
-    message = "Process has no method or field '" .. tostring(k) .. "'" }, 2)
-end
 P_mt.__tostring = function(p)
   return ("Process(%d, %s)"):format(p.pid, p._state or "running")
 end
 
-function Process.new(vm, conn, id, pid, cmd)
+function Process._new(vm, conn, id, pid, cmd)
   return setmetatable({ pid = pid, _vm = vm, _vmname = vm.name, _conn = conn, _id = id,
     _cmd = cmd, _out = { stdout = {}, stderr = {} }, _eof = { stdout = false, stderr = false },
     _sinks = { stdout = {}, stderr = {} } }, P_mt)
@@ -75,6 +67,7 @@ end
 
 -- p:wait([opts]) -> {code=, signal=, stdout=, stderr=}
 function Process:wait(opts)
+  opts = provium._opts(opts, "p:wait", self._vmname, "timeout:secs")
   local deadline = V.deadline(opts)
   if not self._state or self._state == "running" then
     -- the host enforces the deadline (a pending proc_wait ends with the process or

@@ -9,9 +9,14 @@ local cfg = provium._config
 local V = provium._vm or {}
 provium._vm = V
 
-local FIELDS = { backend = "string", kernel = "string", initrd = "string", rootfs = "string",
-  memory = "number", cpus = "number", cmdline = "string", disks = "table", env = "table",
-  setup = "function", name = "string" }
+-- Every profile field and its kind (docs/profiles.md), checked by provium._opts; lab:vm
+-- opts take the same fields (but name) and start.
+local SPEC = "agent:bool backend:auto|kvm|sandbox boot_timeout:secs cmdline:string cpus:posint " ..
+  "disk_slots:uint disks:table env:table initrd:string kernel:string memory:posint name:string " ..
+  "nic_slots:uint pool:uint rootfs:string setup:function"
+local FIELDS = {}
+for k in SPEC:gmatch("([%w_]+):") do FIELDS[k] = true end
+V.vm_opts_spec = SPEC:gsub(" name:string", "") .. " start:bool"
 
 local function dirname(p)
   return p:match("^(.*)/[^/]*$") or "."
@@ -54,13 +59,14 @@ function V.profile_dirs()
   return out
 end
 
-local function validate(t, where)
+-- Checks a profile's fields (keys starting with "_" are provium's own); `where` is the
+-- op of the error: "profile /path/x.lua", "profile table".
+local function validate(t, where, vm)
+  local pub = {}
   for k, v in pairs(t) do
-    local want = FIELDS[k]
-    if want and type(v) ~= want then
-      perr({ code = "invalid", op = "profile", message = ("%s: field %s must be a %s, got %s"):format(where, k, want, type(v)) }, 5)
-    end
+    if type(k) ~= "string" or k:sub(1, 1) ~= "_" then pub[k] = v end
   end
+  provium._opts(pub, where, vm, SPEC, "profile")
 end
 
 -- vm: the VM being made (errors then read "lab:vm on <vm>: ...")
@@ -82,7 +88,7 @@ local function load_named(name, vm)
       if type(t) ~= "table" then
         perr({ code = "invalid", op = "profile", message = ("profile %s (%s) must return a table, got %s"):format(name, p, type(t)) }, 4)
       end
-      validate(t, p)
+      validate(t, "profile " .. p, vm)
       t.name = t.name or name
       t._path = p
       -- relative paths in a profile are relative to the profile's file
@@ -106,8 +112,10 @@ function V.profile_resolve(profile, opts, vm)
     base = load_named("default")
   elseif type(profile) == "string" then
     base = load_named(profile, vm)
+  elseif getmetatable(profile) == V.Snapshot_mt then
+    base = profile -- a snapshot to restore (snapshot.lua): its fields describe it
   elseif type(profile) == "table" then
-    validate(profile, "profile table")
+    validate(profile, "profile table", vm)
     base = profile
   else
     perr({ code = "invalid", op = "lab:vm", vm = vm, message = "profile must be a name or a table, got " .. type(profile) }, 3)
@@ -118,7 +126,6 @@ function V.profile_resolve(profile, opts, vm)
   for k, v in pairs(opts or {}) do
     if FIELDS[k] and k ~= "name" then p[k] = v end
   end
-  validate(p, "lab:vm opts")
   if p.env then
     local e = {}
     for k, v in pairs(p.env) do e[tostring(k)] = tostring(v) end

@@ -53,14 +53,8 @@ local function check_name(name, op)
 end
 
 -- Snapshot ----------------------------------------------------------------------------
-local Snapshot = {}
-local Snap_mt = { __name = "provium.Snapshot" }
-Snap_mt.__index = function(t, k)
-  local m = Snapshot[k]
-  if m ~= nil then return m end
-  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
-  perr({ code = "invalid", op = "snapshot." .. tostring(k), message = "Snapshot has no method or field '" .. tostring(k) .. "'" }, 2)
-end
+local SNAP_NIL = { vm = true, profile = true, created = true }
+local Snapshot, Snap_mt = provium._class("Snapshot", "snapshot", { nil_fields = SNAP_NIL })
 Snap_mt.__tostring = function(s) return ("Snapshot(%s, vm %s)"):format(s.name, tostring(s.vm)) end
 V.Snapshot_mt = Snap_mt
 
@@ -125,7 +119,7 @@ local function restore_raw(lab, name, dir, prof, opts)
   vm._state = "booting"
   local ok, err = pcall(function()
     if p.agent ~= false then
-      vm._conn = V.kvm_wait_agent(vm, S.now() + ((opts and opts.timeout) or 30), t0)
+      vm._conn = V.kvm_wait_agent(vm, S.now() + (prof.boot_timeout or 30), t0)
     end
   end)
   if not ok then
@@ -181,14 +175,7 @@ end
 
 -- LabSnapshot ----------------------------------------------------------------------------
 local rewire -- below, with lab:snapshot
-local LabSnapshot = {}
-local LS_mt = { __name = "provium.LabSnapshot" }
-LS_mt.__index = function(t, k)
-  local m = LabSnapshot[k]
-  if m ~= nil then return m end
-  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
-  perr({ code = "invalid", op = "labsnapshot." .. tostring(k), message = "LabSnapshot has no method or field '" .. tostring(k) .. "'" }, 2)
-end
+local LabSnapshot, LS_mt = provium._class("LabSnapshot", "labsnapshot", { nil_fields = SNAP_NIL })
 LS_mt.__tostring = function(s) return ("LabSnapshot(%s, %d vms)"):format(s.name, #s._vms) end
 
 local function labsnap_from_dir(name, dir)

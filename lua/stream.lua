@@ -10,16 +10,10 @@ local perr = provium._error
 local V = provium._vm or {}
 provium._vm = V
 
-local Stream = {}
+-- Methods check their receiver and arguments (provium._class, provium._opts)
+local Stream, Stream_mt = provium._class("Stream", "stream")
 V.Stream = Stream
-local Stream_mt = { __name = "provium.Stream" }
-Stream_mt.__index = function(t, k)
-  local m = Stream[k]
-  if m ~= nil then return m end
-  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
-  perr({ code = "invalid", op = "stream." .. tostring(k), vm = rawget(t, "_vmname"),
-    message = "stream has no method or field '" .. tostring(k) .. "'" }, 2)
-end
+local MATCH_OPTS = "plain:bool timeout:secs"
 Stream_mt.__tostring = function(s)
   return ("%s(%s, %s)"):format(s._kind, s._what, s._eof and "eof" or (s._closed and "closed" or "open"))
 end
@@ -58,15 +52,9 @@ local function more(s, deadline)
   end
 end
 
-local function check(s, op)
-  if getmetatable(s) ~= Stream_mt then
-    perr({ code = "invalid", op = op, message = "call it as s:" .. op:gsub("^stream:", "") .. "(...) (with a colon)" }, 3)
-  end
-end
-
 -- s:next([opts]) -> next line (without "\n"), or nil at EOF / on timeout (s:eof() tells)
 function Stream:next(opts)
-  check(self, "stream:next")
+  opts = provium._opts(opts, "stream:next", self._vmname, "timeout:secs")
   local deadline = V.deadline(opts)
   self._timed_out = false
   while true do
@@ -90,23 +78,27 @@ function Stream:next(opts)
   end
 end
 
--- finds pattern in the buffer; returns start, end, captures
-local function find(s, pattern, plain)
+-- finds pattern in the buffer; returns start, end, captures. A malformed Lua pattern
+-- is the caller's mistake: invalid, not a Lua error from string.find.
+local function find(s, pattern, plain, op)
   if plain then
     local a, b = s._buf:find(pattern, 1, true)
     return a, b
   end
-  return s._buf:find(pattern)
+  local r = table.pack(pcall(string.find, s._buf, pattern))
+  if not r[1] then
+    perr({ code = "invalid", op = op, vm = s._vmname, message = ("pattern %q is not a Lua pattern: %s (pass {plain=true} for plain text)"):format(
+      pattern, (tostring(r[2]):gsub("^.-:%d+: ", ""))) }, 4)
+  end
+  return table.unpack(r, 2, r.n)
 end
 
 local function wait_match(self, pattern, opts, op)
-  opts = opts or {}
-  if type(pattern) ~= "string" then
-    perr({ code = "invalid", op = op, vm = self._vmname, message = "pattern must be a string" }, 4)
-  end
+  provium._arg(pattern, "string", op, self._vmname, "pattern")
+  opts = provium._opts(opts, op, self._vmname, MATCH_OPTS)
   local deadline = V.deadline(opts)
   while true do
-    local r = table.pack(find(self, pattern, opts.plain))
+    local r = table.pack(find(self, pattern, opts.plain, op))
     if r[1] then return r end
     if self._eof or self._closed then return nil end
     if not more(self, deadline) and not self._eof then return nil end
@@ -116,7 +108,6 @@ end
 -- s:read_until(pattern [, opts]) -> text up to and including the first match, or nil
 -- at EOF / on timeout
 function Stream:read_until(pattern, opts)
-  check(self, "stream:read_until")
   local r = wait_match(self, pattern, opts, "stream:read_until")
   if not r then return nil end
   local text = self._buf:sub(1, r[2])
@@ -127,11 +118,10 @@ end
 -- s:expect(pattern [, opts]) -> the captures (or the match); raises timeout with the
 -- last 2 KiB seen
 function Stream:expect(pattern, opts)
-  check(self, "stream:expect")
   local t0 = S.now()
   local r = wait_match(self, pattern, opts, "stream:expect")
   if not r then
-    perr({ code = "timeout", op = "expect", vm = self._vmname,
+    perr({ code = "timeout", op = "stream:expect", vm = self._vmname,
       message = ("%q did not appear in %s within %.1f s%s; last output:\n%s"):format(pattern, self._what,
         S.now() - t0, self._eof and " (stream ended)" or (self._closed and " (stream closed)" or ""),
         self._seen) }, 2)
@@ -144,7 +134,6 @@ end
 
 -- s:drain() -> everything buffered now (without waiting)
 function Stream:drain()
-  check(self, "stream:drain")
   if self._src.poll_now then self._src.poll_now() end
   fill(self)
   local b = self._buf
@@ -169,7 +158,7 @@ end
 -- Sources -------------------------------------------------------------------------------------
 
 -- An agent request streaming frames named `name` (tail, tail_fd).
-function Stream.tail(vm, conn, id, what)
+function Stream._tail(vm, conn, id, what)
   local src = { pending = "", pending_eof = false }
   function src.pull()
     local d, eof = conn.c:stream(id, "tail")

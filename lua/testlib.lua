@@ -107,17 +107,8 @@ local function fail(msg, user)
 end
 
 -- The t context ------------------------------------------------------------------------
-local T = {}
-local T_mt = {
-  __index = function(_, k)
-    local m = T[k]
-    if m == nil then
-      provium._error({ code = "invalid", op = "t." .. tostring(k), message = "the test context has no method or field '" .. tostring(k) .. "'" }, 2)
-    end
-    return m
-  end,
-  __tostring = function(t) return "Test(" .. t.name .. ")" end,
-}
+local T, T_mt = provium._class("Test", "t")
+T_mt.__tostring = function(t) return "Test(" .. t.name .. ")" end
 
 function T:ok(v, msg)
   if not v then fail("expected a true value, got " .. inspect(v), msg) end
@@ -284,7 +275,7 @@ function wait_until(pred, opts)
   if type(pred) ~= "function" then
     provium._error({ code = "invalid", op = "wait_until", message = "expected a function, got " .. type(pred) }, 2)
   end
-  opts = opts or {}
+  opts = provium._opts(opts, "wait_until", nil, "interval:secs message:string timeout:secs")
   local interval = opts.interval or 0.05
   local started = S.now()
   local deadline = S.deadline(opts) or (started + 60)

@@ -9,26 +9,13 @@ local cfg = provium._config
 local V = provium._vm or {}
 provium._vm = V
 
-local VM = {}
-V.VM = VM
-local VM_mt = { __name = "provium.VM" }
-V.VM_mt = VM_mt
-VM_mt.__index = function(t, k)
-  local m = VM[k]
-  if m ~= nil then return m end
-  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
-  perr({ code = "invalid", op = "vm." .. tostring(k), vm = rawget(t, "name"),
-    message = "VM has no method or field '" .. tostring(k) .. "'" }, 2)
-end
+-- Methods check their receiver (a dot call raises invalid) and their opts
+-- (provium._opts: unknown keys and bad values raise invalid naming the method).
+local VM, VM_mt = provium._class("VM", "vm", { vm = function(t) return rawget(t, "name") end })
+V.VM, V.VM_mt = VM, VM_mt
+local opts_check = provium._opts
 VM_mt.__tostring = function(vm)
   return ("VM(%s, %s, %s)"):format(vm.name, vm:state(), vm.backend)
-end
-
-local function check_vm(vm, op)
-  if getmetatable(vm) ~= VM_mt then
-    perr({ code = "invalid", op = op, message = "call it as vm:" .. op:gsub("^vm[:.]", "") .. "(...) (with a colon)" }, 3)
-  end
-  return vm
 end
 
 -- Backend selection -------------------------------------------------------------------
@@ -53,13 +40,10 @@ function provium._backend_select(req)
 end
 
 -- Shared helpers ------------------------------------------------------------------------
-local function opts_table(opts, op, vm)
-  if opts ~= nil and type(opts) ~= "table" then
-    perr({ code = "invalid", op = op, vm = vm, message = "opts must be a table, got " .. type(opts) }, 4)
-  end
-  return opts or {}
-end
-V.opts_table = opts_table
+-- The options of the command methods (docs/options.md)
+local CMD_OPTS = "cwd:string env:table stdin:string user:user"
+local RUN_OPTS = CMD_OPTS .. " timeout:secs"
+local POLL_OPTS = "interval:secs timeout:secs"
 
 local function check_arg(cond, op, vm, msg)
   if not cond then perr({ code = "invalid", op = op, vm = vm, message = msg }, 4) end
@@ -94,20 +78,12 @@ local function cmd_args(cmd, opts, op, vm)
     check_arg(false, op, vm, "command must be a shell string or an argv array, got " .. type(cmd))
   end
   if opts.env ~= nil then
-    check_arg(type(opts.env) == "table", op, vm, "opts.env must be a table")
     local env = {}
     for k, v in pairs(opts.env) do env[tostring(k)] = tostring(v) end
     a.env = env
   end
-  if opts.cwd ~= nil then a.cwd = tostring(opts.cwd) end
-  if opts.stdin ~= nil then
-    check_arg(type(opts.stdin) == "string", op, vm, "opts.stdin must be a string")
-    a.stdin = opts.stdin
-  end
-  if opts.user ~= nil then
-    check_arg(type(opts.user) == "string" or math.type(opts.user) == "integer", op, vm, "opts.user must be a name or a uid")
-    a.user = opts.user
-  end
+  a.cwd, a.stdin = opts.cwd, opts.stdin
+  a.user = type(opts.user) == "number" and math.tointeger(opts.user) or opts.user
   return a
 end
 V.cmd_args = cmd_args
@@ -119,7 +95,7 @@ end
 
 -- run through a connection; shared by VM and Worker
 local function run(self, cmd, opts, op)
-  opts = opts_table(opts, op, self.name)
+  opts = opts_check(opts, op, self.name, RUN_OPTS)
   local conn = self:_link(op)
   local a = cmd_args(cmd, opts, op, self.name)
   local deadline = V.deadline(opts)
@@ -187,8 +163,8 @@ function VM:fail(cmd, opts)
 end
 
 -- polls fn() every opts.interval (default 0.1 s) until it returns non-nil
-local function poll_until(self, opts, op, fn, what)
-  opts = opts_table(opts, op, self.name)
+local function poll_until(self, opts, op, spec, fn, what)
+  opts = opts_check(opts, op, self.name, spec)
   local deadline = S.deadline(opts)
   local interval = opts.interval or 0.1
   local t0 = S.now()
@@ -206,17 +182,23 @@ local function poll_until(self, opts, op, fn, what)
 end
 V.poll_until = poll_until
 
+-- the command options of a wait_until_* call (each run gets the whole timeout)
+local function run_opts(opts)
+  if not opts then return nil end
+  return { cwd = opts.cwd, env = opts.env, stdin = opts.stdin, user = opts.user, timeout = opts.timeout }
+end
+
 function VM:wait_until_succeeds(cmd, opts)
-  return poll_until(self, opts, "vm:wait_until_succeeds", function()
-    local r = run(self, cmd, { timeout = opts and opts.timeout }, "vm:wait_until_succeeds")
+  return poll_until(self, opts, "vm:wait_until_succeeds", RUN_OPTS .. " interval:secs", function()
+    local r = run(self, cmd, run_opts(opts), "vm:wait_until_succeeds")
     if r.code == 0 then return r.stdout end
     return nil, ("exit code %s, stderr %q"):format(tostring(r.code), tail_text(r.stderr, 500))
   end, describe_cmd(cmd))
 end
 
 function VM:wait_until_fails(cmd, opts)
-  return poll_until(self, opts, "vm:wait_until_fails", function()
-    local r = run(self, cmd, { timeout = opts and opts.timeout }, "vm:wait_until_fails")
+  return poll_until(self, opts, "vm:wait_until_fails", RUN_OPTS .. " interval:secs", function()
+    local r = run(self, cmd, run_opts(opts), "vm:wait_until_fails")
     if r.code ~= 0 then return r.stderr end
     return nil, "it still succeeds"
   end, describe_cmd(cmd))
@@ -224,7 +206,7 @@ end
 
 function VM:wait_for_file(path, opts)
   check_arg(type(path) == "string", "vm:wait_for_file", self.name, "path must be a string")
-  return poll_until(self, opts, "vm:wait_for_file", function()
+  return poll_until(self, opts, "vm:wait_for_file", POLL_OPTS, function()
     if self:exists(path) then return true end
   end, "file " .. path .. " exists")
 end
@@ -247,7 +229,7 @@ end
 function VM:wait_for_port(port, opts)
   check_arg(math.type(port) == "integer" and port > 0 and port < 65536, "vm:wait_for_port", self.name,
     "port must be an integer 1..65535")
-  return poll_until(self, opts, "vm:wait_for_port", function()
+  return poll_until(self, opts, "vm:wait_for_port", POLL_OPTS, function()
     return listening(self, port)
   end, "a TCP listener on port " .. port)
 end
@@ -285,6 +267,7 @@ local CHUNK = 256 * 1024
 
 function VM:read_file(path, opts)
   check_arg(type(path) == "string", "vm:read_file", self.name, "path must be a string")
+  opts = opts_check(opts, "vm:read_file", self.name, "timeout:secs")
   local conn = self:_link("vm:read_file")
   local id = conn:send("read_file", { path = path }, "vm:read_file")
   local parts = {}
@@ -323,8 +306,8 @@ end
 
 local function write_opts(self, path, opts, op)
   check_arg(type(path) == "string", op, self.name, "path must be a string")
-  opts = opts_table(opts, op, self.name)
-  return { path = path, append = opts.append and true or nil, mode = opts.mode }, opts
+  opts = opts_check(opts, op, self.name, "append:bool mode:uint timeout:secs")
+  return { path = path, append = opts.append or nil, mode = math.tointeger(opts.mode) }, opts
 end
 
 local function file_result(self, r, path, op)
@@ -391,14 +374,14 @@ end, function(r) return r.names or {} end)
 
 VM.mkdir = simple("vm:mkdir", "mkdir", function(self, path, opts)
   check_arg(type(path) == "string", "vm:mkdir", self.name, "path must be a string")
-  opts = opts_table(opts, "vm:mkdir", self.name)
-  return { path = path, parents = opts.parents and true or nil, mode = opts.mode }
+  opts = opts_check(opts, "vm:mkdir", self.name, "mode:uint parents:bool")
+  return { path = path, parents = opts.parents or nil, mode = math.tointeger(opts.mode) }
 end)
 
 VM.rm = simple("vm:rm", "rm", function(self, path, opts)
   check_arg(type(path) == "string", "vm:rm", self.name, "path must be a string")
-  opts = opts_table(opts, "vm:rm", self.name)
-  return { path = path, recursive = opts.recursive and true or nil, force = opts.force and true or nil }
+  opts = opts_check(opts, "vm:rm", self.name, "force:bool recursive:bool")
+  return { path = path, recursive = opts.recursive or nil, force = opts.force or nil }
 end)
 
 -- vm:push(host_path, guest_path [, {mode=}]) -> size; the host file is read in chunks
@@ -419,6 +402,7 @@ end
 function VM:pull(guest_path, host_path, opts)
   check_arg(type(host_path) == "string" and type(guest_path) == "string", "vm:pull", self.name,
     "pull(guest_path, host_path) takes two strings")
+  opts = opts_check(opts, "vm:pull", self.name, "timeout:secs")
   local conn = self:_link("vm:pull")
   local f, err = io.open(host_path, "wb")
   if not f then perr({ code = "invalid", op = "vm:pull", vm = self.name, message = "cannot write " .. tostring(err) }, 2) end
@@ -455,32 +439,32 @@ function VM:open(path, mode)
     ("mode must be one of r w a r+ w+ a+, got %q"):format(tostring(mode)))
   local conn = self:_link("vm:open")
   local r = conn:call("open", { path = path, mode = mode:gsub("b", "") }, V.deadline(nil), "vm:open")
-  return V.File.new(self, conn, r.fd, path)
+  return V.File._new(self, conn, r.fd, path)
 end
 
 function VM:tail_file(path, opts)
   check_arg(type(path) == "string", "vm:tail_file", self.name, "path must be a string")
-  opts = opts_table(opts, "vm:tail_file", self.name)
+  opts = opts_check(opts, "vm:tail_file", self.name, "from:start|end poll_ms:posint")
   local conn = self:_link("vm:tail_file")
-  local a = { path = path, from = opts.from, poll_ms = opts.poll_ms }
+  local a = { path = path, from = opts.from, poll_ms = math.tointeger(opts.poll_ms) }
   local _, id = conn:call("tail", a, V.deadline(nil), "vm:tail_file")
-  return V.Stream.tail(self, conn, id, "tail " .. path)
+  return V.Stream._tail(self, conn, id, "tail " .. path)
 end
 
 function VM:fd_stream(fd, opts)
   check_arg(math.type(fd) == "integer", "vm:fd_stream", self.name, "fd must be an integer (from f:fd())")
-  opts = opts_table(opts, "vm:fd_stream", self.name)
+  opts = opts_check(opts, "vm:fd_stream", self.name, "poll_ms:posint")
   local conn = self:_link("vm:fd_stream")
-  local _, id = conn:call("tail_fd", { fd = fd, poll_ms = opts.poll_ms }, V.deadline(nil), "vm:fd_stream")
-  return V.Stream.tail(self, conn, id, "fd " .. fd)
+  local _, id = conn:call("tail_fd", { fd = fd, poll_ms = math.tointeger(opts.poll_ms) }, V.deadline(nil), "vm:fd_stream")
+  return V.Stream._tail(self, conn, id, "fd " .. fd)
 end
 
 function VM:spawn(cmd, opts)
-  opts = opts_table(opts, "vm:spawn", self.name)
+  opts = opts_check(opts, "vm:spawn", self.name, CMD_OPTS)
   local conn = self:_link("vm:spawn")
   local a = cmd_args(cmd, opts, "vm:spawn", self.name)
-  local r, id = conn:call("spawn", a, V.deadline(opts), "vm:spawn")
-  return V.Process.new(self, conn, id, r.pid, cmd)
+  local r, id = conn:call("spawn", a, V.deadline(nil), "vm:spawn")
+  return V.Process._new(self, conn, id, r.pid, cmd)
 end
 
 -- Methods a Worker shares with its VM (worker.lua copies these).

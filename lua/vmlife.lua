@@ -108,6 +108,7 @@ local function boot(vm, opts)
 end
 
 function VM:start(opts)
+  opts = provium._opts(opts, "vm:start", self.name, "timeout:secs")
   local st = self:state()
   if st == "running" or st == "booting" or st == "paused" then
     perr({ code = "invalid", op = "vm:start", vm = self.name, message = "VM is already " .. st }, 2)
@@ -121,6 +122,7 @@ function VM:start(opts)
 end
 
 function VM:wait_ready(opts)
+  opts = provium._opts(opts, "vm:wait_ready", self.name, "timeout:secs")
   local st = self:state()
   if st ~= "running" then
     perr({ code = "closed", op = "vm:wait_ready", vm = self.name, message = "VM is " .. st }, 2)
@@ -131,7 +133,7 @@ end
 
 -- Clean poweroff: the agent exits, /init follows; kill whatever is left after the timeout.
 function VM:stop(opts)
-  opts = V.opts_table(opts, "vm:stop", self.name)
+  opts = provium._opts(opts, "vm:stop", self.name, "timeout:secs")
   local st = self:state()
   if st == "stopped" or st == "crashed" or st == "created" then return end
   if st == "paused" then self._sb:resume() end
@@ -165,6 +167,7 @@ end
 
 -- Restarts the sandbox: a fresh private root (like a VM rebooting from its initramfs).
 function VM:reboot(opts)
+  opts = provium._opts(opts, "vm:reboot", self.name, "timeout:secs")
   local st = self:state()
   if st == "running" or st == "paused" or st == "booting" then
     free_sandbox(self)
@@ -277,15 +280,15 @@ VM.snapshot = unsupported("vm:snapshot", "cannot snapshot a VM")
 
 -- Streams, clock, worker -------------------------------------------------------------------------
 function VM:console()
-  return V.Console.new(self)
+  return V.Console._new(self)
 end
 
 function VM:clock()
-  return V.Clock.new(self)
+  return V.Clock._new(self)
 end
 
 function VM:worker()
-  return V.Worker.new(self)
+  return V.Worker._new(self)
 end
 
 -- provium._vm_new(lab, name, profile, opts) -> VM (lab:vm, lab.lua) ----------------------------

@@ -11,22 +11,14 @@ local perr = provium._error
 local V = provium._vm or {}
 provium._vm = V
 
-local Worker = {}
+local Worker, W_mt = provium._class("Worker", "w", { vm = function(t) return rawget(t, "name") end })
 V.Worker = Worker
-local W_mt = { __name = "provium.Worker" }
-W_mt.__index = function(t, k)
-  local m = Worker[k]
-  if m ~= nil then return m end
-  if type(k) == "string" and k:sub(1, 1) == "_" then return nil end
-  perr({ code = "invalid", op = "worker." .. tostring(k), vm = rawget(t, "name"),
-    message = "Worker has no method or field '" .. tostring(k) .. "'" }, 2)
-end
 W_mt.__tostring = function(w)
   return ("Worker(%s, %s)"):format(w.name, w._closed and "closed" or "open")
 end
 W_mt.__close = function(w) pcall(w.close, w) end
 
-function Worker.new(vm)
+function Worker._new(vm)
   vm:_link("vm:worker")
   local fd
   if vm.backend == "sandbox" then
@@ -87,5 +79,5 @@ local function serialised(fn)
 end
 
 for _, name in ipairs(V.shared_methods) do
-  Worker[name] = serialised(V.VM[name])
+  Worker[name] = serialised(provium._raw(V.VM, name))
 end

@@ -17,7 +17,7 @@ local exact = { ["docs/bridge.md"] = 1, ["docs/nic.md"] = 1 }
 for _, doc in ipairs({ "docs/writing-tests.md", "docs/lab.md", "docs/json.md",
     -- the VM API pages (L2)
     "docs/vm.md", "docs/process.md", "docs/file.md", "docs/worker.md", "docs/streams.md",
-    "docs/console.md", "docs/clock.md", "docs/profiles.md", "docs/sandbox.md",
+    "docs/console.md", "docs/clock.md", "docs/profiles.md", "docs/sandbox.md", "docs/options.md",
     -- networking
     "docs/bridge.md", "docs/nic.md" }) do
   test(doc .. " shows its examples verbatim", function(t)

@@ -68,17 +68,19 @@ test("an error without a VM prints without 'on'", function(t)
 end)
 
 test("invalid: a bad opts.timeout is invalid, not a Lua error, on every blocking call", function(t)
+  -- the error names the call and its VM (op, vm), and the option
   local calls = {
-    function() vm:run("true", { timeout = "x" }) end,
-    function() vm:spawn("true"):wait({ timeout = "5" }) end,
-    function() vm:tail_file("/tmp/none"):next({ timeout = "1" }) end,
-    function() provium.go(function() end):wait({ timeout = "z" }) end,
-    function() wait_until(function() return true end, { timeout = -1 }) end,
+    { function() vm:run("true", { timeout = "x" }) end, "vm:run", "errvm", '"x"' },
+    { function() vm:spawn("true"):wait({ timeout = "5" }) end, "p:wait", "errvm", '"5"' },
+    { function() vm:tail_file("/tmp/none"):next({ timeout = "1" }) end, "stream:next", "errvm", '"1"' },
+    { function() provium.go(function() end):wait({ timeout = "z" }) end, "task:wait", nil, '"z"' },
+    { function() wait_until(function() return true end, { timeout = -1 }) end, "wait_until", nil, "-1" },
+    { function() vm:read_file("/etc/hostname", { timeout = 0 / 0 }) end, "vm:read_file", "errvm", "NaN" },
   }
-  for i, f in ipairs(calls) do
-    local e = t:error(f)
-    t:eq(e.code, "invalid", "call " .. i)
-    t:eq(e.op, "opts.timeout")
-    t:match(tostring(e), "^provium: opts.timeout: must be a non%-negative number of seconds, got ")
+  for i, c in ipairs(calls) do
+    local e = t:error(c[1])
+    t:eq({ e.code, e.op, e.vm, e.option }, { "invalid", c[2], c[3], "timeout" }, "call " .. i)
+    t:eq(e.message, "opts.timeout must be a non-negative number of seconds, got " .. c[4])
+    t:eq(tostring(e), ("provium: %s%s: %s"):format(c[2], c[3] and (" on " .. c[3]) or "", e.message))
   end
 end)

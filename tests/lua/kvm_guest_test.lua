@@ -275,6 +275,46 @@ test("Disk and attach_disk reject bad arguments with invalid", function(t)
   t:eq(#vm:disks(), 2)
 end)
 
+test("Disk methods and attach_disk check their options and receiver (docs/options.md)", function(t)
+  local elf = need(t, "virtio_blk")
+  local vm = provium:vm("dopts", profile(elf, "console=ttyS0 blk=basic"), { start = false })
+  local d = vm:attach_disk({ size = 64 * 1024 })
+  local RANGE = "count, from, probability, seed, to"
+  local cases = {
+    { "disk:fail_reads", RANGE, function(o) d:fail_reads(o) end },
+    { "disk:fail_writes", RANGE, function(o) d:fail_writes(o) end },
+    { "disk:drop_writes", RANGE, function(o) d:drop_writes(o) end },
+    { "disk:slow", "count, from, probability, reads_only, seed, to, writes_only", function(o) d:slow(5, o) end },
+    { "disk:corrupt", "count, offset, probability, seed, to, xor", function(o) d:corrupt(3, o) end },
+    { "vm:start", "timeout", function(o) vm:start(o) end },
+  }
+  for _, c in ipairs(cases) do
+    local e = t:error(function() c[3]({ fromm = 1 }) end)
+    t:eq({ e.code, e.op, e.vm, e.option }, { "invalid", c[1], "dopts", "fromm" }, c[1])
+    t:match(e.message, ("^unknown option 'fromm'.-; %s takes: %s$"):format(c[1], c[2]), c[1])
+    e = t:error(function() c[3](7) end)
+    t:eq(e.message, "opts must be a table, got 7", c[1])
+  end
+  t:eq(#d:faults(), 0, "no rule was added")
+  local function msg(f) local e = t:error(f); t:eq(e.code, "invalid"); return e.message end
+  t:eq(msg(function() d:fail_reads({ probability = 2 }) end), "opts.probability must be a number in 0..1, got 2")
+  t:eq(msg(function() d:fail_reads({ count = -1 }) end), "opts.count must be a non-negative integer, got -1")
+  t:eq(msg(function() d:corrupt(0, { xor = 256 }) end), "opts.xor must be an integer 0..255, got 256")
+  t:eq(msg(function() d:slow(-5) end), "ms must be a non-negative integer, got -5")
+  t:eq(msg(function() d:read_sectors("x") end), 'lba must be a non-negative integer, got "x"')
+  t:eq(msg(function() d:cache("sometimes") end), 'mode must be "writeback" or "none", got "sometimes"')
+  t:match(msg(function() vm:attach_disk({ sise = 4096 }) end), "^unknown spec field 'sise' %(did you mean 'size'%?%); vm:attach_disk takes: path, readonly, serial, size$")
+  t:eq(msg(function() vm:attach_disk({ size = 0 }) end), "spec.size must be a positive integer, got 0")
+  -- dot calls on the Disk userdata (C) say the same as the Lua objects
+  local e = t:error(function() d.size() end)
+  t:eq({ e.code, e.op, e.message }, { "invalid", "disk:size",
+    "call it with a colon: disk:size(...), not disk.size(...) (which passes nil as the Disk)" })
+  t:eq(t:error(function() d.fail_reads({}) end).op, "disk:fail_reads")
+  t:eq(t:error(function() return d.frobnicate end).op, "disk.frobnicate")
+  -- good options still work (an integral float is an integer)
+  t:eq(math.type(d:fail_reads({ from = 1.0, to = 2, count = 1, probability = 0.5, seed = 3 })), "integer")
+end)
+
 test("a guest that dies before the agent answers: infra error with the console", function(t)
   local elf = need(t, "exit")
   local e = t:error(function()
