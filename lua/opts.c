@@ -365,13 +365,11 @@ static int l_self_error(lua_State *L)
 
 int pv_luaopen_opts(lua_State *L)
 {
+	static const luaL_Reg fns[] = {
+		{"_opts", l_opts}, {"_arg", l_arg}, {"_self_error", l_self_error}, {NULL, NULL},
+	};
 	lua_getglobal(L, "provium");
-	lua_pushcfunction(L, l_opts);
-	lua_setfield(L, -2, "_opts");
-	lua_pushcfunction(L, l_arg);
-	lua_setfield(L, -2, "_arg");
-	lua_pushcfunction(L, l_self_error);
-	lua_setfield(L, -2, "_self_error");
+	luaL_setfuncs(L, fns, 0);
 	lua_pop(L, 1);
 	return 0;
 }

@@ -21,7 +21,7 @@ provium=$PROVIUM_BUILD/provium
 # runner-internal ones: claims, meta, tasks, json, badinput, sandbox, profiles...;
 # not clock_test, which asserts the sandbox's `unsupported` clock: the kvm clock is
 # tests/linux/clock_test.lua and docs_clock_test.lua).
-API_FILES="console_test file_test process_test stream_test lab_vm_test
+API_FILES="console_test file_test process_test stream_test lab_vm_test options_test
 docs_vm_test docs_file_test docs_process_test docs_streams_test docs_worker_test
 docs_waiting_test docs_console_test docs_clock_test docs_basics_test
 net_basic_test net_faults_test net_capture_test net_nat_test"
