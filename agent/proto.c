@@ -319,9 +319,11 @@ const char *pv_errno_name(int err)
  * exactly one complete object, nesting at most PV_PROTO_MAX_DEPTH deep, and that no
  * array/map announces more elements than bytes remain. msgpack-c allocates an
  * announced count before reading the elements, so a 5-byte frame could otherwise ask
- * for gigabytes. Returns 0 or -EBADMSG with a reason. */
-static int validate(const uint8_t *p, size_t len, char *err, size_t errlen)
+ * for gigabytes. Returns 0 or -EBADMSG with a reason. (proto.h; the snapshot
+ * loader checks vm.state with it too.) */
+int pv_msgpack_check(const void *data, size_t len, char *err, size_t errlen)
 {
+	const uint8_t *p = data;
 	uint64_t left[PV_PROTO_MAX_DEPTH + 1]; /* elements still to read per level */
 	int depth = 0;
 	size_t off = 0;
@@ -496,7 +498,7 @@ int pv_frame_decode(const void *payload, size_t len, struct pv_frame *f, char *e
 
 	memset(f, 0, sizeof(*f));
 	msgpack_unpacked_init(&f->up);
-	rc = validate(payload, len, err, errlen);
+	rc = pv_msgpack_check(payload, len, err, errlen);
 	if (rc < 0)
 		goto fail;
 	f->raw = malloc(len ? len : 1);

@@ -198,6 +198,13 @@ struct pv_frame {
 
 void pv_frame_destroy(struct pv_frame *f);
 
+/* Checks that data[0..len) is exactly one msgpack object, nested at most
+ * PV_PROTO_MAX_DEPTH deep, with no array or map announcing more elements than
+ * bytes remain — without allocating. msgpack-c reserves an announced count before
+ * reading the elements, so run this before msgpack_unpack_next on untrusted bytes
+ * (frames; snapshot state files). 0, or -EBADMSG with the reason in err. */
+int pv_msgpack_check(const void *data, size_t len, char *err, size_t errlen);
+
 /* Incremental frame reader: feed bytes as they arrive, take out complete frames. */
 struct pv_frame_reader {
 	uint8_t *buf;

@@ -13,6 +13,7 @@
  * irqchip, the PIT and kvmclock, then starts the vCPU threads. */
 #include "vmm/vm_internal.h"
 #include "vmm/snapshot.h"
+#include "agent/proto.h"
 #include "vmm/util.h"
 #include "devices/device.h"
 #include "devices/serial.h"
@@ -377,6 +378,11 @@ static int load_state(const char *dir, struct loaded *l)
 	err = snapshot_state_read(path, &l->data, &l->len);
 	if (err)
 		return err;
+	/* The CRC only says the file is as written, not that a friendly provium
+	 * wrote it: check the shape before msgpack-c allocates what it announces. */
+	char why[160];
+	if (pv_msgpack_check(l->data, l->len, why, sizeof(why)) < 0)
+		return pv_error(EINVAL, "snapshot state %s: not a valid state: %s", path, why);
 	size_t off = 0;
 	if (msgpack_unpack_next(&l->up, l->data, l->len, &off) != MSGPACK_UNPACK_SUCCESS ||
 	    l->up.data.type != MSGPACK_OBJECT_MAP)
@@ -387,10 +393,31 @@ static int load_state(const char *dir, struct loaded *l)
 	l->vmst = mp_get(l->root, "vm");
 	l->serial = mp_get(l->root, "serial");
 	l->devices = mp_get(l->root, "devices");
-	if (!l->config || !l->vcpus || l->vcpus->type != MSGPACK_OBJECT_ARRAY || !l->vmst ||
-	    !l->serial || !l->devices || l->devices->type != MSGPACK_OBJECT_ARRAY)
+	if (!l->config || l->config->type != MSGPACK_OBJECT_MAP || !l->vcpus ||
+	    l->vcpus->type != MSGPACK_OBJECT_ARRAY || !l->vmst || !l->serial || !l->devices ||
+	    l->devices->type != MSGPACK_OBJECT_ARRAY)
 		return pv_error(EINVAL, "snapshot state %s: config, vcpus, vm, serial or devices "
 				"is missing", path);
+	/* Everything restore indexes by these numbers is checked here, once. */
+	uint64_t cpus = 0, mib = 0;
+	if (mp_u64(l->config, "config", "cpus", &cpus) ||
+	    mp_u64(l->config, "config", "memory_mib", &mib))
+		return pv_error_prefix(EINVAL, "snapshot state %s", path);
+	if (cpus < 1 || cpus > VM_MAX_CPUS)
+		return pv_error(EINVAL, "snapshot state %s: config says cpus %" PRIu64 ", must be "
+				"1..%d", path, cpus, VM_MAX_CPUS);
+	if (cpus != l->vcpus->via.array.size)
+		return pv_error(EINVAL, "snapshot state %s: %u vCPU states, its config says cpus "
+				"%" PRIu64, path, l->vcpus->via.array.size, cpus);
+	for (uint32_t i = 0; i < l->vcpus->via.array.size; i++)
+		if (l->vcpus->via.array.ptr[i].type != MSGPACK_OBJECT_MAP)
+			return pv_error(EINVAL, "snapshot state %s: vCPU %u is not a map", path, i);
+	if (mib < 1 || mib > UINT32_MAX)
+		return pv_error(EINVAL, "snapshot state %s: config says memory_mib %" PRIu64,
+				path, mib);
+	if (l->devices->via.array.size > VM_MAX_DEVICES)
+		return pv_error(EINVAL, "snapshot state %s: %u devices, at most %d", path,
+				l->devices->via.array.size, VM_MAX_DEVICES);
 	return 0;
 }
 
@@ -685,14 +712,9 @@ int vm_restore(const char *dir, const struct vm_restore_opts *o, struct vm **out
 	mp_str(l.config, "initrd", initrd, sizeof(initrd));
 	mp_str(l.config, "cmdline", cmdline, sizeof(cmdline));
 	mp_str(l.config, "name", name, sizeof(name));
-	if ((err = mp_u64(l.config, "config", "memory_mib", &mib)) ||
-	    (err = mp_u64(l.config, "config", "cpus", &cpus)))
-		goto fail;
-	if (cpus != l.vcpus->via.array.size) {
-		err = pv_error(EINVAL, "the state has %u vCPUs, its config says %" PRIu64,
-			       l.vcpus->via.array.size, cpus);
-		goto fail;
-	}
+	/* load_state checked both: cpus matches the vCPU array, both in range */
+	mp_u64(l.config, "config", "memory_mib", &mib);
+	mp_u64(l.config, "config", "cpus", &cpus);
 	struct vm_config cfg = {
 		.name = o && o->name ? o->name : name,
 		.kernel = kernel[0] ? kernel : NULL,
