@@ -156,9 +156,12 @@ static void conn_set_events(struct vs_conn *c)
 
 struct vs_conn *vs_conn_new(struct virtio_vsock *s, uint32_t hp, uint32_t gp, int fd)
 {
+	if (s->nstreams >= VSOCK_MAX_STREAMS)
+		return NULL;
 	struct vs_conn *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
+	s->nstreams++;
 	c->s = s;
 	c->host_port = hp;
 	c->guest_port = gp;
@@ -201,6 +204,12 @@ void vs_conn_free(struct vs_conn *c)
 		evloop_del_fd(s->loop, c->fd);
 	close(c->fd);
 	c->dead = true;
+	s->nstreams--;
+	if (c->ring) {
+		free(c->ring);
+		c->ring = NULL;
+		s->nrings--;
+	}
 	/* Freed on the loop thread, after any callback for this stream already in
 	 * flight (it sees c->dead); whatever is left when the device is destroyed
 	 * (with the loop stopped) is freed then. */
@@ -492,9 +501,14 @@ static void guest_data(struct virtio_vsock *s, struct vs_conn *c, const struct v
 			vs_conn_reset(c);
 			return;
 		}
-		if (!c->ring && !(c->ring = malloc(VSOCK_BUF_ALLOC))) {
-			vs_conn_reset(c);
-			return;
+		if (!c->ring) {
+			if (s->nrings >= VSOCK_MAX_RINGS || !(c->ring = malloc(VSOCK_BUF_ALLOC))) {
+				pv_debug("%s: stream %u:%u: no room to buffer for its host end",
+					 s->vdev.dev.id, c->host_port, c->guest_port);
+				vs_conn_reset(c);
+				return;
+			}
+			s->nrings++;
 		}
 		uint32_t tail = (c->r_head + c->r_len) % VSOCK_BUF_ALLOC;
 		uint32_t first = PV_MIN(rest, VSOCK_BUF_ALLOC - tail);

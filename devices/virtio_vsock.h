@@ -18,6 +18,14 @@ struct virtio_vsock;
 #define VSOCK_HOST_CID 2
 /* Bytes each stream buffers toward the host (the credit the guest gets). */
 #define VSOCK_BUF_ALLOC (256u * 1024)
+/* Streams open at once (each holds a host fd); a guest REQUEST beyond it gets RST,
+ * virtio_vsock_connect() -EMFILE. Of them, at most VSOCK_MAX_RINGS may hold a
+ * VSOCK_BUF_ALLOC ring at a time (a ring exists only while the host end does not
+ * keep up); a stream that needs one beyond that is reset. So the guest can make
+ * the device hold at most VSOCK_MAX_RINGS * VSOCK_BUF_ALLOC = 16 MiB of its data.
+ * docs/security.md */
+#define VSOCK_MAX_STREAMS 256u
+#define VSOCK_MAX_RINGS 64u
 
 int virtio_vsock_create(const char *id, uint64_t guest_cid, struct virtio_vsock **out);
 /* Puts it on the VM; the VM then owns it (freed by vm_destroy). */

@@ -40,11 +40,15 @@ int virtio_vsock_connect(struct virtio_vsock *s, uint32_t guest_port, uint32_t *
 	while (vs_conn_find(s, hp, guest_port) || vs_listener_find(s, hp))
 		hp = hp + 1 >= 0xffffffffu ? FIRST_HOST_PORT : hp + 1;
 	s->next_port = hp + 1 >= 0xffffffffu ? FIRST_HOST_PORT : hp + 1;
+	bool full = s->nstreams >= VSOCK_MAX_STREAMS;
 	struct vs_conn *c = vs_conn_new(s, hp, guest_port, sv[0]);
 	if (!c) {
 		pthread_mutex_unlock(&s->vdev.lock);
 		close(sv[0]);
 		close(sv[1]);
+		if (full)
+			return pv_error(EMFILE, "%s: %u streams are open already", s->vdev.dev.id,
+					VSOCK_MAX_STREAMS);
 		return pv_error(ENOMEM, "%s: out of memory", s->vdev.dev.id);
 	}
 	c->state = CS_CONNECTING;

@@ -65,6 +65,7 @@ struct virtio_vsock {
 	struct vs_listener *listeners;
 	struct vs_accept *accepts;
 	uint32_t next_port;
+	unsigned nstreams, nrings;  /* <= VSOCK_MAX_STREAMS, VSOCK_MAX_RINGS */
 	bool event_pending, rx_held, reap_scheduled;
 	struct vs_conn *grave;    /* closed streams, freed on the loop thread */
 	struct virtio_vsock_stats st;
