@@ -312,6 +312,25 @@ static void run_timers(struct evloop *l)
 	}
 }
 
+void evloop_fire_timers(struct evloop *l)
+{
+	pthread_mutex_lock(&l->lock);
+	size_t n = l->nheap;
+	pthread_mutex_unlock(&l->lock);
+	while (n--) {
+		pthread_mutex_lock(&l->lock);
+		if (!l->nheap) {
+			pthread_mutex_unlock(&l->lock);
+			break;
+		}
+		struct ev_timer t = l->heap[0];
+		heap_remove(l, 0);
+		rearm(l);
+		pthread_mutex_unlock(&l->lock);
+		t.cb(t.opaque);
+	}
+}
+
 /* ---- calls ---- */
 
 int evloop_call(struct evloop *l, evloop_cb fn, void *opaque)

@@ -19,6 +19,10 @@ int evloop_del_fd(struct evloop *l, int fd);
 /* One-shot timer after delay_ns; returns an id > 0 (or -errno). Thread-safe. */
 int64_t evloop_add_timer(struct evloop *l, uint64_t delay_ns, evloop_cb cb, void *opaque);
 void evloop_cancel_timer(struct evloop *l, int64_t id);
+/* Test and fuzzer seam: runs, on the calling thread, every timer pending now as if
+ * its deadline had passed (earliest first; timers they add wait). The loop must not
+ * be running on another thread. */
+void evloop_fire_timers(struct evloop *l);
 /* Queue fn to run on the loop thread; thread-safe. */
 int evloop_call(struct evloop *l, evloop_cb fn, void *opaque);
 /* Run until evloop_stop(); evloop_run_once() waits at most timeout_ms. */

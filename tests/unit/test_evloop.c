@@ -153,6 +153,43 @@ static void test_zero_delay_timer(void **state)
 	evloop_destroy(l);
 }
 
+/* The seam the fuzzers use: every pending timer fires now, in deadline order; a
+ * timer added meanwhile waits for the next call. */
+static void readd(void *opaque);
+struct readder {
+	struct evloop *l;
+	struct tmark m;
+};
+static void readd(void *opaque)
+{
+	struct readder *r = opaque;
+	on_timer(&r->m);
+	evloop_add_timer(r->l, 0, on_timer, &r->m);
+}
+
+static void test_fire_timers_now(void **state)
+{
+	(void)state;
+	struct evloop *l;
+	assert_int_equal(evloop_create(&l), 0);
+	struct order o = {0};
+	struct tmark m[2] = {{&o, 1}, {&o, 2}};
+	struct readder r = {l, {&o, 3}};
+	assert_true(evloop_add_timer(l, 3600ull * 1000000000ull, on_timer, &m[1]) > 0);
+	assert_true(evloop_add_timer(l, 60ull * 1000000000ull, on_timer, &m[0]) > 0);
+	assert_true(evloop_add_timer(l, 7200ull * 1000000000ull, readd, &r) > 0);
+	evloop_fire_timers(l);
+	assert_int_equal(o.n, 3);
+	assert_int_equal(o.seq[0], 1);
+	assert_int_equal(o.seq[1], 2);
+	assert_int_equal(o.seq[2], 3);
+	evloop_fire_timers(l); /* the one readd added */
+	assert_int_equal(o.n, 4);
+	evloop_fire_timers(l);
+	assert_int_equal(o.n, 4);
+	evloop_destroy(l);
+}
+
 struct loopctx {
 	struct evloop *l;
 	atomic_int calls;
@@ -223,6 +260,7 @@ int main(void)
 		cmocka_unit_test(test_delete_fds_inside_callback),
 		cmocka_unit_test(test_timers_fire_in_deadline_order),
 		cmocka_unit_test(test_zero_delay_timer),
+		cmocka_unit_test(test_fire_timers_now),
 		cmocka_unit_test(test_calls_from_threads_and_stop),
 	};
 	return cmocka_run_group_tests_name("evloop", tests, NULL, NULL);
