@@ -201,6 +201,15 @@ void virtio_dev_needs_reset(struct virtio_dev *v, const char *why);
  * (stop). -EAGAIN: the driver added a chain meanwhile (go round again).
  * -EINVAL: the ring is broken and the device now needs reset (stop). */
 int virtio_dev_pop(struct virtio_dev *v, struct virtqueue *vq, struct virtq_elem *e);
+/* Chains a device takes in one queue_notify before it lets the event loop serve
+ * other work: a guest that keeps republishing heads from another vCPU must not
+ * keep the loop thread to itself. */
+#define VIRTIO_NOTIFY_BUDGET VIRTQ_MAX_SIZE
+/* With vdev->lock held, in a queue loop that has taken VIRTIO_NOTIFY_BUDGET chains:
+ * true when the device should stop now — queue q's ioeventfd is made readable again,
+ * so the event loop calls queue_notify once more after its other fds; false when
+ * the queue has no ioeventfd (MMIO-exit fallback, tests: the caller goes on). */
+bool virtio_dev_defer(struct virtio_dev *v, unsigned q);
 /* With vdev->lock held: set DEVICE_NEEDS_RESET and send a config interrupt but
  * keep serving the queues (a detached disk answers every request with IOERR). */
 void virtio_dev_signal_needs_reset(struct virtio_dev *v, const char *why);

@@ -290,9 +290,12 @@ static void blk_queue_notify(struct device *d, unsigned queue)
 		return;
 	pthread_mutex_lock(&v->lock);
 	struct virtqueue *vq = &v->vq[0];
+	unsigned taken = 0;
 	while (virtio_dev_queue_live(v, 0)) {
 		virtq_enable_notify(vq, false);
 		for (;;) {
+			if (taken++ >= VIRTIO_NOTIFY_BUDGET && virtio_dev_defer(v, 0))
+				goto out;
 			if (!q && !(q = malloc(sizeof(*q)))) {
 				pv_log("%s: out of memory for a request", d->id);
 				goto out;

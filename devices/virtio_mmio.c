@@ -106,6 +106,16 @@ int virtio_dev_pop(struct virtio_dev *v, struct virtqueue *vq, struct virtq_elem
 	return 1;
 }
 
+bool virtio_dev_defer(struct virtio_dev *v, unsigned q)
+{
+	if (q >= VIRTIO_MAX_QUEUES || v->ioeventfd[q] < 0)
+		return false;
+	uint64_t one = 1;
+	ssize_t r = write(v->ioeventfd[q], &one, sizeof(one));
+	(void)r; /* EAGAIN: already readable, which is all we want */
+	return true;
+}
+
 void virtio_dev_needs_reset(struct virtio_dev *v, const char *why)
 {
 	v->broken = true;

@@ -202,9 +202,12 @@ static void transmit(struct virtio_net *n)
 {
 	struct virtio_dev *v = &n->vdev;
 	struct virtqueue *vq = &v->vq[1];
+	unsigned taken = 0;
 	pthread_mutex_lock(&n->tx_lock);
 	pthread_mutex_lock(&v->lock);
 	while (virtio_dev_queue_live(v, 1)) {
+		if (taken++ >= VIRTIO_NOTIFY_BUDGET && virtio_dev_defer(v, 1))
+			break;
 		virtq_enable_notify(vq, false);
 		int got = virtio_dev_pop(v, vq, &n->tx_elem);
 		if (got == -EAGAIN)

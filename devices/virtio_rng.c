@@ -45,6 +45,7 @@ static void rng_queue_notify(struct device *d, unsigned queue)
 		return;
 	pthread_mutex_lock(&v->lock);
 	struct virtqueue *vq = &v->vq[0];
+	unsigned taken = 0;
 	while (virtio_dev_queue_live(v, 0)) {
 		virtq_enable_notify(vq, false);
 		int got;
@@ -52,6 +53,8 @@ static void rng_queue_notify(struct device *d, unsigned queue)
 			size_t n = fill(&r->elem.iov[r->elem.n_out], r->elem.n_in);
 			r->bytes += n;
 			irq |= virtq_push(vq, r->elem.head, (uint32_t)n);
+			if (++taken >= VIRTIO_NOTIFY_BUDGET && virtio_dev_defer(v, 0))
+				goto out;
 		}
 		if (got < 0) {
 			virtio_dev_needs_reset(v, pv_errmsg());
@@ -61,6 +64,7 @@ static void rng_queue_notify(struct device *d, unsigned queue)
 		if (!virtq_has_avail(vq))
 			break;
 	}
+out:
 	if (irq)
 		virtio_dev_interrupt(v, VIRTIO_MMIO_INT_VRING);
 	pthread_mutex_unlock(&v->lock);

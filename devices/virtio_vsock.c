@@ -616,8 +616,11 @@ static void transmit(struct virtio_vsock *s)
 	struct virtio_dev *v = &s->vdev;
 	struct virtqueue *vq = &v->vq[1];
 	bool irq = false;
+	unsigned taken = 0;
 	pthread_mutex_lock(&v->lock);
 	while (virtio_dev_queue_live(v, 1)) {
+		if (taken++ >= VIRTIO_NOTIFY_BUDGET && virtio_dev_defer(v, 1))
+			break;
 		virtq_enable_notify(vq, false);
 		int got = virtio_dev_pop(v, vq, &s->txe);
 		if (got == -EAGAIN)
