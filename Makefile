@@ -33,7 +33,8 @@ include tests/guest/guest.mk
 # make install / uninstall / deb / man (docs/install.md)
 include dist/dist.mk
 
-.PHONY: all deps test check-asan asan-build bench kernel test-slow test-linux clean guest unit
+.PHONY: all deps test check-asan asan-build bench kernel test-slow test-linux clean guest unit \
+	fuzz fuzz-build
 all: $(BUILD)/provium $(BUILD)/provium-agent guest $(EXTRA_ALL)
 
 deps:
@@ -88,8 +89,8 @@ unit: $(UNIT_BINS)
 
 
 # ---- test tiers ----
-test: all unit asan-build
-	@./tests/run-tiers.sh $(BUILD) unit asan guest kernel lua linux $(if $(SLOW),slow)
+test: all unit asan-build fuzz-build
+	@./tests/run-tiers.sh $(BUILD) unit asan fuzz guest kernel lua linux $(if $(SLOW),slow)
 
 test-slow: all unit
 	@./tests/run-tiers.sh $(BUILD) slow
@@ -106,6 +107,33 @@ asan-build:
 check-asan: asan-build
 	@./tests/run-tiers.sh $(BUILD) asan
 
+# ---- fuzzers (docs/security.md) ----
+# One libFuzzer binary per tests/fuzz/fuzz_<name>.h, built with clang, ASan and UBSan
+# against the library in its own tree. `make test` runs each for FUZZ_SECONDS (2) on
+# its corpus (tests/fuzz/<name>_corpus); `make fuzz` for FUZZ_SECONDS=60 (or more).
+FUZZ_CC      ?= clang
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.h,%,$(filter-out tests/fuzz/fuzz_guest.h,\
+                  $(wildcard tests/fuzz/fuzz_*.h)))
+FUZZ_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer -Wno-gnu-variable-sized-type-not-at-end
+FUZZ_BINS    := $(FUZZ_TARGETS:%=build-fuzz/fuzz/fuzz_%)
+
+fuzz-build:
+	@if command -v $(FUZZ_CC) >/dev/null; then \
+	  CC=$(FUZZ_CC) CFLAGS="-O1 -g $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" \
+	  LDFLAGS="$(FUZZ_FLAGS)" $(MAKE) --no-print-directory BUILD=build-fuzz fuzz-bins; \
+	else echo "fuzz-build: no $(FUZZ_CC): the fuzz tier will skip"; fi
+
+fuzz-bins: $(FUZZ_BINS)
+
+build-fuzz/fuzz/fuzz_%: tests/fuzz/fuzz_%.h tests/fuzz/fuzz_main.c $(BUILD)/libprovium.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -DFUZZ_HEADER='"$<"' -DFUZZ_FN=pv_fuzz_$* \
+	  -o $@ tests/fuzz/fuzz_main.c $(BUILD)/libprovium.a $(LDLIBS)
+
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-60} ./tests/run-tiers.sh $(BUILD) fuzz
+
 bench: all
 	@./tests/bench/run.sh $(BUILD)
 
@@ -113,6 +141,6 @@ kernel:
 	@./kernels/build.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
--include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) build-asan build-fuzz -name '*.d' 2>/dev/null)

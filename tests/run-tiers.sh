@@ -57,6 +57,10 @@ for tier in "$@"; do
     asan)  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
              run_bins asan "$root"/build-asan/tests/unit/test_* ;;
     guest) run_bins guest "$root/$build"/tests/guest/host_* ;;
+    fuzz)  # each fuzzer's line says how many executions it ran, and how fast
+           "$root/tests/fuzz/run.sh" > "$log/fuzz.tap" 2>&1
+           [ -n "${VERBOSE:-}" ] || grep -E '^ok [0-9]+ - ' "$log/fuzz.tap" | sed 's/^/  /'
+           show fuzz "$log/fuzz.tap" ;;
     kernel|lua|linux|slow)
       if [ -x "$root/tests/$tier/run.sh" ]; then
         "$root/tests/$tier/run.sh" > "$log/$tier.tap" 2>"$log/$tier.err" || true

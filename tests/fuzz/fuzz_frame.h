@@ -1,5 +1,5 @@
 /* fuzz_frame.h — the frame-decoder fuzz target, shared by the libFuzzer harness
- * (tests/fuzz/fuzz_frame.c) and the randomized unit test (tests/unit/test_proto.c,
+ * (tests/fuzz/fuzz_main.c, `make fuzz`) and the randomized unit test (tests/unit/test_proto.c,
  * run under ASan+UBSan by `make check-asan`). Input: byte 0 picks how the rest is
  * split into reads; the rest is a byte stream of frames fed to the incremental
  * reader, and also decoded directly as one payload. Every decoded frame is walked

@@ -1,5 +1,5 @@
 /* fuzz_virtqueue.h — the split-virtqueue parser as a fuzz target, shared by the
- * libFuzzer harness (tests/fuzz/fuzz_virtqueue.c, tests/fuzz/run_virtqueue.sh) and
+ * libFuzzer harness (tests/fuzz/fuzz_main.c, `make fuzz`) and
  * the regression-corpus replay in tests/unit/test_virtqueue.c.
  * Input layout: [0] log2 queue size, [1] bit 0 = EVENT_IDX, [2..3] last_avail,
  * [4..9] desc/avail/used offsets (u16, scaled into guest RAM), then the bytes of

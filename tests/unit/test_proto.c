@@ -1,7 +1,7 @@
 /* test_proto.c — the shared host–agent codec (agent/proto.c): round trips of every
  * frame shape, the incremental reader fed in pieces, oversized and malformed frames,
  * the hello check, accessors, and the frame-decoder fuzz target run on the
- * regression corpus (tests/fuzz/corpus) plus random and mutated inputs (under
+ * regression corpus (tests/fuzz/frame_corpus) plus random and mutated inputs (under
  * ASan+UBSan in `make check-asan`). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +17,7 @@
 
 #include "agent/proto.h"
 #include "tests/fuzz/fuzz_frame.h"
+#include "tests/unit/fuzz_replay.h"
 
 static void frame_of(struct pv_fbuf *b, struct pv_frame *f)
 {
@@ -369,36 +370,10 @@ static void test_accessors_and_limits(void **state)
 
 static void test_fuzz_regression_corpus(void **state)
 {
-	char dirp[PATH_MAX];
-	const char *bld = getenv("PROVIUM_BUILD");
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
-
 	(void)state;
-	snprintf(dirp, sizeof(dirp), "tests/fuzz/corpus");
-	if (!(d = opendir(dirp)) && bld) {
-		snprintf(dirp, sizeof(dirp), "%.3000s/../tests/fuzz/corpus", bld);
-		d = opendir(dirp);
-	}
-	assert_non_null(d);
-	while ((de = readdir(d))) {
-		char p[PATH_MAX + 256];
-		uint8_t buf[65536];
-		size_t len;
-		FILE *f;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dirp, de->d_name);
-		f = fopen(p, "rb");
-		assert_non_null(f);
-		len = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		pv_fuzz_frame(buf, len);
-		n++;
-	}
-	closedir(d);
+	int n = fuzz_replay("frame", pv_fuzz_frame, 0, 1);
+	if (n < 0)
+		fail_msg("tests/fuzz/frame_corpus is missing (run from the repository root)");
 	assert_true(n >= 20);
 }
 

@@ -14,6 +14,7 @@
 #include "devices/virtio.h"
 #include "devices/virtio_rng.h"
 #include "tests/fuzz/fuzz_virtqueue.h"
+#include "tests/unit/fuzz_replay.h"
 #include "tests/unit/virtio_fake_driver.h"
 #include "vmm/util.h"
 
@@ -671,38 +672,10 @@ static void test_fuzz_ring_parser(void **state)
 static void test_fuzz_regression_corpus(void **state)
 {
 	(void)state;
-	const char *dir = "tests/fuzz/virtqueue_corpus";
-	char alt[4096];
-	DIR *d = opendir(dir);
-	if (!d) { /* not run from the repository root: look next to the binary (build/tests/unit) */
-		ssize_t l = readlink("/proc/self/exe", alt, sizeof(alt) - 64);
-		if (l > 0) {
-			alt[l] = 0;
-			*strrchr(alt, '/') = 0;
-			strcat(alt, "/../../../tests/fuzz/virtqueue_corpus");
-			dir = alt;
-			d = opendir(dir);
-		}
-	}
-	if (!d)
-		fail_msg("%s: %s (run from the repository root)", dir, strerror(errno));
-	unsigned n = 0;
-	struct dirent *de;
-	static uint8_t buf[FUZZ_VQ_HDR + FUZZ_VQ_MEM];
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char path[4400];
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		FILE *fp = fopen(path, "rb");
-		assert_non_null(fp);
-		size_t len = fread(buf, 1, sizeof(buf), fp);
-		fclose(fp);
-		assert_int_equal(pv_fuzz_virtqueue(buf, len), 0);
-		n++;
-	}
-	closedir(d);
-	print_message("replayed %u corpus inputs\n", n);
+	int n = fuzz_replay("virtqueue", pv_fuzz_virtqueue, 0, 1);
+	if (n < 0)
+		fail_msg("tests/fuzz/virtqueue_corpus is missing (run from the repository root)");
+	print_message("replayed %d corpus inputs\n", n);
 	assert_true(n >= 10);
 }
 
