@@ -83,5 +83,8 @@ void vs_close_all(struct virtio_vsock *s);   /* every stream and queued packet *
 struct vs_listener *vs_listener_find(struct virtio_vsock *s, uint32_t port);
 /* Fills receive/event buffers and interrupts the guest when it should. */
 void vs_pump(struct virtio_vsock *s);
+/* The device ops' queue_notify (virtio_vsock.c), and freeing closed streams. */
+void vs_queue_notify(struct device *d, unsigned queue);
+void vs_grave_free(struct virtio_vsock *s);
 
 #endif
