@@ -33,7 +33,7 @@ include tests/guest/guest.mk
 # make install / uninstall / deb / man (docs/install.md)
 include dist/dist.mk
 
-.PHONY: all deps test check-asan asan-build bench kernel test-slow test-linux clean guest unit \
+.PHONY: all deps test check-asan asan-build bench kernel test-slow test-linux test-kvmhost clean guest unit \
 	fuzz fuzz-build
 all: $(BUILD)/provium $(BUILD)/provium-agent guest $(EXTRA_ALL)
 
@@ -90,13 +90,18 @@ unit: $(UNIT_BINS)
 
 # ---- test tiers ----
 test: all unit asan-build fuzz-build
-	@./tests/run-tiers.sh $(BUILD) unit asan fuzz guest kernel lua linux $(if $(SLOW),slow)
+	@./tests/run-tiers.sh $(BUILD) unit asan fuzz guest kernel lua linux kvmhost $(if $(SLOW),slow)
 
 test-slow: all unit
 	@./tests/run-tiers.sh $(BUILD) slow
 
 test-linux: all
 	@./tests/run-tiers.sh $(BUILD) linux
+
+# The linux tier inside a simulated KVM host (QEMU's emulator with SVM; tests/kvmhost/),
+# for hosts whose /dev/kvm cannot run Linux guests. docs/linux-tests.md.
+test-kvmhost: all
+	@./tests/run-tiers.sh $(BUILD) kvmhost
 
 # Unit tests again, built with ASan+UBSan into their own tree.
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

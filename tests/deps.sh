@@ -12,7 +12,8 @@ pkgs=(build-essential pkg-config
       clang        # libFuzzer for tests/fuzz/run.sh
       debhelper lintian dpkg-dev  # make deb and its test (tests/slow/deb.sh)
       man-db groff-base bsdextrautils  # man -l, col: the man page test (tests/runner/install.sh)
-      python3-yaml)  # docs/ci.md's CI recipes parse (tests/runner/ci_recipes.sh)
+      python3-yaml  # docs/ci.md's CI recipes parse (tests/runner/ci_recipes.sh)
+      qemu-system-x86 kmod)  # the simulated KVM host of tests/kvmhost (QEMU is a test fixture only)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

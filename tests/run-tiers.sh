@@ -61,9 +61,16 @@ for tier in "$@"; do
            "$root/tests/fuzz/run.sh" > "$log/fuzz.tap" 2>&1
            [ -n "${VERBOSE:-}" ] || grep -E '^ok [0-9]+ - ' "$log/fuzz.tap" | sed 's/^/  /'
            show fuzz "$log/fuzz.tap" ;;
-    kernel|lua|linux|slow)
-      if [ -x "$root/tests/$tier/run.sh" ]; then
-        "$root/tests/$tier/run.sh" > "$log/$tier.tap" 2>"$log/$tier.err" || true
+    kernel|lua|linux|slow|kvmhost)
+      driver=$root/tests/$tier/run.sh
+      [ $tier = kvmhost ] && driver=$root/tests/kvmhost/tier.sh
+      if [ -x "$driver" ]; then
+        # kvmhost runs for minutes: its progress (stderr) is shown as it comes
+        if [ $tier = kvmhost ]; then
+          "$driver" > "$log/$tier.tap" 2> >(tee "$log/$tier.err" | grep --line-buffered -E '^(# kvmhost|\[kvmhost\]|\[kernel\])' >&2) || true
+        else
+          "$driver" > "$log/$tier.tap" 2>"$log/$tier.err" || true
+        fi
         if ! grep -qE '^(not )?ok [0-9]+' "$log/$tier.tap"; then
           echo "not ok 0 - $tier tier produced no results" >> "$log/$tier.tap"
           sed 's/^/# /' "$log/$tier.err" | tail -20 >> "$log/$tier.tap"

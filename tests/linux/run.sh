@@ -45,6 +45,12 @@ if ! printf '%s\n' "$doctor" | grep -q 'backend auto = kvm'; then
   [ -n "$reason" ] || reason=$(printf '%s\n' "$doctor" | sed -n 's/^  no    kvm: //p' | head -1)
   [ -n "$reason" ] || reason="provium doctor says this host cannot run Linux guests"
   n=0
+  if command -v qemu-system-x86_64 >/dev/null && [ "$(id -u)" -eq 0 ]; then
+    # make test runs the kvmhost tier next: these files run there, not skipped.
+    echo "ok 1 - linux tier (${#files[@]} files) # SKIP $reason; the kvmhost tier runs them inside a simulated KVM host"
+    echo "1..1"
+    exit 0
+  fi
   for f in "${files[@]}"; do
     n=$((n + 1))
     echo "ok $n - $f # SKIP $reason"

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# tier.sh — the `kvmhost` test tier (tests/run-tiers.sh; `make test-kvmhost`): the linux
+# tier (tests/linux/run.sh: Linux microVMs on Provium's VMM) run inside a simulated KVM
+# host (tests/kvmhost/run.sh), for hosts whose own /dev/kvm cannot run Linux guests (PVM,
+# shared/spec/ENVIRONMENT.md). Prints ONE TAP stream on stdout, progress on stderr.
+#
+# First the harness checks itself (exit status and output pass through; the time limit
+# and SIGINT leave no QEMU process and no temporary directory behind), then the guest
+# kernel + initramfs are built here on the host if missing (never inside: everything
+# inside runs under the emulator), then the linux tier runs inside.
+#
+# Where this host runs Linux guests directly, the linux tier does that and this tier
+# is one skip saying so; without qemu-system-x86_64 it is one skip naming the package.
+# PROVIUM_KVMHOST_TIMEOUT (seconds, default 1200) bounds the inner run.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root" || exit 1
+export PROVIUM_BUILD=${PROVIUM_BUILD:-$root/build}
+provium=$PROVIUM_BUILD/provium
+. "$root/tests/tap-lib.sh"   # emit: renumbers TAP results into $n, counts $failed
+n=0 failed=0
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
+
+echo "TAP version 13"
+if [ ! -x "$provium" ]; then nok "$provium is not built"; echo "1..$n"; exit 1; fi
+if "$provium" doctor 2>&1 | grep -q 'backend auto = kvm'; then
+  ok "kvmhost tier # SKIP this host runs Linux guests directly: the linux tier runs them"
+  echo "1..$n"; exit 0
+fi
+if ! command -v qemu-system-x86_64 >/dev/null; then
+  ok "kvmhost tier # SKIP qemu-system-x86_64 is not installed (apt-get install qemu-system-x86, or make deps)"
+  echo "1..$n"; exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  ok "kvmhost tier # SKIP needs root (the simulated host shares / over 9p as root)"
+  echo "1..$n"; exit 0
+fi
+
+work=$(mktemp -d /tmp/provium-kvmhost-tier.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+leftovers() { # anything of the harness still here?
+  pgrep -f 'qemu-system-x86_64.*mount_tag=host' >/dev/null && echo "a QEMU process"
+  ls -d /tmp/provium-kvmhost.* 2>/dev/null | grep -v -x -F -f "$work/before" | sed 's/^/temp dir /'
+}
+ls -d /tmp/provium-kvmhost.* > "$work/before" 2>/dev/null
+
+# ---- the harness itself ----
+"$here/hostkernel.sh" >/dev/null 2>"$work/hk.err" ||
+  { nok "host kernel: $(tail -1 "$work/hk.err")"; echo "1..$n"; exit 1; }
+start=$(date +%s)
+out=$("$here/run.sh" --timeout 300 -- sh -c 'echo out-line; echo err-line >&2; grep -c "^flags.* svm" /proc/cpuinfo; exit 7' 2>"$work/err")
+rc=$?
+if [ $rc -eq 7 ] && [ "$(printf '%s\n' "$out" | head -1)" = out-line ] && grep -q '^err-line$' "$work/err" &&
+   ! printf '%s\n' "$out" | grep -q err-line; then
+  ok "kvmhost: a command's exit status, stdout and stderr pass through ($(( $(date +%s) - start )) s)"
+else
+  nok "kvmhost: a command's exit status, stdout and stderr pass through (exit $rc, stdout: $out)"
+  sed 's/^/# /' "$work/err" | tail -30
+fi
+"$here/run.sh" --timeout 4 -- sleep 600 >/dev/null 2>"$work/err"; rc=$?
+left=$(leftovers)
+if [ $rc -eq 124 ] && [ -z "$left" ]; then ok "kvmhost: the time limit kills the simulated host and leaves nothing behind"
+else nok "kvmhost: the time limit kills the simulated host (exit $rc, want 124; left: ${left:-nothing})"; fi
+"$here/run.sh" --timeout 300 -- sleep 600 >/dev/null 2>"$work/err" & rpid=$!
+sleep 3; kill -INT $rpid; wait $rpid; rc=$?
+sleep 0.5; left=$(leftovers)
+if [ $rc -eq 130 ] && [ -z "$left" ]; then ok "kvmhost: SIGINT ends the run with 130 and leaves nothing behind"
+else nok "kvmhost: SIGINT ends the run (exit $rc, want 130; left: ${left:-nothing})"; fi
+
+# ---- the guest kernel, built here (minutes once, cached) ----
+if ! "$provium" kernel path >/dev/null 2>&1; then
+  echo "# building the guest kernel + initramfs on this host (make kernel; a few minutes, cached)" >&2
+  make -C "$root" kernel >&2 || { nok "make kernel failed"; echo "1..$n"; exit 1; }
+fi
+
+# ---- the linux tier inside ----
+echo "# kvmhost: running tests/linux/run.sh inside the simulated KVM host" >&2
+# Everything inside runs under the emulator, many times slower than hardware: the
+# default per-test timeout is raised there (tests that set their own keep theirs).
+export PROVIUM_TIMEOUT=${PROVIUM_TIMEOUT:-300}
+start=$(date +%s)
+"$here/run.sh" --timeout "${PROVIUM_KVMHOST_TIMEOUT:-1200}" --keep-log "$work/console.log" \
+  -- tests/linux/run.sh > "$work/linux.tap"; code=$?
+echo "# kvmhost: the linux tier took $(( $(date +%s) - start )) s inside (exit $code)" >&2
+before=$n
+emit "- linux: " < "$work/linux.tap"
+if [ $n -eq $before ] || { [ $code -ne 0 ] && [ $failed -eq 0 ]; }; then
+  nok "linux tier inside the simulated host ended with status $code"
+  tail -40 "$work/console.log" | sed 's/^/# /'
+fi
+left=$(leftovers)
+[ -z "$left" ] || nok "kvmhost: left behind after the run: $left"
+echo "1..$n"
+[ $failed -eq 0 ]
