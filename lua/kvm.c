@@ -37,13 +37,30 @@ struct lkvm {
 	struct kvmvm *k;
 };
 
+static void ring_put(struct kvmvm *k, char c)
+{
+	k->ring[k->total++ % RING_SIZE] = c;
+}
+
+/* The guest's tty turns "\n" into "\r\n" (ONLCR) on ttyS0 and hvc0; the console is
+ * kept as text with "\n" line ends, so a line read from it carries no CR. A CR is
+ * held back until the next byte shows whether it ends a line; any other CR is kept. */
 static void console_out(void *opaque, const char *buf, size_t len)
 {
 	struct kvmvm *k = opaque;
 	pthread_mutex_lock(&k->lock);
-	for (size_t i = 0; i < len; i++)
-		k->ring[(k->total + i) % RING_SIZE] = buf[i];
-	k->total += len;
+	for (size_t i = 0; i < len; i++) {
+		char c = buf[i];
+		if (k->cr_pending) {
+			k->cr_pending = false;
+			if (c != '\n')
+				ring_put(k, '\r');
+		}
+		if (c == '\r')
+			k->cr_pending = true;
+		else
+			ring_put(k, c);
+	}
 	pthread_mutex_unlock(&k->lock);
 }
 

@@ -62,6 +62,7 @@ struct kvmvm {
 	pthread_mutex_t lock;
 	char *ring;
 	uint64_t total;
+	bool cr_pending;   /* a CR is held back: it is dropped when a LF follows */
 	uint64_t boot_pos; /* total when the current VM was built: log() starts here */
 };
 
