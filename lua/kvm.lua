@@ -153,11 +153,23 @@ end
 
 V.kvm_wait_agent = wait_agent
 
+-- A restored or pooled VM wakes up with the host name of the VM it was saved from:
+-- the agent gives it this VM's name.
+function V.kvm_set_hostname(vm, deadline)
+  if vm._conn then
+    vm._conn:call("sethostname", { name = vm.name }, deadline or (S.now() + 10), "lab:vm")
+  end
+end
+
 local function boot(vm, opts)
   local p = vm._profile
   local t0 = S.now()
   vm._exit = nil
-  vm._sb:start(V.kvm_net_cmdline and V.kvm_net_cmdline(vm) or nil)
+  -- /init sets the guest's hostname to the VM's name (names are [%w_.-]+: one word)
+  local extra = "provium.hostname=" .. vm.name
+  local net = V.kvm_net_cmdline and V.kvm_net_cmdline(vm)
+  if net then extra = extra .. " " .. net end
+  vm._sb:start(extra)
   vm._state = "booting"
   -- bridge attachments: bind each NIC's slot to its relay (bridge.lua)
   if vm._nics and #vm._nics > 0 and V.on_boot then
@@ -441,10 +453,9 @@ function provium._kvm_vm_new(lab, name, prof, opts)
       disk_slots = prof.disk_slots or (agent and DEFAULT_SLOTS or 0),
       nic_slots = prof.nic_slots or (agent and DEFAULT_NIC_SLOTS or 0), work_dir = provium.tmpdir() })
     local vm = V.kvm_wrap(lab, name, prof, sb)
-    local ok, err = pcall(function()
-      for _, spec in ipairs(prof.disks or {}) do vm:attach_disk(spec) end
-    end)
-    if not ok then pcall(vm._teardown, vm); error(err, 0) end
+    local undo <close> = S.undo(function() vm:_teardown() end)
+    for _, spec in ipairs(prof.disks or {}) do vm:attach_disk(spec) end
+    undo.done = true
     return vm
   end
   -- a profile with setup: its first VM is a fixture build, later ones restore it
@@ -453,8 +464,10 @@ function provium._kvm_vm_new(lab, name, prof, opts)
   end
   local vm = create()
   if opts.start ~= false then
-    local ok, err = pcall(vm.start, vm)
-    if not ok then pcall(vm._teardown, vm); error(err, 0) end
+    -- torn down on a boot error, and when the test times out while it boots
+    local undo <close> = S.undo(function() vm:_teardown() end)
+    vm:start()
+    undo.done = true
   end
   return vm
 end

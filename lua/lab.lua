@@ -53,11 +53,10 @@ function Lab:vm(name, profile, opts)
   end
   provium.backend()
   root._vm_names[name] = self
-  local ok, vm = pcall(provium._vm_new, self, name, profile, opts)
-  if not ok then
-    root._vm_names[name] = nil
-    error(vm, 0)
-  end
+  -- the name is free again after an error, or when the test times out meanwhile
+  local undo <close> = S.undo(function() root._vm_names[name] = nil end)
+  local vm = provium._vm_new(self, name, profile, opts)
+  undo.done = true
   self._vms[#self._vms + 1] = { name = name, vm = vm, group = S.group }
   return vm
 end

@@ -351,6 +351,16 @@ function S.abandon(group)
   end
 end
 
+-- S.undo(fn) -> a to-be-closed value that calls fn when its block is left by an error
+-- or because its task was abandoned (S.abandon closes the coroutine: a test timeout),
+-- unless the block set `.done = true` first. What a half-made VM must give back:
+--   local undo <close> = S.undo(function() vm:_teardown() end)
+--   vm:start(); undo.done = true
+local Undo_mt = { __close = function(u) if not u.done then pcall(u.fn) end end }
+function S.undo(fn)
+  return setmetatable({ fn = fn, done = false }, Undo_mt)
+end
+
 -- S.tasks_of(group) -> the live tasks of a group, oldest first.
 function S.tasks_of(group)
   local r = {}

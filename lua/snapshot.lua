@@ -117,15 +117,14 @@ local function restore_raw(lab, name, dir, prof, opts)
   vm._fixture_restored = true
   vm:disks() -- Disk objects for the restored disks (empty slots stay slots)
   vm._state = "booting"
-  local ok, err = pcall(function()
-    if p.agent ~= false then
-      vm._conn = V.kvm_wait_agent(vm, S.now() + (prof.boot_timeout or 30), t0)
-    end
-  end)
-  if not ok then
-    pcall(vm._teardown, vm)
-    error(err, 0)
+  -- torn down on an error, and when the test times out while it restores
+  local undo <close> = S.undo(function() vm:_teardown() end)
+  if p.agent ~= false then
+    local deadline = S.now() + (prof.boot_timeout or 30)
+    vm._conn = V.kvm_wait_agent(vm, deadline, t0)
+    V.kvm_set_hostname(vm, deadline)
   end
+  undo.done = true
   vm._state = "running"
   vm._boot_ns = math.floor((S.now() - t0) * 1e9)
   vm._started_at = provium._c_vm.wall_ns() / 1e9
@@ -484,6 +483,8 @@ local function pool_take(pool, lab, name)
   if not ok then pool_discard(vm); error(err, 0) end
   vm.name, vm._lab = name, lab
   vm._state = "running"
+  ok, err = pcall(V.kvm_set_hostname, vm)
+  if not ok then pool_discard(vm); error(err, 0) end
   vm._from_pool = true
   vm._boot_ns = math.floor((S.now() - t0) * 1e9)
   vm._started_at = provium._c_vm.wall_ns() / 1e9
@@ -567,12 +568,15 @@ function V.fixture_vm(lab, name, prof, opts, kernel, initrd, cmdline, create)
     unlock_fixture(fd)
     return hit()
   end
+  -- the lock goes back also when the test times out during the build
+  local unlock <close> = S.undo(function() unlock_fixture(fd) end)
   local ok, vm = pcall(function()
     emit({ ev = "fixture", profile = prof.name, action = "build_start", snapshot = key })
     local t0 = provium._c_vm.mono_ns()
     local vm = create()
-    local okb, errb = pcall(vm.start, vm) -- runs setup once
-    if not okb then pcall(vm._teardown, vm); error(errb, 0) end
+    local undo <close> = S.undo(function() vm:_teardown() end)
+    vm:start() -- runs setup once
+    undo.done = true
     vm._fixture_restored = true
     local tmp = unique_tmp(dir)
     local oks, errs = pcall(save_vm, vm, tmp, false)
@@ -582,6 +586,7 @@ function V.fixture_vm(lab, name, prof, opts, kernel, initrd, cmdline, create)
       duration_ns = provium._c_vm.mono_ns() - t0 })
     return vm
   end)
+  unlock.done = true
   unlock_fixture(fd)
   if not ok then error(vm, 0) end
   if pool then

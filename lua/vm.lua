@@ -239,8 +239,9 @@ function VM:syscall(name, ...)
   check_arg(type(name) == "string", "vm:syscall", self.name, "syscall name must be a string")
   local conn = self:_link("vm:syscall")
   local vm = rawget(self, "_vm") or self
-  -- the sandbox agent is not PID 1: reboot/poweroff mean restarting/stopping the sandbox
-  if name == "reboot" and vm.backend == "sandbox" then
+  -- reboot/poweroff end the agent's connection with the guest (the sandbox agent is not
+  -- even PID 1): they mean the VM's own reboot/stop, which wait for it to come back/stop
+  if name == "reboot" then
     local cmd = ...
     if cmd == "restart" then vm:reboot(); return 0 end
     if cmd == "poweroff" or cmd == "halt" then vm:stop(); return 0 end

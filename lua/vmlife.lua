@@ -314,11 +314,10 @@ function provium._vm_new(lab, name, profile, opts)
   local vm = setmetatable({ name = name, backend = "sandbox", _lab = lab, _profile = prof,
     _state = "created", _workers = setmetatable({}, { __mode = "k" }) }, VM_mt)
   if opts.start ~= false then
-    local ok, err = pcall(vm.start, vm)
-    if not ok then
-      pcall(vm._teardown, vm)
-      error(err, 0)
-    end
+    -- torn down on a start error, and when the test times out while it starts
+    local undo <close> = S.undo(function() vm:_teardown() end)
+    vm:start()
+    undo.done = true
   end
   return vm
 end

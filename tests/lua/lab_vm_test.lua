@@ -16,7 +16,9 @@ test("VMs are torn down at test timeout and at file end", function(t)
     if e.ev == "test_log" then pids[#pids + 1] = tonumber(e.text:match("^pid (%d+)")) end
   end
   t:eq(r.by_test["starts a VM and hangs"]["end"].outcome, "error")
-  t:eq(r.by_test["runs after the hang"]["end"].outcome, "pass")
+  t:eq(r.by_test["runs after the hang"]["end"].outcome, "pass", r.out)
+  t:eq(r.by_test["times out while its VM starts"]["end"].outcome, "error")
+  t:eq(r.by_test["runs after the start timeout"]["end"].outcome, "pass", r.out)
   t:ok(seq["exit hung-vm"], "vm_exit for the hung test's VM")
   t:lt(seq["exit hung-vm"], seq["start runs after the hang"], "torn down before the next test")
   t:ok(seq["exit kept-vm"], "vm_exit for the failing test's VM")
@@ -26,18 +28,34 @@ test("VMs are torn down at test timeout and at file end", function(t)
   for _, pid in ipairs(pids) do
     t:eq(io.open("/proc/" .. pid .. "/stat"), nil, "process " .. pid .. " is gone")
   end
-end, { timeout = 30 })
+end, { timeout = provium.backend() == "kvm" and 600 or 30 })
 
-test("closing a sub-lab stops its sandbox VMs and only those", function(t)
+-- the threads of this worker process (a kvm VM's vCPU and device threads live here)
+local function threads()
+  local n = 0
+  for _ in io.popen("ls /proc/self/task"):lines() do n = n + 1 end
+  return n
+end
+
+test("closing a sub-lab stops its VMs and only those", function(t)
   local keep = provium:vm("outer")
   local sub = provium:lab("scope")
+  local before = threads()
   local inner = sub:vm("inner")
   local pid = inner:info().pid
-  t:ok(io.open("/proc/" .. pid .. "/stat"), "inner VM process running")
+  if provium.backend() == "kvm" then
+    t:gt(threads(), before, "the inner VM's threads run in this worker")
+  else
+    t:ok(io.open("/proc/" .. pid .. "/stat"), "inner VM process running")
+  end
   t:eq(provium:get("inner"), inner)
   sub:close()
   t:eq(inner:state(), "stopped")
-  t:eq(io.open("/proc/" .. pid .. "/stat"), nil, "inner VM process gone")
+  if provium.backend() == "kvm" then
+    t:eq(threads(), before, "the inner VM's threads are gone")
+  else
+    t:eq(io.open("/proc/" .. pid .. "/stat"), nil, "inner VM process gone")
+  end
   t:eq(provium:get("inner"), nil)
   t:eq(keep:succeed("echo still"), "still\n")
   local e = t:error(function() sub:vm("again") end)
