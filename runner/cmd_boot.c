@@ -7,7 +7,9 @@
  * Ctrl-A x quits (Ctrl-A Ctrl-A sends a Ctrl-A, Ctrl-A h lists these), like QEMU.
  * Otherwise stdin is forwarded as it comes. Exit status: the guest's exit-port code; 0 after Ctrl-A x
  * or a guest reset; 1 when the guest crashed (triple fault, KVM error); 2 for bad
- * arguments or an unusable kernel image; 3 when /dev/kvm is missing or unusable. */
+ * arguments or an unusable kernel image; 3 when /dev/kvm is missing or unusable;
+ * 130 after SIGINT, SIGTERM or SIGHUP (the VM is stopped first); 141 when
+ * the output was closed (a pipe's reader went away), whatever the guest is doing. */
 #include "runner/commands.h"
 #include "vmm/util.h"
 #include "vmm/vmm.h"
@@ -26,6 +28,10 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t got_signal;
+/* Set when stdout is gone (EPIPE, a hung-up terminal): the VM is stopped. */
+static volatile sig_atomic_t out_closed;
+/* Set once the VM is being stopped: console output still pending is dropped. */
+static volatile sig_atomic_t stopping;
 
 static void on_signal(int sig)
 {
@@ -93,10 +99,22 @@ static int check_kvm(void)
 	return 0;
 }
 
+/* Runs on a vCPU thread. A write blocked on a full pipe must not keep the vCPU from
+ * stopping: the stop's kick interrupts it (EINTR) and pending output is dropped. */
 static void console_to_stdout(void *opaque, const char *buf, size_t len)
 {
 	(void)opaque;
-	pv_write_full(1, buf, len);
+	while (len && !out_closed && !stopping) {
+		ssize_t r = write(1, buf, len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			out_closed = 1;
+			return;
+		}
+		buf += r;
+		len -= (size_t)r;
+	}
 }
 
 struct term {
@@ -237,18 +255,27 @@ int cmd_boot(int argc, char **argv)
 	bool stdin_open = true, esc = false, quit = false;
 	struct vm_exit ex;
 	for (;;) {
-		if (vm_wait(vm, stdin_open ? 0 : 100, &ex) == 0)
+		if (vm_wait(vm, 0, &ex) == 0)
 			break;
-		if (got_signal || quit) {
-			vm_stop(vm);
+		if (got_signal || quit || out_closed) {
+			if (!stopping) {
+				stopping = 1;
+				vm_stop(vm);
+			}
 			vm_wait(vm, 100, &ex); /* no busy loop while the vCPUs stop */
 			continue;
 		}
-		if (!stdin_open)
-			continue;
-		struct pollfd p = {.fd = 0, .events = POLLIN};
-		int n = poll(&p, 1, 50);
+		/* stdout too: a closed pipe or a hung-up terminal shows as POLLERR/POLLHUP
+		 * even while the guest prints nothing */
+		struct pollfd p[2] = {{.fd = 1, .events = 0}, {.fd = 0, .events = POLLIN}};
+		int n = poll(p, stdin_open ? 2 : 1, 50);
 		if (n <= 0)
+			continue;
+		if (p[0].revents & (POLLERR | POLLHUP)) {
+			out_closed = 1;
+			continue;
+		}
+		if (!stdin_open || !(p[1].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		char buf[512];
 		ssize_t r = read(0, buf, sizeof(buf));
@@ -273,6 +300,11 @@ int cmd_boot(int argc, char **argv)
 		if (got_signal) {
 			fprintf(stderr, "\nprovium boot: interrupted\n");
 			return 130;
+		}
+		if (out_closed) {
+			/* like a program killed by SIGPIPE: 141 */
+			fprintf(stderr, "provium boot: the output was closed; the VM was stopped\n");
+			return 128 + SIGPIPE;
 		}
 		return 0;
 	case VM_EXIT_RESET:

@@ -123,6 +123,99 @@ static void test_boot_forwards_piped_input(void **state)
 	assert_int_equal(r.status, 0);
 }
 
+/* Starts `provium boot` on the flooding test guest with stdin an open pipe (kept
+ * open, as a terminal would be) and stdout a pipe we hold; stderr goes to /dev/null. */
+static pid_t spawn_flood(const char *elf, int *out_rd, int *in_wr)
+{
+	int in[2], out[2];
+	assert_int_equal(pipe(in), 0);
+	assert_int_equal(pipe(out), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 2);
+		close(in[1]);
+		close(out[0]);
+		execl(provium, "provium", "boot", "--kernel", elf, "--cmdline", "console=ttyS0 flood",
+		      "--memory", "32M", (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	*out_rd = out[0];
+	*in_wr = in[1];
+	return pid;
+}
+
+/* The child's exit status within `secs`, or -1 (then it is killed). */
+static int wait_within(pid_t pid, int secs)
+{
+	for (int i = 0; i < secs * 20; i++) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(50000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+static void test_boot_stops_when_output_closed(void **state)
+{
+	(void)state;
+	char elf[PATH_MAX];
+	if (!have_guest("exit", elf))
+		skip();
+	int out, in;
+	pid_t pid = spawn_flood(elf, &out, &in);
+	char buf[4096];
+	size_t got = 0;
+	while (got < sizeof(buf)) {
+		ssize_t k = read(out, buf, sizeof(buf) - got);
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	assert_true(got > 0);
+	close(out); /* the reader goes away, as `provium boot | head` */
+	int status = wait_within(pid, 20);
+	close(in);
+	assert_int_equal(status, 141);
+}
+
+static void stops_on_signal(int sig)
+{
+	char elf[PATH_MAX];
+	if (!have_guest("exit", elf))
+		skip();
+	int out, in;
+	pid_t pid = spawn_flood(elf, &out, &in);
+	/* nobody reads stdout: the pipe fills and the vCPU blocks writing the console */
+	usleep(1500 * 1000);
+	kill(pid, sig);
+	int status = wait_within(pid, 20);
+	close(out);
+	close(in);
+	assert_int_equal(status, 130);
+}
+
+static void test_boot_stops_on_sigterm_with_output_blocked(void **state)
+{
+	(void)state;
+	stops_on_signal(SIGTERM);
+}
+
+static void test_boot_stops_on_sighup_and_sigint(void **state)
+{
+	(void)state;
+	stops_on_signal(SIGHUP);
+	stops_on_signal(SIGINT);
+}
+
 static void test_boot_bad_arguments(void **state)
 {
 	(void)state;
@@ -289,6 +382,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_boot_exits_with_guest_code),
 		cmocka_unit_test(test_boot_forwards_piped_input),
+		cmocka_unit_test(test_boot_stops_when_output_closed),
+		cmocka_unit_test(test_boot_stops_on_sigterm_with_output_blocked),
+		cmocka_unit_test(test_boot_stops_on_sighup_and_sigint),
 		cmocka_unit_test(test_boot_bad_arguments),
 		cmocka_unit_test(test_boot_without_kvm_exits_3),
 		cmocka_unit_test(test_boot_raw_terminal_ctrl_a_x_quits),
