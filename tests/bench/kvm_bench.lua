@@ -67,7 +67,8 @@ test("Linux: default profile boot and restore to agent-ready", function(t)
     t:skip(why)
   end
   local boot, rest = {}, {}
-  for i = 1, 10 do
+  -- fewer runs inside the simulated KVM host, where each boot takes seconds
+  for i = 1, tonumber(provium.env("PROVIUM_BENCH_LINUX_RUNS") or "") or 10 do
     local t0 = S.now()
     local vm = provium:vm("linux" .. i, "default", { backend = "kvm" })
     boot[#boot + 1] = ms(t0)

@@ -63,7 +63,10 @@ fi
 left=$(leftovers)
 if [ $rc -eq 124 ] && [ -z "$left" ]; then ok "kvmhost: the time limit kills the simulated host and leaves nothing behind"
 else nok "kvmhost: the time limit kills the simulated host (exit $rc, want 124; left: ${left:-nothing})"; fi
+# with job control: a background job of a script otherwise starts with SIGINT ignored
+set -m
 "$here/run.sh" --timeout 300 -- sleep 600 >/dev/null 2>"$work/err" & rpid=$!
+set +m
 sleep 3; kill -INT $rpid; wait $rpid; rc=$?
 sleep 0.5; left=$(leftovers)
 if [ $rc -eq 130 ] && [ -z "$left" ]; then ok "kvmhost: SIGINT ends the run with 130 and leaves nothing behind"

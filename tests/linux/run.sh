@@ -67,7 +67,15 @@ fi
 
 out=$(mktemp /tmp/provium-linuxtier.XXXXXX)
 trap 'rm -f "$out"' EXIT
-"$provium" run --backend kvm --format tap "${files[@]}" > "$out"; code=$?
+if [ "${KVMHOST:-}" = 1 ]; then
+  # inside the simulated KVM host (tests/kvmhost): a progress line per result on
+  # stderr, which the host shows while the tier runs for minutes
+  "$provium" run --backend kvm --format tap "${files[@]}" | tee "$out" |
+    grep --line-buffered -E '^(not )?ok ' | sed -u 's/^/# kvmhost: /' >&2
+  code=${PIPESTATUS[0]}
+else
+  "$provium" run --backend kvm --format tap "${files[@]}" > "$out"; code=$?
+fi
 n=0
 failed=0
 emit "- " < "$out"
