@@ -153,6 +153,20 @@ end
 
 V.kvm_wait_agent = wait_agent
 
+-- How long a boot (or restore) waits for the agent: opts.timeout, else the profile's
+-- boot_timeout, else as long as the test may run (API.md: default timeouts come from
+-- the test's), a second less so that the boot's own error, with the console, is the
+-- one reported; outside a test BOOT_TIMEOUT. A slow host (an emulated KVM host boots
+-- in tens of seconds) needs only a longer test timeout.
+function V.boot_deadline(p, opts)
+  local now = S.now()
+  if opts and opts.timeout then return now + opts.timeout end
+  if p and p.boot_timeout then return now + p.boot_timeout end
+  local d = S.deadline(nil)
+  if d then return math.max(now + 1, d - 1) end
+  return now + BOOT_TIMEOUT
+end
+
 -- A restored or pooled VM wakes up with the host name of the VM it was saved from:
 -- the agent gives it this VM's name.
 function V.kvm_set_hostname(vm, deadline)
@@ -177,8 +191,7 @@ local function boot(vm, opts)
     if not ok then pcall(vm._sb.halt, vm._sb); vm._state, vm._exit = "crashed", "network setup failed"; error(err, 0) end
   end
   if p.agent ~= false then
-    local timeout = (opts and opts.timeout) or p.boot_timeout or BOOT_TIMEOUT
-    local ok, conn = pcall(wait_agent, vm, S.now() + timeout, t0)
+    local ok, conn = pcall(wait_agent, vm, V.boot_deadline(p, opts), t0)
     if not ok then
       pcall(vm._sb.halt, vm._sb)
       if vm._state == "booting" then vm._state, vm._exit = "crashed", "boot failed" end

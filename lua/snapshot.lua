@@ -120,7 +120,7 @@ local function restore_raw(lab, name, dir, prof, opts)
   -- torn down on an error, and when the test times out while it restores
   local undo <close> = S.undo(function() vm:_teardown() end)
   if p.agent ~= false then
-    local deadline = S.now() + (prof.boot_timeout or 30)
+    local deadline = V.boot_deadline(p, nil)
     vm._conn = V.kvm_wait_agent(vm, deadline, t0)
     V.kvm_set_hostname(vm, deadline)
   end
