@@ -13,6 +13,7 @@
 #   --memory MIB  RAM of the simulated host (default 6144)
 #   --cpus N      its vCPUs (default: this machine's CPUs, at most 4)
 #   --keep-log F  also write the simulated host's console to F
+# PROVIUM_KVMHOST_KVM_AMD: kvm_amd's module options inside (default npt=0: see below).
 #
 # The command runs as root in this checkout (read-only: the whole root is shared
 # read-only over 9p), with writable tmpfs on /tmp, /run and /var/tmp, HOME=/tmp/home,
@@ -92,7 +93,12 @@ mkdir -p "$tmp/out"
 q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 {
   echo "KVMHOST_KDIR=$(q "$kdir")"
-  echo "KVMHOST_MODULES='kvm_amd tun bridge veth nft_masq nft_chain_nat'"
+  echo "KVMHOST_MODULES='tun bridge veth nft_masq nft_chain_nat'"
+  # Shadow paging for the inner guests: with nested paging (npt=1) the simulated
+  # host's kernel crashed in __svm_vcpu_run (a #PF on the stack right after VMRUN,
+  # then a bad GS base) every few minutes of guest activity under QEMU 7.2's TCG, and
+  # guests now and then triple-faulted while booting; with npt=0 neither happens.
+  echo "KVMHOST_KVM_AMD=$(q "${PROVIUM_KVMHOST_KVM_AMD-npt=0}")"
   echo "KVMHOST_SHELL=$shell"
 } > "$tmp/out/config"
 {
