@@ -123,7 +123,7 @@ static void test_boot_forwards_piped_input(void **state)
 	assert_int_equal(r.status, 0);
 }
 
-/* Starts `provium boot` on the flooding test guest with stdin an open pipe (kept
+/* Starts `provium boot` on the flood test guest with stdin an open pipe (kept
  * open, as a terminal would be) and stdout a pipe we hold; stderr goes to /dev/null. */
 static pid_t spawn_flood(const char *elf, int *out_rd, int *in_wr)
 {
@@ -139,7 +139,7 @@ static pid_t spawn_flood(const char *elf, int *out_rd, int *in_wr)
 		dup2(null, 2);
 		close(in[1]);
 		close(out[0]);
-		execl(provium, "provium", "boot", "--kernel", elf, "--cmdline", "console=ttyS0 flood",
+		execl(provium, "provium", "boot", "--kernel", elf, "--cmdline", "console=ttyS0",
 		      "--memory", "32M", (char *)NULL);
 		_exit(127);
 	}
@@ -168,7 +168,7 @@ static void test_boot_stops_when_output_closed(void **state)
 {
 	(void)state;
 	char elf[PATH_MAX];
-	if (!have_guest("exit", elf))
+	if (!have_guest("flood", elf))
 		skip();
 	int out, in;
 	pid_t pid = spawn_flood(elf, &out, &in);
@@ -190,7 +190,7 @@ static void test_boot_stops_when_output_closed(void **state)
 static void stops_on_signal(int sig)
 {
 	char elf[PATH_MAX];
-	if (!have_guest("exit", elf))
+	if (!have_guest("flood", elf))
 		skip();
 	int out, in;
 	pid_t pid = spawn_flood(elf, &out, &in);
