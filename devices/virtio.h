@@ -94,6 +94,8 @@ int virtq_pop(struct virtqueue *vq, struct virtq_elem *e);
 /* Puts `head` on the used ring with `written` bytes. Returns true when the driver
  * wants an interrupt for it (VRING_AVAIL_F_NO_INTERRUPT / used_event). */
 bool virtq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
+/* The avail ring index the driver last published (0 before the queue is live). */
+uint16_t virtq_avail_idx(struct virtqueue *vq);
 /* Whether the ring has chains we have not taken. */
 bool virtq_has_avail(struct virtqueue *vq);
 /* EVENT_IDX: publish avail_event = last_avail so the driver kicks on new work;

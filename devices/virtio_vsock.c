@@ -393,7 +393,21 @@ static bool ev_pump(struct virtio_vsock *s)
 	size_t n = buf_to_iov(&s->eve.iov[s->eve.n_out], s->eve.n_in, 0, &ev, sizeof(ev));
 	s->event_pending = false;
 	s->st.events_sent++;
+	s->reset_avail = virtq_avail_idx(&v->vq[2]);
 	return virtq_push(&v->vq[2], s->eve.head, (uint32_t)n);
+}
+
+bool vs_reset_settled(struct virtio_vsock *s)
+{
+	if (!s->reset_wait)
+		return true;
+	struct virtio_dev *v = &s->vdev;
+	bool delivered = !s->event_pending;
+	if ((delivered && virtq_avail_idx(&v->vq[2]) != s->reset_avail) ||
+	    (!delivered && !virtio_dev_queue_live(v, 2)) ||
+	    pv_now_ns() - s->reset_at > VSOCK_RESET_WAIT_NS)
+		s->reset_wait = false;
+	return !s->reset_wait;
 }
 
 void vs_pump(struct virtio_vsock *s)

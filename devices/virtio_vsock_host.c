@@ -36,6 +36,13 @@ int virtio_vsock_connect(struct virtio_vsock *s, uint32_t guest_port, uint32_t *
 		return pv_error(errno, "%s: socketpair: %s", s->vdev.dev.id, strerror(errno));
 	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
 	pthread_mutex_lock(&s->vdev.lock);
+	if (!vs_reset_settled(s)) {
+		pthread_mutex_unlock(&s->vdev.lock);
+		close(sv[0]);
+		close(sv[1]);
+		return pv_error(EAGAIN, "%s: the guest has not taken the transport reset yet (after a restore); try again",
+				s->vdev.dev.id);
+	}
 	uint32_t hp = s->next_port;
 	while (vs_conn_find(s, hp, guest_port) || vs_listener_find(s, hp))
 		hp = hp + 1 >= 0xffffffffu ? FIRST_HOST_PORT : hp + 1;
@@ -136,6 +143,8 @@ void virtio_vsock_transport_reset(struct virtio_vsock *s)
 	pthread_mutex_lock(&s->vdev.lock);
 	vs_close_all(s);
 	s->event_pending = true;
+	s->reset_wait = true;
+	s->reset_at = pv_now_ns();
 	vs_pump(s);
 	pthread_mutex_unlock(&s->vdev.lock);
 }

@@ -14,6 +14,7 @@
 #define VSOCK_MAX_PKT (64u * 1024)
 #define CTRL_MAX 4096u
 #define FIRST_HOST_PORT 49152u
+#define VSOCK_RESET_WAIT_NS (5ull * 1000000000) /* a guest that never takes the reset event */
 
 enum conn_state { CS_CONNECTING, CS_ESTABLISHED };
 
@@ -67,6 +68,13 @@ struct virtio_vsock {
 	uint32_t next_port;
 	unsigned nstreams, nrings;  /* <= VSOCK_MAX_STREAMS, VSOCK_MAX_RINGS */
 	bool event_pending, rx_held, reap_scheduled;
+	/* After a transport reset (a restore) the guest resets every connected socket
+	 * when it takes the event, which would also kill a stream the host opened just
+	 * before: host connects wait until it has (it gives the event buffer back, so
+	 * the event queue's avail index moves past reset_avail), at most RESET_WAIT_NS. */
+	bool reset_wait;
+	uint16_t reset_avail;
+	uint64_t reset_at;
 	struct vs_conn *grave;    /* closed streams, freed on the loop thread */
 	struct virtio_vsock_stats st;
 	struct virtq_elem rxe, txe, eve;
@@ -83,6 +91,7 @@ void vs_close_all(struct virtio_vsock *s);   /* every stream and queued packet *
 struct vs_listener *vs_listener_find(struct virtio_vsock *s, uint32_t port);
 /* Fills receive/event buffers and interrupts the guest when it should. */
 void vs_pump(struct virtio_vsock *s);
+bool vs_reset_settled(struct virtio_vsock *s); /* false while a host connect must wait (lock held) */
 /* The device ops' queue_notify (virtio_vsock.c), and freeing closed streams. */
 void vs_queue_notify(struct device *d, unsigned queue);
 void vs_grave_free(struct virtio_vsock *s);

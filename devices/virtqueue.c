@@ -53,6 +53,11 @@ void virtq_reset(struct virtqueue *vq)
 	vq->index = index;
 }
 
+uint16_t virtq_avail_idx(struct virtqueue *vq)
+{
+	return vq->avail ? rd16(&vq->avail->idx) : 0;
+}
+
 bool virtq_has_avail(struct virtqueue *vq)
 {
 	if (!vq->avail)

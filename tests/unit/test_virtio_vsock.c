@@ -504,6 +504,30 @@ static void transport_reset_event(void **state)
 	close(fd);
 }
 
+/* After a transport reset the guest resets every connected socket when it takes the
+ * event: a stream the host opened before that would die with it, so host connects
+ * wait (EAGAIN) until the guest gave the event buffer back. */
+static void connect_waits_for_the_guest_to_take_the_reset(void **state)
+{
+	struct fguest *g = *state;
+	fg_post_rx(g, 8, FG_RXBUF);
+	struct fake_buf b = {g->ev_gpa, 4, true};
+	fake_submit(&g->f, 2, &b, 1, false);
+	fake_kick(&g->f, 2);
+	virtio_vsock_transport_reset(g->s);
+	uint32_t id, len;
+	assert_int_equal(fake_get_used(&g->f, 2, &id, &len), 1); /* the event went out */
+	assert_int_equal(virtio_vsock_connect(g->s, 1024, NULL), -EAGAIN);
+	assert_non_null(strstr(pv_errmsg(), "transport reset"));
+	/* the guest handled it and posts the buffer again */
+	fake_submit(&g->f, 2, &b, 1, false);
+	fake_kick(&g->f, 2);
+	uint32_t hp;
+	int fd = open_stream(g, 98, 65536, &hp);
+	assert_true(fd >= 0);
+	close(fd);
+}
+
 /* Snapshot: the CID and transport are saved; streams are not (after a load they
  * are closed, and the host sends a transport reset). */
 static void save_and_load(void **state)
@@ -636,6 +660,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(many_streams, setup, teardown),
 		cmocka_unit_test_setup_teardown(malformed_packets_need_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(transport_reset_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(connect_waits_for_the_guest_to_take_the_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(save_and_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(random_packets_never_crash, setup, teardown),
 	};
