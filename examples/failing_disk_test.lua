@@ -18,7 +18,7 @@ test("ext4 on a disk that starts failing writes: the program sees EIO", function
   t:eq(disk:faults()[1].kind, "fail_writes")
   local r = vm:run("dd if=/dev/zero of=/data/after bs=4096 count=64 conv=fsync")
   t:ne(r.code, 0, "dd must fail")
-  t:match(r.stderr, "I/O error")
+  t:match(r.stderr, "Input/output error") -- EIO, as strerror says it
   t:gt(disk:stats().errors, 0, "the disk counted the failed requests")
   local reads = disk:stats().reads -- reads are not affected: straight from the device
   vm:succeed("dd if=/dev/vda of=/dev/null bs=4096 count=16 iflag=direct 2>/dev/null")
