@@ -11,9 +11,15 @@
 #   --timeout S   hard limit for the whole machine, boot included (default 900); QEMU is
 #                 killed when it passes, and the command gets SIGTERM 20 s before
 #   --memory MIB  RAM of the simulated host (default 6144)
-#   --cpus N      its vCPUs (default: this machine's CPUs, at most 4)
+#   --cpus N      its vCPUs (default 1: see below)
 #   --keep-log F  also write the simulated host's console to F
-# PROVIUM_KVMHOST_KVM_AMD: kvm_amd's module options inside (default npt=0: see below).
+# PROVIUM_KVMHOST_KVM_AMD: kvm_amd's module options inside (e.g. npt=0 for shadow paging).
+#
+# One vCPU by default: with two, QEMU 7.2's emulator now and then crashed the simulated
+# host's kernel in __svm_vcpu_run (a #PF on the stack right after VMRUN, then a bad GS
+# base) and guests triple-faulted while booting, and two single-vCPU hosts side by side
+# boot guests twice as fast as one host with two vCPUs. npt=0 avoided the crash too,
+# but serialises the guests' page faults (2.5x slower). tier.sh runs one host per CPU.
 #
 # The command runs as root in this checkout (read-only: the whole root is shared
 # read-only over 9p), with writable tmpfs on /tmp, /run and /var/tmp, HOME=/tmp/home,
@@ -30,7 +36,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache=${PROVIUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/provium}
 timeout=900 memory=6144 shell=0 keeplog=
-cpus=$(nproc); [ "$cpus" -gt 4 ] && cpus=4
+cpus=1
 usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -94,11 +100,7 @@ q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 {
   echo "KVMHOST_KDIR=$(q "$kdir")"
   echo "KVMHOST_MODULES='tun bridge veth nft_masq nft_chain_nat'"
-  # Shadow paging for the inner guests: with nested paging (npt=1) the simulated
-  # host's kernel crashed in __svm_vcpu_run (a #PF on the stack right after VMRUN,
-  # then a bad GS base) every few minutes of guest activity under QEMU 7.2's TCG, and
-  # guests now and then triple-faulted while booting; with npt=0 neither happens.
-  echo "KVMHOST_KVM_AMD=$(q "${PROVIUM_KVMHOST_KVM_AMD-npt=0}")"
+  echo "KVMHOST_KVM_AMD=$(q "${PROVIUM_KVMHOST_KVM_AMD-}")"
   echo "KVMHOST_SHELL=$shell"
 } > "$tmp/out/config"
 {

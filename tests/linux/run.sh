@@ -67,14 +67,17 @@ fi
 
 out=$(mktemp /tmp/provium-linuxtier.XXXXXX)
 trap 'rm -f "$out"' EXIT
+# PROVIUM_LINUX_SHARD=K/N: only every Nth file (provium run --shard; tests/kvmhost)
+shard=()
+[ -n "${PROVIUM_LINUX_SHARD:-}" ] && shard=(--shard "$PROVIUM_LINUX_SHARD")
 if [ "${KVMHOST:-}" = 1 ]; then
   # inside the simulated KVM host (tests/kvmhost): a progress line per result on
   # stderr, which the host shows while the tier runs for minutes
-  "$provium" run --backend kvm --format tap "${files[@]}" | tee "$out" |
+  "$provium" run --backend kvm --format tap "${shard[@]}" "${files[@]}" | tee "$out" |
     grep --line-buffered -E '^(not )?ok ' | sed -u 's/^/# kvmhost: /' >&2
   code=${PIPESTATUS[0]}
 else
-  "$provium" run --backend kvm --format tap "${files[@]}" > "$out"; code=$?
+  "$provium" run --backend kvm --format tap "${shard[@]}" "${files[@]}" > "$out"; code=$?
 fi
 n=0
 failed=0
