@@ -13,6 +13,7 @@ pkgs=(build-essential pkg-config
       debhelper lintian dpkg-dev  # make deb and its test (tests/slow/deb.sh)
       man-db groff-base bsdextrautils  # man -l, col: the man page test (tests/runner/install.sh)
       python3-yaml  # docs/ci.md's CI recipes parse (tests/runner/ci_recipes.sh)
+      tmux          # terminal-driven tests (the simulated KVM host's --shell)
       qemu-system-x86 kmod)  # the simulated KVM host of tests/kvmhost (QEMU is a test fixture only)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -73,6 +73,25 @@ sleep 0.5; left=$(leftovers)
 if [ $rc -eq 130 ] && [ -z "$left" ]; then ok "kvmhost: SIGINT ends the run with 130 and leaves nothing behind"
 else nok "kvmhost: SIGINT ends the run (exit $rc, want 130; left: ${left:-nothing})"; fi
 
+# --shell (docs/linux-tests.md, debugging): a shell inside on a terminal (tmux)
+if command -v tmux >/dev/null; then
+  sock=$work/tmux.sock
+  tmux -S "$sock" new-session -d -x 160 -y 40 "$here/run.sh --shell; echo SHELL-ENDED-\$?; sleep 30"
+  for _ in $(seq 120); do tmux -S "$sock" capture-pane -p | grep -q 'a shell inside' && break; sleep 0.5; done
+  tmux -S "$sock" send-keys "hostname; ls /dev/kvm; echo MARK-\$((6*7))" Enter
+  for _ in $(seq 60); do tmux -S "$sock" capture-pane -p | grep -q '^MARK-42' && break; sleep 0.5; done
+  tmux -S "$sock" send-keys "exit" Enter
+  for _ in $(seq 60); do tmux -S "$sock" capture-pane -p | grep -q 'SHELL-ENDED-0' && break; sleep 0.5; done
+  pane=$(tmux -S "$sock" capture-pane -p)
+  tmux -S "$sock" kill-server 2>/dev/null
+  if printf '%s\n' "$pane" | grep -qx kvmhost && printf '%s\n' "$pane" | grep -qx /dev/kvm &&
+     printf '%s\n' "$pane" | grep -q '^MARK-42' && printf '%s\n' "$pane" | grep -q 'SHELL-ENDED-0' && [ -z "$(leftovers)" ]
+  then ok "kvmhost: --shell gives a shell inside on the terminal; exit powers it off and leaves nothing"
+  else nok "kvmhost: --shell"; printf '%s\n' "$pane" | tail -15 | sed 's/^/# /'; fi
+else
+  ok "kvmhost: --shell # SKIP tmux is not installed (make deps)"
+fi
+
 # ---- the guest kernel, built here (minutes once, cached) ----
 if ! "$provium" kernel path >/dev/null 2>&1; then
   echo "# building the guest kernel + initramfs on this host (make kernel; a few minutes, cached)" >&2
