@@ -34,9 +34,10 @@ struct result {
 	char out[16384]; /* stdout + stderr */
 };
 
-/* Runs provium with argv; `input` (may be NULL) is written to its stdin;
- * hide_dev mounts an empty /dev in a private mount namespace first. */
-static void run(const char *const *args, const char *input, bool hide_dev, struct result *r)
+/* Starts provium with argv, its stdin and stdout pipes we hold (*in_wr, *out_rd);
+ * its stderr goes to stdout, or to /dev/null with quiet_err; hide_dev mounts an empty
+ * /dev in a private mount namespace first (exit 200 when it cannot). */
+static pid_t spawn(const char *const *args, bool hide_dev, bool quiet_err, int *in_wr, int *out_rd)
 {
 	int in[2], out[2];
 	assert_int_equal(pipe(in), 0);
@@ -46,7 +47,7 @@ static void run(const char *const *args, const char *input, bool hide_dev, struc
 	if (pid == 0) {
 		dup2(in[0], 0);
 		dup2(out[1], 1);
-		dup2(out[1], 2);
+		dup2(quiet_err ? open("/dev/null", O_WRONLY) : out[1], 2);
 		close(in[1]);
 		close(out[0]);
 		if (hide_dev && (unshare(CLONE_NEWNS) < 0 ||
@@ -64,20 +65,31 @@ static void run(const char *const *args, const char *input, bool hide_dev, struc
 	}
 	close(in[0]);
 	close(out[1]);
+	*in_wr = in[1];
+	*out_rd = out[0];
+	return pid;
+}
+
+/* Runs provium with argv; `input` (may be NULL) is written to its stdin;
+ * hide_dev mounts an empty /dev in a private mount namespace first. */
+static void run(const char *const *args, const char *input, bool hide_dev, struct result *r)
+{
+	int in, out;
+	pid_t pid = spawn(args, hide_dev, false, &in, &out);
 	if (input) {
-		ssize_t w = write(in[1], input, strlen(input));
+		ssize_t w = write(in, input, strlen(input));
 		(void)w;
 	}
-	close(in[1]);
+	close(in);
 	size_t n = 0;
 	for (;;) {
-		ssize_t k = read(out[0], r->out + n, sizeof(r->out) - 1 - n);
+		ssize_t k = read(out, r->out + n, sizeof(r->out) - 1 - n);
 		if (k <= 0)
 			break;
 		n += k;
 	}
 	r->out[n] = 0;
-	close(out[0]);
+	close(out);
 	int st;
 	waitpid(pid, &st, 0);
 	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -127,27 +139,9 @@ static void test_boot_forwards_piped_input(void **state)
  * open, as a terminal would be) and stdout a pipe we hold; stderr goes to /dev/null. */
 static pid_t spawn_flood(const char *elf, int *out_rd, int *in_wr)
 {
-	int in[2], out[2];
-	assert_int_equal(pipe(in), 0);
-	assert_int_equal(pipe(out), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		int null = open("/dev/null", O_WRONLY);
-		dup2(null, 2);
-		close(in[1]);
-		close(out[0]);
-		execl(provium, "provium", "boot", "--kernel", elf, "--cmdline", "console=ttyS0",
-		      "--memory", "32M", (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	*out_rd = out[0];
-	*in_wr = in[1];
-	return pid;
+	const char *args[] = {"boot", "--kernel", elf, "--cmdline", "console=ttyS0",
+			      "--memory", "32M", NULL};
+	return spawn(args, false, true, in_wr, out_rd);
 }
 
 /* The child's exit status within `secs`, or -1 (then it is killed). */
