@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -388,22 +389,38 @@ err:
 	return rc;
 }
 
+/* The kernel's struct sigaction (x86-64 and arm64 share this layout), for the raw
+ * rt_sigaction below: glibc's sigaction() refuses signals 32 and 33, which it keeps
+ * for its threads, so an ignored 32 would survive exec if we asked through it. */
+struct ksigaction {
+	void (*handler)(int);
+	unsigned long flags;
+	void (*restorer)(void);
+	unsigned long mask;
+};
+
+/* Every command starts with default dispositions and an empty mask, whatever the
+ * agent inherited: /init starts it in the background, a shell ignores SIGINT and
+ * SIGQUIT in background jobs, a CI runner may ignore anything, and ignored signals
+ * survive exec. The agent blocks its termination signals and ignores SIGPIPE for
+ * itself. Async-signal-safe: only raw system calls, after fork. */
+static void reset_signals(void)
+{
+	struct ksigaction dfl = { .handler = SIG_DFL };
+	unsigned long none = 0;
+
+	for (int sig = 1; sig <= 64; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
+}
+
 /* The child side: never returns. Reports a failure as (stage, errno) on errfd. */
 static void child(struct cmd *cmd, int in, int out, int err, int errfd)
 {
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	sigset_t none;
 	int report[2] = { 0, 0 };
 
-	/* Every command starts with default dispositions and an empty mask, whatever
-	 * the agent inherited: /init starts it in the background, and a shell ignores
-	 * SIGINT and SIGQUIT in background jobs; ignored signals survive exec. The
-	 * agent blocks its termination signals and ignores SIGPIPE for itself. */
-	sigemptyset(&dfl.sa_mask);
-	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL); /* SIGKILL, SIGSTOP, libc's own: EINVAL, fine */
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	reset_signals();
 	setpgid(0, 0);
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
 		report[0] = 1;

@@ -14,6 +14,23 @@ local function sh(cmd)
   return out
 end
 
+-- Is a TCP socket of this network namespace listening on the port? (/proc/net/tcp
+-- and tcp6: local address "ADDR:PORT" in hex, state 0A is LISTEN)
+local function listening(port)
+  local want = (":%04X"):format(port)
+  for _, path in ipairs({ "/proc/net/tcp", "/proc/net/tcp6" }) do
+    local f = io.open(path)
+    if f then
+      for line in f:lines() do
+        local loc, st = line:match("^%s*%d+:%s+(%x+:%x+)%s+%x+:%x+%s+(%x%x)")
+        if loc and st == "0A" and loc:sub(-5) == want then f:close() return true end
+      end
+      f:close()
+    end
+  end
+  return false
+end
+
 test("a host listener on the NAT veth's host end is reachable from a VM", function(t)
   t:match(net.nat_ip, "^10%.214%.%d+%.%d+$")
   t:match(a:succeed("ip route"), "default via " .. net.subnet:match("^(%d+%.%d+%.%d+%.)") .. "1")
@@ -21,7 +38,8 @@ test("a host listener on the NAT veth's host end is reachable from a VM", functi
   local out = provium.tmpdir() .. "/got"
   local busybox = provium.env("PROVIUM_BUILD") and (provium.env("PROVIUM_BUILD") .. "/rootfs/bin/busybox") or "build/rootfs/bin/busybox"
   os.execute(("timeout 15 %s nc -l -p %d > %s 2>&1 &"):format(busybox, port, out))
-  provium.sleep(0.3)
+  -- listening, not just started: on a slow (simulated) host 0.3 s was not enough
+  wait_until(function() return listening(port) end, { timeout = 10, message = "nc listens on port " .. port })
   local cap = net:capture({ filter = "tcp port " .. port })
   local r = a:run(("echo hello-from-vm | nc -w 2 %s %d"):format(net.nat_ip, port))
   t:eq(r.code, 0, r.stderr)
