@@ -108,6 +108,7 @@ struct proc {
 	int code, sig;
 	int exit_fd;              /* eventfd, readable once reaped */
 	int stdin_fd;             /* spawn: write end of stdin, -1 when closed */
+	int pty_fd;               /* spawn with pty: the master (proc_resize), else -1 */
 	bool removed;
 	int refs;
 };
@@ -124,7 +125,15 @@ struct cmd {
 	gid_t gid;
 	const uint8_t *stdin_data;
 	size_t stdin_len;
+	bool pty;                 /* on a new pseudo-terminal (agent/pty.c) */
+	unsigned short rows, cols;
 };
+
+/* agent/pty.c */
+int pty_parse(struct req *r, struct cmd *cmd);        /* the `pty` arg */
+int pty_open(struct cmd *cmd, int *master, int *slave); /* 0 or -errno */
+int pty_child(void);                                  /* after fork, fds 0-2 set */
+int op_proc_resize(struct req *r);
 
 int cmd_parse(struct req *r, struct cmd *cmd);
 void cmd_free(struct cmd *cmd);
@@ -174,6 +183,8 @@ int op_proc_signal(struct req *r);
 int op_proc_kill(struct req *r);
 int op_proc_wait(struct req *r);
 int op_proc_status(struct req *r);
+/* The process named by the `pid` arg (a reference), or NULL after fail(). */
+struct proc *arg_proc(struct req *r);
 int op_read_file(struct req *r);
 int op_write_file(struct req *r);
 /* A host stream frame for a write_file sink. */

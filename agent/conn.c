@@ -31,6 +31,7 @@ static const struct op ops[] = {
 	{ PV_OP_PROC_KILL, op_proc_kill, false },
 	{ PV_OP_PROC_WAIT, op_proc_wait, true },
 	{ PV_OP_PROC_STATUS, op_proc_status, false },
+	{ PV_OP_PROC_RESIZE, op_proc_resize, false },
 	{ PV_OP_READ_FILE, op_read_file, true },
 	{ PV_OP_WRITE_FILE, op_write_file, false },
 	{ PV_OP_OPEN, op_open, false },
@@ -55,7 +56,7 @@ static const struct op ops[] = {
 };
 
 static const char *const features[] = { "exec", "spawn", "files", "write_stream",
-					"fds", "tail", "syscalls", "clock" };
+					"fds", "tail", "syscalls", "clock", "pty" };
 
 /* ---- connections ---- */
 

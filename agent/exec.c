@@ -377,6 +377,8 @@ int cmd_parse(struct req *r, struct cmd *cmd)
 		rc = invalid(r, "stdin must be a string");
 		goto err;
 	}
+	if ((rc = pty_parse(r, cmd)) < 0)
+		goto err;
 	if (shell && sh_exec_in_place(cmd) < 0) {
 		rc = fail(r, ENOMEM, "out of memory");
 		goto err;
@@ -421,8 +423,10 @@ static void child(struct cmd *cmd, int in, int out, int err, int errfd)
 	int report[2] = { 0, 0 };
 
 	reset_signals();
-	setpgid(0, 0);
-	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
+	if (!cmd->pty)
+		setpgid(0, 0);
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 ||
+	    (cmd->pty && pty_child() < 0)) {
 		report[0] = 1;
 		goto fail;
 	}
@@ -472,20 +476,41 @@ struct proc *cmd_start(struct req *r, struct cmd *cmd, int *in_fd, int *out_fd,
 		return NULL;
 	}
 	p->stdin_fd = -1;
+	p->pty_fd = -1;
 	p->exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->owner = r->c;
 	if (p->exit_fd < 0)
 		goto sys_fail;
-	if (pipe2(in, O_CLOEXEC) < 0)
-		goto sys_fail;
-	if (!in_fd) {
-		/* No stdin: an empty pipe, already at EOF (works without /dev too). */
-		close(in[1]);
-		in[1] = -1;
+	if (cmd->pty) {
+		/* The same shape as the pipes: the child's ends are the slave, ours the
+		 * master (read: stdout; write: stdin); no separate stderr. */
+		int e = pty_open(cmd, &out[0], &in[0]);
+
+		if (e < 0) {
+			errno = -e;
+			goto sys_fail;
+		}
+		if ((in[1] = fcntl(out[0], F_DUPFD_CLOEXEC, 0)) < 0 ||
+		    (p->pty_fd = fcntl(out[0], F_DUPFD_CLOEXEC, 0)) < 0 ||
+		    (out[1] = fcntl(in[0], F_DUPFD_CLOEXEC, 0)) < 0 ||
+		    (err[1] = fcntl(in[0], F_DUPFD_CLOEXEC, 0)) < 0 || pipe2(rep, O_CLOEXEC) < 0)
+			goto sys_fail;
+		if (!in_fd) {
+			close(in[1]);
+			in[1] = -1;
+		}
+	} else {
+		if (pipe2(in, O_CLOEXEC) < 0)
+			goto sys_fail;
+		if (!in_fd) {
+			/* No stdin: an empty pipe, already at EOF (works without /dev too). */
+			close(in[1]);
+			in[1] = -1;
+		}
+		if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
+		    pipe2(rep, O_CLOEXEC) < 0)
+			goto sys_fail;
 	}
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
-	    pipe2(rep, O_CLOEXEC) < 0)
-		goto sys_fail;
 
 	pthread_mutex_lock(&procs_lock);
 	pid = fork();
@@ -498,7 +523,8 @@ struct proc *cmd_start(struct req *r, struct cmd *cmd, int *in_fd, int *out_fd,
 	p->pid = pid;
 	procs_insert_locked(p);
 	pthread_mutex_unlock(&procs_lock);
-	setpgid(pid, pid); /* also in the child: whichever runs first */
+	if (!cmd->pty) /* (a pty child makes its own session: setsid needs it not a leader) */
+		setpgid(pid, pid); /* also in the child: whichever runs first */
 
 	close(rep[1]);
 	rep[1] = -1;
@@ -537,6 +563,8 @@ sys_fail:
 	close_pair(rep);
 	if (p->exit_fd >= 0)
 		close(p->exit_fd);
+	if (p->pty_fd >= 0)
+		close(p->pty_fd);
 	free(p);
 	return NULL;
 }
@@ -603,6 +631,10 @@ int op_exec(struct req *r)
 		return rc;
 	if ((rc = cmd_parse(r, &cmd)) < 0)
 		return rc;
+	if (cmd.pty) {
+		cmd_free(&cmd);
+		return invalid(r, "exec has no pty: spawn it");
+	}
 	p = cmd_start(r, &cmd, cmd.stdin_len ? &in : NULL, &ob[0].fd, &ob[1].fd);
 	if (!p) {
 		cmd_free(&cmd);

@@ -32,6 +32,8 @@ static void proc_free(struct proc *p)
 		close(p->exit_fd);
 	if (p->stdin_fd >= 0)
 		close(p->stdin_fd);
+	if (p->pty_fd >= 0)
+		close(p->pty_fd);
 	free(p);
 }
 

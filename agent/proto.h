@@ -67,6 +67,7 @@
 #define PV_OP_PROC_KILL     "proc_kill"       /* SIGKILL to the process group */
 #define PV_OP_PROC_WAIT     "proc_wait"
 #define PV_OP_PROC_STATUS   "proc_status"
+#define PV_OP_PROC_RESIZE   "proc_resize"     /* window size of a spawn's pty */
 #define PV_OP_READ_FILE     "read_file"
 #define PV_OP_WRITE_FILE    "write_file"
 #define PV_OP_OPEN          "open"

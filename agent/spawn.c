@@ -90,6 +90,8 @@ int op_spawn(struct req *r)
 	pv_pack_map(b, 1);
 	pv_pack_kv_int(b, "pid", p->pid);
 	reply_send(r);
+	if (err < 0) /* a pty: one output, stderr is on the terminal too */
+		conn_send_eof(r->c, r->id, PV_STREAM_STDERR);
 
 	pm = calloc(1, sizeof(*pm));
 	if (pm) {
@@ -120,7 +122,8 @@ int op_spawn(struct req *r)
 	cmd_free(&cmd);
 	/* No pump: the output cannot be delivered; stop the process. */
 	close(out);
-	close(err);
+	if (err >= 0)
+		close(err);
 	kill(-p->pid, SIGKILL);
 	conn_send_eof(r->c, r->id, PV_STREAM_STDOUT);
 	conn_send_eof(r->c, r->id, PV_STREAM_STDERR);
@@ -128,7 +131,7 @@ int op_spawn(struct req *r)
 	return 0;
 }
 
-static struct proc *arg_proc(struct req *r)
+struct proc *arg_proc(struct req *r)
 {
 	int64_t pid;
 	struct proc *p;

@@ -264,6 +264,24 @@ function Cond:signal()
   for _, task in ipairs(list) do make_ready(task, true) end
 end
 
+-- S.interactive(fn, ...): runs fn while a person is at the keyboard (vm:shell(), the
+-- prompt): the time it takes counts against no deadline — the test's and the file's
+-- move by it, and the runner does not call the test hung meanwhile.
+S.paused = 0
+function S.interactive(fn, ...)
+  local t0 = C.now()
+  local chan = provium._c_chan
+  if chan then pcall(chan.send, { k = "interactive", on = true }) end
+  local res = table.pack(pcall(fn, ...))
+  local dt = C.now() - t0
+  S.paused = S.paused + dt
+  if S.test_deadline then S.test_deadline = S.test_deadline + dt end
+  if S.file_deadline then S.file_deadline = S.file_deadline + dt end
+  if chan then pcall(chan.send, { k = "interactive", on = false }) end
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
 -- S.deadline(opts) -> absolute deadline: opts.timeout, else the running test's deadline.
 -- Methods check their opts first (provium._opts); the check here is the backstop.
 function S.deadline(opts)
@@ -288,10 +306,13 @@ end
 -- S.run(task, deadline) runs the loop until task finished (-> true) or the deadline
 -- passed (-> false). Other tasks run meanwhile.
 function S.run(task, deadline)
+  local p0 = S.paused
   while true do
     turn()
     if task.dead then return true end
     local now = C.now()
+    -- time a person spent in an interactive session does not count (S.interactive)
+    if deadline and S.paused ~= p0 then deadline, p0 = deadline + (S.paused - p0), S.paused end
     if deadline and now >= deadline then return false end
     local fds, modes, who = {}, {}, {}
     local earliest = deadline

@@ -291,6 +291,16 @@ function VM:worker()
   return V.Worker._new(self)
 end
 
+-- vm:shell(): an interactive shell in the guest on this terminal (docs/debugging.md):
+-- /bin/sh on a pty the agent allocates, this terminal raw, resizes passed on, Ctrl-]
+-- leaves. Over a connection of its own, so the VM's other users go on. Returns the
+-- shell's exit status (0 when left with Ctrl-]); its time counts against no timeout.
+function VM:shell()
+  self:_link("vm:shell")
+  local fd = self.backend == "sandbox" and self._sb:connect() or self:_connect_agent()
+  return S.interactive(provium._c_shell, fd, self.name)
+end
+
 -- provium._vm_new(lab, name, profile, opts) -> VM (lab:vm, lab.lua) ----------------------------
 function provium._vm_new(lab, name, profile, opts)
   opts = opts or {}

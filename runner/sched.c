@@ -37,6 +37,7 @@ struct slot {
 	char *cur_test;     /* a test_start without its test_end yet */
 	uint64_t cur_t0;
 	uint64_t hang_at;   /* pv_now_ns() when the current test counts as hung; 0: none */
+	uint64_t paused_at; /* an interactive session (vm:shell, the prompt) since then */
 	double cur_timeout;
 	bool hung;
 	char *start_err;    /* why the worker could not be started */
@@ -263,6 +264,19 @@ static void on_message(struct sched *s, struct slot *sl, const msgpack_object *m
 	} else if (!strcmp(k, "release")) {
 		if (ev_str(m, "resource", name, sizeof(name)))
 			claims_release(s->claims, sl->wid, name, (uint64_t)ev_int(m, "count", 1));
+	} else if (!strcmp(k, "interactive")) {
+		/* a person is at the keyboard (vm:shell(), the prompt): the current test
+		 * is not hung meanwhile; its hang deadline moves by the time it took */
+		const msgpack_object *on = ev_get(m, "on");
+		uint64_t now = pv_now_ns();
+		if (on && on->type == MSGPACK_OBJECT_BOOLEAN && on->via.boolean) {
+			if (!sl->paused_at)
+				sl->paused_at = now;
+		} else if (sl->paused_at) {
+			if (sl->hang_at)
+				sl->hang_at += now - sl->paused_at;
+			sl->paused_at = 0;
+		}
 	} else if (!strcmp(k, "barrier")) {
 		if (!ev_str(m, "name", name, sizeof(name)))
 			strcpy(name, "");
@@ -599,12 +613,16 @@ int sched_run(const struct sched_cfg *cfg, struct sched_result *res)
 		uint64_t now = pv_now_ns();
 		for (int i = 0; i < s.nslots; i++) {
 			struct slot *sl = &s.slots[i];
-			if (sl->used && !sl->reaped && sl->hang_at && now >= sl->hang_at && !sl->hung) {
+			if (sl->used && !sl->reaped && sl->hang_at && !sl->paused_at && now >= sl->hang_at &&
+			    !sl->hung) {
 				sl->hung = true;
 				kill(-sl->pid, SIGKILL);
 			}
 		}
-		if (cfg->on_tick && now - last_tick >= 200000000ull) {
+		bool someone_typing = false; /* no progress line over an interactive session */
+		for (int i = 0; i < s.nslots; i++)
+			someone_typing |= s.slots[i].used && !s.slots[i].reaped && s.slots[i].paused_at;
+		if (cfg->on_tick && !someone_typing && now - last_tick >= 200000000ull) {
 			last_tick = now;
 			cfg->on_tick(cfg->ctx);
 		}

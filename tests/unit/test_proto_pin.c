@@ -56,6 +56,14 @@ REQ(spawn, PV_OP_SPAWN, 3)
 	pv_pack_kv_bin(b, "stdin", "x", 1);
 	pv_pack_kv_int(b, "user", 0);
 END
+REQ(spawn_pty, PV_OP_SPAWN, 2)
+	pv_pack_kv_str(b, "cmd", "/bin/sh");
+	pv_pack_str(b, "pty"); pv_pack_map(b, 2);
+	pv_pack_kv_int(b, "rows", 24); pv_pack_kv_int(b, "cols", 80);
+END
+REQ(proc_resize, PV_OP_PROC_RESIZE, 3)
+	pv_pack_kv_int(b, "pid", 99); pv_pack_kv_int(b, "rows", 50); pv_pack_kv_int(b, "cols", 132);
+END
 REQ(proc_write, PV_OP_PROC_WRITE, 2) pv_pack_kv_int(b, "pid", 99); pv_pack_kv_bin(b, "data", "ab", 2); END
 REQ(proc_close_stdin, PV_OP_PROC_CLOSE_STDIN, 1) pv_pack_kv_int(b, "pid", 99); END
 REQ(proc_signal, PV_OP_PROC_SIGNAL, 3)
@@ -180,9 +188,9 @@ static void eof_data(struct pv_fbuf *b) { pv_enc_eof(b, 42, PV_STREAM_DATA); }
 static const struct { const char *name; build_fn fn; } pins[] = {
 	{ "hello_agent", hello_agent }, { "hello_host", hello_host },
 	R(ping), R(sleep), R(uname), R(sethostname), R(clock_get), R(clock_set),
-	R(poweroff), R(reboot), R(exec), R(exec_argv), R(spawn), R(proc_write),
+	R(poweroff), R(reboot), R(exec), R(exec_argv), R(spawn), R(spawn_pty), R(proc_write),
 	R(proc_close_stdin), R(proc_signal), R(proc_kill), R(proc_wait), R(proc_status),
-	R(read_file), R(write_file), R(open), R(read), R(write), R(seek), R(tell),
+	R(proc_resize), R(read_file), R(write_file), R(open), R(read), R(write), R(seek), R(tell),
 	R(fsync), R(close), R(stat), R(exists), R(ls), R(mkdir), R(rm), R(rename),
 	R(chmod), R(truncate), R(tail), R(tail_fd), R(cancel), R(syscall),
 	P(empty), P(ping), P(uname), P(clock_get), P(exec), P(spawn), P(proc_write),

@@ -1,0 +1,18 @@
+/* shell.h — an interactive shell in a VM on this terminal (runner/shell.c). */
+#ifndef PROVIUM_SHELL_H
+#define PROVIUM_SHELL_H
+#include <stddef.h>
+
+/* The default escape byte: Ctrl-] (as telnet), leaves the shell. */
+#define PV_SHELL_ESCAPE 0x1d
+
+/* Runs /bin/sh on a pty in the guest over fd, a FRESH agent connection (no hello
+ * exchanged yet; the caller keeps and closes fd), until the shell exits or the
+ * escape byte is typed (esc < 0: none). This terminal is in raw mode meanwhile and
+ * its window size follows SIGWINCH; stdin that is not a terminal is sent as typed,
+ * then an EOF character. Returns the shell's exit status (128 + signal), 0 when the
+ * user left with the escape key, or -1 with the reason in err. */
+int pv_shell_ex(int fd, const char *vm, int esc, char *err, size_t errlen);
+/* The same, printing a failure as "provium: shell in VM NAME: ..." on stderr. */
+int pv_shell(int fd, const char *vm, int esc);
+#endif
