@@ -72,7 +72,7 @@ static void expect_out(struct ac *a, uint64_t id, struct ac_rep *s, const char *
 {
 	uint64_t deadline = ac_now_ns() + 5000000000ull;
 
-	while (!memmem(s->out.d, s->out.len, want, strlen(want))) {
+	while (!s->out.d || !memmem(s->out.d, s->out.len, want, strlen(want))) {
 		int64_t left = (int64_t)(deadline - ac_now_ns()) / 1000000;
 		struct pv_frame *f = left > 0 ? ac_next_for(a, id, (int)left) : NULL;
 
