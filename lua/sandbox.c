@@ -292,9 +292,12 @@ bool sandbox_exited(struct sandbox *sb, int *status)
 }
 
 /* The keeper (a child that outlives us): holds the agent socket and console input open
- * and drains the console until every writer is gone, i.e. until PID 1 died. Only
+ * and drains the console, into console_path when there is one (`provium console`; cut
+ * back to nothing past 4 MiB), until every writer is gone, i.e. until PID 1 died; then
+ * removes console_path and entry_path (the registry's, runner/kept.h). Only
  * async-signal-safe calls: we may have other threads. */
-static void keeper_main(const struct sandbox *sb)
+static void keeper_main(const struct sandbox *sb, const char *console_path,
+			const char *entry_path)
 {
 	int keep[3] = {sb->agent_fd, sb->con_in, sb->con_out};
 	for (int i = 0; i < 3; i++) /* sort, for close_range between them */
@@ -319,11 +322,26 @@ static void keeper_main(const struct sandbox *sb)
 	syscall(SYS_close_range, lo, ~0U, 0);
 	setsid();
 	prctl(PR_SET_NAME, "provium-keep");
+	int log = console_path ? open(console_path, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
+	off_t logged = log >= 0 ? lseek(log, 0, SEEK_END) : 0;
 	char buf[4096];
 	for (;;) {
 		ssize_t n = read(sb->con_out, buf, sizeof(buf));
-		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+			if (console_path)
+				unlink(console_path);
+			if (entry_path)
+				unlink(entry_path);
 			_exit(0);
+		}
+		if (n > 0 && log >= 0) {
+			if (logged + n > (4 << 20)) {
+				if (ftruncate(log, 0) == 0)
+					logged = 0;
+			}
+			if (write(log, buf, (size_t)n) == n)
+				logged += n;
+		}
 		if (n < 0 && errno == EAGAIN) {
 			struct pollfd pfd = {.fd = sb->con_out, .events = POLLIN};
 			poll(&pfd, 1, -1);
@@ -331,15 +349,30 @@ static void keeper_main(const struct sandbox *sb)
 	}
 }
 
-pid_t sandbox_keep(struct sandbox *sb)
+pid_t sandbox_keep(struct sandbox *sb, const char *console_path, const char *entry_path)
 {
 	if (!sb || sb->pid <= 0 || sb->reaped || sb->agent_fd < 0 || sb->con_out < 0)
 		return pv_error(ESRCH, "sandbox %s: not running", sb ? sb->name : "?");
+	if (console_path) {
+		/* what the console said so far (the ring), then the keeper goes on */
+		int fd = open(console_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		uint64_t pos = 0;
+		char buf[4096];
+		size_t n;
+
+		if (fd < 0)
+			return pv_error(errno, "sandbox %s: %s: %s", sb->name, console_path,
+					strerror(errno));
+		while ((n = sandbox_console_read(sb, &pos, buf, sizeof(buf))) > 0)
+			if (write(fd, buf, n) != (ssize_t)n)
+				break;
+		close(fd);
+	}
 	pid_t k = fork();
 	if (k < 0)
 		return pv_error(errno, "sandbox %s: fork keeper: %s", sb->name, strerror(errno));
 	if (k == 0)
-		keeper_main(sb);
+		keeper_main(sb, console_path, entry_path);
 	sb->kept = true;
 	return k;
 }
@@ -404,28 +437,33 @@ int sandbox_connect(struct sandbox *sb)
 {
 	if (sb->reaped || sb->pid <= 0)
 		return pv_error(ESRCH, "sandbox %s: not running", sb->name);
+	return sandbox_connect_pid(sb->pid, sb->userns, sb->name);
+}
+
+int sandbox_connect_pid(pid_t pid1, bool userns, const char *name)
+{
 	/* the user namespace first: it owns the others */
 	static const char *nsnames[] = {"user", "ipc", "uts", "net", "pid", "mnt"};
 	int nsfd[6], sv[2] = {-1, -1}, errp[2] = {-1, -1}, con = -1, ret;
 	char p[64];
 	for (size_t i = 0; i < 6; i++)
 		nsfd[i] = -1;
-	for (size_t i = sb->userns ? 0 : 1; i < 6; i++) {
-		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)sb->pid, nsnames[i]);
+	for (size_t i = userns ? 0 : 1; i < 6; i++) {
+		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid1, nsnames[i]);
 		if ((nsfd[i] = open(p, O_RDONLY | O_CLOEXEC)) < 0) {
-			ret = pv_error(errno, "sandbox %s: %s: %s", sb->name, p, strerror(errno));
+			ret = pv_error(errno, "sandbox %s: %s: %s", name, p, strerror(errno));
 			goto out;
 		}
 	}
-	snprintf(p, sizeof(p), "/proc/%d/fd/1", (int)sb->pid);
+	snprintf(p, sizeof(p), "/proc/%d/fd/1", (int)pid1);
 	con = open(p, O_WRONLY | O_CLOEXEC);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-		ret = pv_error(errno, "sandbox %s: socketpair: %s", sb->name, strerror(errno));
+		ret = pv_error(errno, "sandbox %s: socketpair: %s", name, strerror(errno));
 		goto out;
 	}
 	pid_t helper = fork();
 	if (helper < 0) {
-		ret = pv_error(errno, "sandbox %s: fork: %s", sb->name, strerror(errno));
+		ret = pv_error(errno, "sandbox %s: fork: %s", name, strerror(errno));
 		goto out;
 	}
 	if (helper == 0) {
@@ -471,7 +509,7 @@ int sandbox_connect(struct sandbox *sb)
 	while (n < 0 && errno == EINTR);
 	if (n > 0) {
 		msg[n] = 0;
-		ret = pv_error(EIO, "sandbox %s: worker agent: %s", sb->name, msg);
+		ret = pv_error(EIO, "sandbox %s: worker agent: %s", name, msg);
 		goto out;
 	}
 	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);

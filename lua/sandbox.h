@@ -47,8 +47,9 @@ void sandbox_kill(struct sandbox *sb);
  * open, so the sandbox outlives this process; sandbox_kill/free then only let go of it.
  * Started with .keepable (else PDEATHSIG kills it when we exit). Returns the keeper's
  * pid or -errno. Reach the sandbox with `nsenter -t <pid> -a -r -w`; killing its PID 1
- * ends it and then the keeper. */
-pid_t sandbox_keep(struct sandbox *sb);
+ * ends it and then the keeper. console_path (or NULL) gets the console so far and then
+ * everything it says; the keeper removes it and entry_path (or NULL) when the VM ends. */
+pid_t sandbox_keep(struct sandbox *sb, const char *console_path, const char *entry_path);
 /* sandbox_kill + free everything. NULL is fine. */
 void sandbox_free(struct sandbox *sb);
 
@@ -65,6 +66,8 @@ bool sandbox_exited(struct sandbox *sb, int *status);
 /* A new agent connection (Workers): another agent process in the sandbox serving a
  * fresh socketpair. Returns the host end (non-blocking, close-on-exec) or -errno. */
 int sandbox_connect(struct sandbox *sb);
+/* The same for a sandbox known only by its PID 1 (a kept one, `provium shell`). */
+int sandbox_connect_pid(pid_t pid1, bool userns, const char *name);
 
 /* pause/resume: SIGSTOP/SIGCONT every process of the sandbox's pid namespace. */
 int sandbox_pause(struct sandbox *sb);

@@ -514,7 +514,7 @@ function provium._main()
 
   S.abandon("file")
   -- --keep: the VMs of a file with a failed test stay up (lab.lua, VM:_keep)
-  if cfg.keep and counts.failed > 0 then provium._keep_vms = true end
+  if cfg.keep and counts.failed > 0 then provium._keep_vms = cfg.file end
   teardown()
   local ev = { ev = "file_end", duration_ns = S.now_ns() - start }
   for k, v in pairs(counts) do ev[k] = v end

@@ -6,6 +6,7 @@
 #include "lua/errors.h"
 #include "lua/sandbox.h"
 #include "runner/doctor.h"
+#include "runner/kept.h"
 #include "runner/layout.h"
 #include "vmm/util.h"
 
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -124,16 +126,41 @@ static int l_userns(lua_State *L)
 	return 1;
 }
 
-/* sb:keep() -> keeper pid: the sandbox outlives this worker (--keep); see sandbox_keep */
+/* sb:keep(file) -> keeper pid: the sandbox outlives this worker (--keep; see
+ * sandbox_keep), recorded in the kept-VM registry (runner/kept.h) with its console, so
+ * `provium ps|shell|console|kill` find it. A registry that cannot be written still
+ * keeps the VM (the run says how to reach it by pid). */
 static int l_keep(lua_State *L)
 {
 	struct lsandbox *s = luaL_checkudata(L, 1, SANDBOX_MT);
-	pid_t k = s->sb ? sandbox_keep(s->sb) : -ESRCH;
+	const char *file = luaL_optstring(L, 2, "");
+	char abs[PATH_MAX], dir[PATH_MAX], console[PATH_MAX + 32], entry[PATH_MAX + 32];
+	bool reg = s->sb && pv_kept_dir(dir, sizeof(dir), true);
+	pid_t pid = s->sb ? sandbox_pid(s->sb) : 0;
+
+	if (*file && realpath(file, abs))
+		file = abs;
+	if (reg) {
+		pv_kept_path(console, sizeof(console), dir, pid, "console");
+		pv_kept_path(entry, sizeof(entry), dir, pid, "json");
+	}
+	pid_t k = s->sb ? sandbox_keep(s->sb, reg ? console : NULL, reg ? entry : NULL) : -ESRCH;
 	if (k < 0)
 		return pv_lua_error(L, "infra", "vm:keep", s->name, "%s",
 				    s->sb ? pv_errmsg() : "sandbox freed");
+	if (reg) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		struct pv_kept e = { .pid = pid, .keeper = k, .userns = sandbox_userns(s->sb),
+				     .starttime = pv_kept_starttime(pid), .since = (double)now.tv_sec + now.tv_nsec / 1e9 };
+		snprintf(e.name, sizeof(e.name), "%s", s->name);
+		snprintf(e.backend, sizeof(e.backend), "sandbox");
+		snprintf(e.file, sizeof(e.file), "%s", file);
+		reg = pv_kept_add(&e) == 0;
+	}
 	lua_pushinteger(L, k);
-	return 1;
+	lua_pushboolean(L, reg);
+	return 2;
 }
 
 static int l_kill(lua_State *L)

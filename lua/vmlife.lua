@@ -216,7 +216,7 @@ function VM:_keep()
     return false
   end
   local pid = self._sb:pid()
-  local ok, keeper = pcall(self._sb.keep, self._sb)
+  local ok, keeper, listed = pcall(self._sb.keep, self._sb, type(provium._keep_vms) == "string" and provium._keep_vms or nil)
   if not ok then
     io.stderr:write("provium: --keep: VM ", self.name, " cannot be kept: ", tostring(keeper), "\n")
     return false
@@ -225,9 +225,11 @@ function VM:_keep()
   if self._conn then self._conn:close(); self._conn = nil end
   self._sb:free() -- lets go of it: the keeper holds it now
   self._sb = nil
-  io.stderr:write(("provium: --keep: VM %s (sandbox) is still running as pid %d after a failed test\n" ..
+  local how = listed and ("  a shell:   provium shell %s\n  console:   provium console %s\n" ..
+    "  stop it:   provium kill %s   (`provium ps` lists what is kept)\n"):format(self.name, self.name, self.name) or ""
+  io.stderr:write(("provium: --keep: VM %s (sandbox) is still running as pid %d after a failed test\n%s" ..
     "  enter it:  nsenter -t %d -a -r -w /bin/sh\n" ..
-    "  stop it:   kill -KILL %d\n"):format(self.name, pid, pid, pid))
+    "  stop it:   kill -KILL %d\n"):format(self.name, pid, how, pid, pid))
   mark_exit(self, "stopped", "kept", nil)
   self._kept_pid, self._keeper_pid = pid, keeper
   return true

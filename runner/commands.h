@@ -14,6 +14,10 @@ int cmd_events(int argc, char **argv);
 int cmd_events_merge(int argc, char **argv); /* argv[0] is "merge" */
 int cmd_version(int argc, char **argv);
 int cmd_boot(int argc, char **argv);
+int cmd_ps(int argc, char **argv);      /* cmd_kept.c: the kept-VM commands */
+int cmd_shell(int argc, char **argv);
+int cmd_console(int argc, char **argv);
+int cmd_kill(int argc, char **argv);
 
 #define PROVIUM_VERSION "0.1.0"
 

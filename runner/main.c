@@ -21,6 +21,10 @@ static const struct {
 	{"events", cmd_events, "pretty-print a recorded event stream"},
 	{"version", cmd_version, "version, PROTOCOL_VERSION, backends"},
 	{"boot", cmd_boot, "boot one VM with its console on this terminal"},
+	{"ps", cmd_ps, "list the VMs `run --keep` left running"},
+	{"shell", cmd_shell, "NAME: a shell in a kept VM"},
+	{"console", cmd_console, "NAME: a kept VM's console, live"},
+	{"kill", cmd_kill, "NAME...|--all: stop kept VMs"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,236 @@
+/* kept.c — the registry of kept VMs (runner/kept.h): DIR/PID.json per VM, written by
+ * the worker that keeps it, removed by the keeper when the VM ends, by `provium kill`,
+ * or by any reader that finds the VM gone. */
+#include "runner/kept.h"
+
+#include "vmm/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int mkdirs(char *path)
+{
+	for (char *c = path + 1; *c; c++) {
+		if (*c != '/')
+			continue;
+		*c = 0;
+		int r = mkdir(path, 0755);
+		*c = '/';
+		if (r < 0 && errno != EEXIST)
+			return -errno;
+	}
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+const char *pv_kept_dir(char *buf, size_t n, bool create)
+{
+	const char *env = getenv("PROVIUM_KEPT_DIR"), *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (env && *env)
+		snprintf(buf, n, "%s", env);
+	else if (geteuid() == 0)
+		snprintf(buf, n, "/run/provium/kept");
+	else if (xdg && *xdg)
+		snprintf(buf, n, "%s/provium/kept", xdg);
+	else
+		snprintf(buf, n, "/tmp/provium-%u/kept", (unsigned)geteuid());
+	if (create) {
+		int r = mkdirs(buf);
+
+		if (r < 0) {
+			pv_error(-r, "the kept-VM directory %s: %s", buf, strerror(-r));
+			return NULL;
+		}
+	}
+	return buf;
+}
+
+void pv_kept_path(char *buf, size_t n, const char *dir, pid_t pid, const char *ext)
+{
+	snprintf(buf, n, "%s/%d.%s", dir, (int)pid, ext);
+}
+
+unsigned long long pv_kept_starttime(pid_t pid)
+{
+	char p[64], line[1024];
+	unsigned long long st = 0;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(p, "re")))
+		return 0;
+	if (fgets(line, sizeof(line), f)) {
+		/* after "(comm)", which may hold spaces: field 3 is the state */
+		char *c = strrchr(line, ')');
+		int field = 2;
+
+		if (c && c[1] == ' ' && c[2] != 'Z') /* a zombie is gone */
+			for (; *c; c++)
+				if (*c == ' ' && ++field == 22) {
+					st = strtoull(c + 1, NULL, 10);
+					break;
+				}
+	}
+	fclose(f);
+	return st;
+}
+
+int pv_kept_add(const struct pv_kept *k)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32], tmp[PATH_MAX + 48];
+
+	if (!pv_kept_dir(dir, sizeof(dir), true))
+		return -EIO;
+	json_t *j = json_pack("{s:s, s:s, s:i, s:i, s:b, s:I, s:f, s:s}", "name", k->name,
+			      "backend", k->backend, "pid", (int)k->pid, "keeper", (int)k->keeper,
+			      "userns", k->userns, "starttime", (json_int_t)k->starttime,
+			      "since", k->since, "file", k->file);
+	if (!j)
+		return pv_error(ENOMEM, "kept VM %s: cannot build its entry", k->name);
+	pv_kept_path(path, sizeof(path), dir, k->pid, "json");
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int r = json_dump_file(j, tmp, JSON_INDENT(1));
+	json_decref(j);
+	if (r < 0 || rename(tmp, path) < 0) {
+		int e = errno ? errno : EIO;
+		unlink(tmp);
+		return pv_error(e, "kept VM %s: cannot write %s: %s", k->name, path, strerror(e));
+	}
+	return 0;
+}
+
+static bool read_entry(const char *path, struct pv_kept *k)
+{
+	json_t *j = json_load_file(path, 0, NULL);
+	const char *name = NULL, *backend = NULL, *file = "";
+	int pid = 0, keeper = 0, userns = 0;
+	json_int_t st = 0;
+	double since = 0;
+
+	if (!j)
+		return false;
+	int r = json_unpack(j, "{s:s, s:s, s:i, s?i, s?b, s:I, s?F, s?s}", "name", &name,
+			    "backend", &backend, "pid", &pid, "keeper", &keeper, "userns", &userns,
+			    "starttime", &st, "since", &since, "file", &file);
+	if (r == 0) {
+		memset(k, 0, sizeof(*k));
+		snprintf(k->name, sizeof(k->name), "%s", name);
+		snprintf(k->backend, sizeof(k->backend), "%s", backend);
+		snprintf(k->file, sizeof(k->file), "%s", file);
+		k->pid = pid;
+		k->keeper = keeper;
+		k->userns = userns;
+		k->starttime = (unsigned long long)st;
+		k->since = since;
+	}
+	json_decref(j);
+	return r == 0 && pid > 0;
+}
+
+void pv_kept_remove(pid_t pid)
+{
+	char dir[PATH_MAX], p[PATH_MAX + 32];
+
+	if (!pv_kept_dir(dir, sizeof(dir), false))
+		return;
+	pv_kept_path(p, sizeof(p), dir, pid, "json");
+	unlink(p);
+	pv_kept_path(p, sizeof(p), dir, pid, "console");
+	unlink(p);
+}
+
+static int by_since(const void *a, const void *b)
+{
+	const struct pv_kept *x = a, *y = b;
+
+	return x->since < y->since ? -1 : x->since > y->since;
+}
+
+int pv_kept_list(struct pv_kept **out, size_t *n)
+{
+	char dir[PATH_MAX], p[PATH_MAX + 300];
+	struct pv_kept *v = NULL;
+	size_t len = 0, cap = 0;
+	struct dirent *d;
+	DIR *dp;
+
+	*out = NULL;
+	*n = 0;
+	if (!pv_kept_dir(dir, sizeof(dir), false) || !(dp = opendir(dir)))
+		return 0; /* no directory: nothing was ever kept */
+	while ((d = readdir(dp))) {
+		size_t l = strlen(d->d_name);
+		struct pv_kept k;
+
+		if (l < 6 || strcmp(d->d_name + l - 5, ".json"))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, d->d_name);
+		if (!read_entry(p, &k)) {
+			/* half-written by a worker still running? only old junk goes */
+			struct stat sb;
+			if (stat(p, &sb) == 0 && sb.st_mtime + 60 < time(NULL))
+				unlink(p);
+			continue;
+		}
+		if (pv_kept_starttime(k.pid) != k.starttime) {
+			pv_kept_remove(k.pid); /* the VM is gone (or its pid is another's) */
+			continue;
+		}
+		if (len == cap) {
+			struct pv_kept *nv = realloc(v, (cap = cap ? cap * 2 : 8) * sizeof(*v));
+			if (!nv) {
+				free(v);
+				closedir(dp);
+				return pv_error(ENOMEM, "kept VMs: out of memory");
+			}
+			v = nv;
+		}
+		v[len++] = k;
+	}
+	closedir(dp);
+	if (len)
+		qsort(v, len, sizeof(*v), by_since);
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+int pv_kept_find(const char *spec, struct pv_kept *out)
+{
+	struct pv_kept *v;
+	size_t n, hits = 0;
+	char *end;
+	long pid = strtol(spec, &end, 10);
+	bool by_pid = *spec && !*end && pid > 0;
+	char pids[256] = "";
+
+	if (pv_kept_list(&v, &n) < 0)
+		return -EIO;
+	for (size_t i = 0; i < n; i++) {
+		if (by_pid ? v[i].pid != pid : strcmp(v[i].name, spec))
+			continue;
+		if (hits++ == 0)
+			*out = v[i];
+		size_t l = strlen(pids);
+		snprintf(pids + l, sizeof(pids) - l, "%s%d", l ? ", " : "", (int)v[i].pid);
+	}
+	free(v);
+	if (hits == 0)
+		return pv_error(ENOENT, "no kept VM %s %s (`provium ps` lists them; a VM is kept by "
+				"`provium run --keep` when a test of its file failed)",
+				by_pid ? "with pid" : "named", spec);
+	if (hits > 1)
+		return pv_error(EEXIST, "%zu kept VMs are named %s (pids %s): name one by its pid",
+				hits, spec, pids);
+	return 0;
+}

@@ -1,0 +1,41 @@
+/* kept.h — the registry of kept VMs (`provium run --keep`, runner/kept.c): one JSON file
+ * per kept VM in a directory of this user's, which `provium ps|shell|console|kill` read.
+ * docs/debugging.md, "Kept VMs". */
+#ifndef PROVIUM_KEPT_H
+#define PROVIUM_KEPT_H
+#include <stdbool.h>
+#include <limits.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct pv_kept {
+	char name[128];
+	char backend[16];
+	pid_t pid;                      /* the VM: the sandbox's PID 1 (host view) */
+	pid_t keeper;                   /* the process holding it, or 0 */
+	bool userns;                    /* the sandbox has a user namespace of its own */
+	unsigned long long starttime;   /* of pid (/proc/PID/stat field 22): a reused pid is not it */
+	double since;                   /* when it was kept, seconds since the epoch */
+	char file[PATH_MAX];            /* the test file */
+};
+
+/* The directory: $PROVIUM_KEPT_DIR, else /run/provium/kept for root, else
+ * $XDG_RUNTIME_DIR/provium/kept, else /tmp/provium-UID/kept. Created (0700) when
+ * create is true. Returns buf, or NULL (pv_errmsg). */
+const char *pv_kept_dir(char *buf, size_t n, bool create);
+/* Its files for one VM: DIR/PID.json and DIR/PID.console (the console, as the keeper
+ * writes it). */
+void pv_kept_path(char *buf, size_t n, const char *dir, pid_t pid, const char *ext);
+/* The start time of pid, 0 when it does not exist. */
+unsigned long long pv_kept_starttime(pid_t pid);
+/* Records k (written whole, then renamed into place). 0 or -errno. */
+int pv_kept_add(const struct pv_kept *k);
+/* Every kept VM still running, oldest first (*out malloc'd; free it). Entries whose VM
+ * is gone (its pid dead or reused) are removed on the way: the stale-run reaper. */
+int pv_kept_list(struct pv_kept **out, size_t *n);
+/* The kept VM a user named: its name, or its pid. 0, or -ENOENT / -EEXIST (several
+ * of that name) with a message saying what to type instead (pv_errmsg). */
+int pv_kept_find(const char *spec, struct pv_kept *out);
+/* Forgets pid's entry and console. */
+void pv_kept_remove(pid_t pid);
+#endif
