@@ -22,14 +22,30 @@
 # but serialises the guests' page faults (2.5x slower). tier.sh runs one host per CPU.
 #
 # The command runs as root in this checkout (read-only: the whole root is shared
-# read-only over 9p), with writable tmpfs on /tmp, /run and /var/tmp, HOME=/tmp/home,
+# read-only over 9p), with writable tmpfs on /tmp, /run and /var/tmp (a checkout or
+# cache under one of them is bound back in, read-only), HOME=/tmp/home,
 # and PROVIUM_CACHE_DIR=/tmp/cache holding links to this host's built guest kernels
 # and initramfs images (build them first: `make kernel`; nothing is built inside, where
 # everything runs under the emulator). PROVIUM_* and a few other variables of the
 # caller are passed in (PROVIUM_BUILD, VERBOSE, NO_COLOR). The command's stdout is this
 # script's stdout, its stderr appears on stderr (through the serial console) and its
 # exit status is this script's. 124: the time limit passed; 125: the simulated host
-# failed before the command ran. Nothing is left behind: the QEMU process and the
+# failed before the command ran; 123: the simulated host stopped (below).
+#
+# QEMU 7.2's emulator now and then loses the simulated host's timer interrupt while
+# guests run in it: the one vCPU halts (HLT=1, IF=1) with the local APIC's one-shot
+# timer expired and its vector 236 pending in IRR, nothing wakes it again, everything
+# inside (timeouts too) waits forever and QEMU idles at 0% CPU. Seen in 2 of 3 runs
+# of one linux-tier shard with the kernel's default tickless one-shot timer, in none
+# with `nohz=off highres=off`: the APIC timer then runs in periodic mode, and its next
+# tick delivers what was lost. So the simulated host boots with those (its guests'
+# timers are then only as fine as its 4 ms tick; PROVIUM_KVMHOST_APPEND adds more).
+# The safety net: the host's /init writes a heartbeat every 5 s; when it is 60 s old,
+# this script prints the vCPU's registers and local APIC (QEMU's monitor), then raises
+# the serial port's interrupt and injects an NMI (either woke a stopped host in our
+# tries, not always). The run goes on if the heartbeat comes back within 60 s, each
+# such stop said on stderr; otherwise the host is killed and the exit status is 123.
+# PROVIUM_KVMHOST_STALL: those 60 s (tier.sh tests this with a few). Nothing is left behind: the QEMU process and the
 # temporary directory go at exit, also on SIGINT/SIGTERM.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -84,11 +100,12 @@ fi
 
 # ---- the exchange directory: config, command, results ----
 tmp=$(mktemp -d /tmp/provium-kvmhost.XXXXXX)
-qpid= tailpid=
+qpid= tailpid= monpid= hung=0
 cleanup() {
   trap - EXIT INT TERM HUP
   [ -n "$qpid" ] && { kill -KILL "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null || true; }
   [ -n "$tailpid" ] && { kill "$tailpid" 2>/dev/null; wait "$tailpid" 2>/dev/null || true; }
+  [ -n "$monpid" ] && { kill "$monpid" 2>/dev/null; wait "$monpid" 2>/dev/null || true; }
   rm -rf "$tmp"
   return 0
 }
@@ -103,6 +120,11 @@ q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
   echo "KVMHOST_KVM_AMD=$(q "${PROVIUM_KVMHOST_KVM_AMD-}")"
   echo "KVMHOST_SHELL=$shell"
 } > "$tmp/out/config"
+# Inside, /tmp, /var/tmp and /run are fresh tmpfs: a checkout, working directory or
+# cache of this host under one of them is bound back in over it (init, "keep").
+for p in "$root" "$PWD" "$(readlink -f "$cache" 2>/dev/null || echo "$cache")"; do
+  case $p in /tmp/*|/var/tmp/*|/run/*) [ -d "$p" ] && printf '%s\n' "$p" ;; esac
+done | sort -u > "$tmp/out/keep"
 {
   echo "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
   echo "export HOME=/tmp/home TMPDIR=/tmp PROVIUM_CACHE_DIR=/tmp/cache KVMHOST=1"
@@ -135,7 +157,7 @@ q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 qargs=(-M q35 -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$memory"
        -nodefaults -no-user-config -display none -no-reboot
        -kernel "$kdir/vmlinux" -initrd "$initrd"
-       -append "console=ttyS0 quiet loglevel=3 panic=-1 rw"
+       -append "console=ttyS0 quiet loglevel=3 panic=-1 rw nohz=off highres=off ${PROVIUM_KVMHOST_APPEND-}"
        -virtfs "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"
        -virtfs "local,path=$tmp/out,mount_tag=out,security_model=none,multidevs=remap")
 start=$(date +%s)
@@ -144,16 +166,44 @@ if [ $shell = 1 ]; then
   "$qemu" "${qargs[@]}" -serial mon:stdio || true
 else
   : > "$tmp/console.log"
-  "$qemu" "${qargs[@]}" -serial "file:$tmp/console.log" </dev/null &
+  mkfifo "$tmp/mon.in" "$tmp/mon.out"
+  "$qemu" "${qargs[@]}" -serial "file:$tmp/console.log" \
+    -chardev "pipe,id=mon,path=$tmp/mon" -mon chardev=mon,mode=readline </dev/null &
   qpid=$!
+  cat "$tmp/mon.out" > "$tmp/monitor.log" 2>/dev/null &
+  monpid=$!
   # The console (the command's stderr) live on our stderr, without CRs.
   tail -n +1 -F --pid="$qpid" "$tmp/console.log" 2>/dev/null | sed -u 's/\r$//' >&2 &
   tailpid=$!
   deadline=$((start + timeout))
+  kicked=0 stopped=0 stall=${PROVIUM_KVMHOST_STALL:-60}
   while kill -0 "$qpid" 2>/dev/null; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
+    now=$(date +%s)
+    if [ "$now" -ge "$deadline" ]; then
       say "time limit of ${timeout}s passed: killing the simulated host"
       kill -KILL "$qpid" 2>/dev/null
+      break
+    fi
+    beat=$(stat -c %Y "$tmp/out/heartbeat" 2>/dev/null || echo "$start")
+    if [ $kicked -eq 0 ] && [ $((now - beat)) -ge "$stall" ]; then
+      say "the simulated host stopped: no heartbeat for $((now - beat)) s (QEMU's lost timer interrupt?); its vCPU:"
+      off=$(stat -c %s "$tmp/monitor.log")
+      printf 'info registers\ninfo lapic\n' > "$tmp/mon.in"; sleep 2
+      tail -c +$((off + 1)) "$tmp/monitor.log" | tr -d '\r' |
+        grep -Ev '^(\(qemu\)|QEMU|[CDEFGS]S |LDT|TR |[GI]DT|DR[0-9]|EFER|FCW|FPR|XMM|YMM|ZMM|Opmask|$)' |
+        head -40 | sed 's/^/[kvmhost]   /' >&2
+      say "raising the serial port's interrupt and injecting an NMI to wake it"
+      # IER = receive, transmit-empty and line-status interrupts: the 8250 driver's
+      # own, plus one it clears again when it finds nothing to send
+      printf 'o /b 0x3f9 0x07\nnmi\n' > "$tmp/mon.in"
+      kicked=$now stopped=$((stopped + 1))
+    elif [ $kicked -ne 0 ] && [ "$beat" -gt "$kicked" ]; then
+      say "the simulated host came back (stop $stopped of this run)"
+      kicked=0
+    elif [ $kicked -ne 0 ] && [ $((now - kicked)) -ge "$stall" ]; then
+      say "the simulated host is still stopped $stall s after that: killing it"
+      kill -KILL "$qpid" 2>/dev/null
+      hung=1
       break
     fi
     sleep 1
@@ -162,10 +212,13 @@ else
   qpid=
   wait "$tailpid" 2>/dev/null || true   # tail --pid: ends once it has shown the rest
   tailpid=
+  kill "$monpid" 2>/dev/null || true; wait "$monpid" 2>/dev/null || true
+  monpid=
   [ -n "$keeplog" ] && cp "$tmp/console.log" "$keeplog"
 fi
 [ -f "$tmp/out/stdout" ] && cat "$tmp/out/stdout"
 if [ ! -f "$tmp/out/rc" ]; then
+  [ "$hung" = 1 ] && exit 123
   if [ $(( $(date +%s) - start )) -ge "$timeout" ]; then exit 124; fi
   say "the simulated host ended before the command finished (no exit status); console above"
   exit 125
