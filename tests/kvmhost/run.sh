@@ -103,9 +103,10 @@ tmp=$(mktemp -d /tmp/provium-kvmhost.XXXXXX)
 qpid= tailpid= monpid= hung=0
 cleanup() {
   trap - EXIT INT TERM HUP
-  [ -n "$qpid" ] && { kill -KILL "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null || true; }
-  [ -n "$tailpid" ] && { kill "$tailpid" 2>/dev/null; wait "$tailpid" 2>/dev/null || true; }
-  [ -n "$monpid" ] && { kill "$monpid" 2>/dev/null; wait "$monpid" 2>/dev/null || true; }
+  # (each may be gone already: a failing kill must not stop the cleanup, set -e)
+  [ -n "$qpid" ] && { kill -KILL "$qpid" 2>/dev/null || true; wait "$qpid" 2>/dev/null || true; }
+  [ -n "$tailpid" ] && { kill "$tailpid" 2>/dev/null || true; wait "$tailpid" 2>/dev/null || true; }
+  [ -n "$monpid" ] && { kill "$monpid" 2>/dev/null || true; wait "$monpid" 2>/dev/null || true; }
   rm -rf "$tmp"
   return 0
 }
@@ -181,7 +182,7 @@ else
     now=$(date +%s)
     if [ "$now" -ge "$deadline" ]; then
       say "time limit of ${timeout}s passed: killing the simulated host"
-      kill -KILL "$qpid" 2>/dev/null
+      kill -KILL "$qpid" 2>/dev/null || true
       break
     fi
     beat=$(stat -c %Y "$tmp/out/heartbeat" 2>/dev/null || echo "$start")
@@ -202,7 +203,7 @@ else
       kicked=0
     elif [ $kicked -ne 0 ] && [ $((now - kicked)) -ge "$stall" ]; then
       say "the simulated host is still stopped $stall s after that: killing it"
-      kill -KILL "$qpid" 2>/dev/null
+      kill -KILL "$qpid" 2>/dev/null || true
       hung=1
       break
     fi
