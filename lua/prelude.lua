@@ -74,6 +74,7 @@ function provium._class(kind, recv, o)
   o = o or {}
   local mt = { __name = "provium." .. kind }
   local methods = provium._methods(kind, recv, mt)
+  mt.__provium_methods = methods -- what the prompt's Tab completion lists (repl.lua)
   local nil_fields = o.nil_fields or {}
   local vmname = o.vm or function(t) return rawget(t, "_vmname") end
   mt.__index = function(t, k)
@@ -267,16 +268,20 @@ end
 -- S.interactive(fn, ...): runs fn while a person is at the keyboard (vm:shell(), the
 -- prompt): the time it takes counts against no deadline — the test's and the file's
 -- move by it, and the runner does not call the test hung meanwhile.
+-- Sessions nest (a vm:shell() typed at the prompt): the runner hears of the outermost.
 S.paused = 0
+local interactive_depth = 0
 function S.interactive(fn, ...)
   local t0 = C.now()
-  local chan = provium._c_chan
+  local chan = interactive_depth == 0 and provium._c_chan or nil
+  interactive_depth = interactive_depth + 1
   if chan then pcall(chan.send, { k = "interactive", on = true }) end
   local res = table.pack(pcall(fn, ...))
   local dt = C.now() - t0
   S.paused = S.paused + dt
   if S.test_deadline then S.test_deadline = S.test_deadline + dt end
   if S.file_deadline then S.file_deadline = S.file_deadline + dt end
+  interactive_depth = interactive_depth - 1
   if chan then pcall(chan.send, { k = "interactive", on = false }) end
   if not res[1] then error(res[2], 0) end
   return table.unpack(res, 2, res.n)

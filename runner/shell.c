@@ -324,7 +324,7 @@ static int session(struct sh *s, int esc, bool tty)
 /* A test's worker runs in a process group of its own, in the background of this
  * terminal: it must be the foreground group to read the keyboard. Returns the group
  * to give the terminal back to, or 0. */
-static pid_t take_terminal(void)
+pid_t pv_take_terminal(void)
 {
 	pid_t fg = tcgetpgrp(0);
 	sigset_t ttou, old;
@@ -340,7 +340,7 @@ static pid_t take_terminal(void)
 	return fg;
 }
 
-static void give_terminal(pid_t fg)
+void pv_give_terminal(pid_t fg)
 {
 	sigset_t ttou, old;
 
@@ -374,7 +374,7 @@ int pv_shell_ex(int fd, const char *vm, int esc, char *err, size_t errlen)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGWINCH, &sa, &old_sa);
 	if (tty) {
-		fg = take_terminal();
+		fg = pv_take_terminal();
 		fprintf(stderr, "%sprovium: a shell in VM %s; Ctrl-] leaves it\r\n",
 			isatty(2) ? "\r\033[K" : "", vm);
 		raw = saved;
@@ -385,7 +385,7 @@ int pv_shell_ex(int fd, const char *vm, int esc, char *err, size_t errlen)
 	if (tty) {
 		tcsetattr(0, TCSAFLUSH, &saved);
 		fprintf(stderr, "\nprovium: left the shell of VM %s\n", vm);
-		give_terminal(fg);
+		pv_give_terminal(fg);
 	}
 	sigaction(SIGWINCH, &old_sa, NULL);
 	close(wakeup[0]);
