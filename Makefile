@@ -8,7 +8,7 @@ PKGS    := lua5.4 msgpack jansson libnl-3.0 libnl-route-3.0 libpcap libnftables
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. -MMD -MP \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ledit -lpthread -lm
 
 # Sources: every .c in these directories is part of the program. runner/main.c holds
 # main(); everything else goes into build/libprovium.a so tests can link it.

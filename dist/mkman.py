@@ -17,6 +17,7 @@ import time
 
 SYNOPSIS = [
     ("run", "[flags] [PATH...]"),
+    ("repl", "[flags] FILE"),
     ("list", "[flags] [PATH...]"),
     ("events", "[--format pretty|json] FILE|-"),
     ("events merge", "[-o FILE] [--junit FILE] [--format F] [--partial] SHARD.mp..."),

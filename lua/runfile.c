@@ -68,6 +68,8 @@ static void push_config(lua_State *L, const struct worker_args *a)
 	set_bool(L, "shuffle", a->shuffle);
 	set_bool(L, "keep", a->keep);
 	set_bool(L, "fail_fast", a->fail_fast);
+	set_bool(L, "interactive", a->interactive);
+	set_bool(L, "pause_on_failure", a->pause_on_failure);
 	set_int(L, "verbose", a->verbose);
 	set_int(L, "jobs", a->jobs);
 }

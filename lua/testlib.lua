@@ -366,6 +366,15 @@ local function run_cleanups(list, timeout, group)
   return first
 end
 
+-- --pause-on-failure: the prompt (repl.lua) before the failed test's teardown, its
+-- VMs and tasks still there.
+local function pause(t, outcome, message, where)
+  if not cfg.pause_on_failure or not provium._repl_pause then return end
+  local ok, err = pcall(provium._repl_pause, { tests = tests, t = t, name = t.name,
+    outcome = outcome, message = message, where = where })
+  if not ok then io.stderr:write("provium: the prompt failed: ", tostring(err), "\n") end
+end
+
 local function run_test(rec)
   local t = setmetatable({ name = rec.name, meta = rec.meta, _cleanups = {} }, T_mt)
   local timeout = test_timeout(rec)
@@ -394,10 +403,12 @@ local function run_test(rec)
         message = message .. ("\nalso running: a task at %s, %s"):format(where_in(other.co, 0) or "?", S.describe(other))
       end
     end
+    pause(t, outcome, message, where)
     S.abandon(group)
     if provium._test_timed_out then pcall(provium._test_timed_out, rec) end
   elseif task.err ~= nil then
     outcome, message, where = classify(task.err, task.co)
+    if outcome == "fail" or outcome == "error" then pause(t, outcome, message, where) end
   else
     outcome = "pass"
   end
@@ -421,6 +432,34 @@ end
 local function report(rec, outcome, message)
   emit({ ev = "test_end", test = rec.name, outcome = outcome, duration_ns = 0,
          message = message, meta = rec.meta })
+end
+
+-- run(pattern) at the --interactive prompt: the test named pattern, else every test
+-- whose name contains or matches it; each runs now, reported as in a run. Returns a
+-- summary line.
+local function interactive_run(pattern, run_one)
+  if running then
+    provium._error({ code = "invalid", op = "run", message = "run() inside a running test" }, 3)
+  end
+  if pattern ~= nil and type(pattern) ~= "string" then
+    provium._error({ code = "invalid", op = "run", message = "run(name): expected a test name or pattern, got " .. type(pattern) }, 3)
+  end
+  local pick = {}
+  if pattern and by_name[pattern] then pick = { by_name[pattern] }
+  else
+    for _, rec in ipairs(tests) do if name_matches(rec.name, pattern) then pick[#pick + 1] = rec end end
+  end
+  if #pick == 0 then
+    return ("no test matches %q (tests() lists them)\n"):format(tostring(pattern))
+  end
+  local n = { pass = 0, fail = 0, error = 0, skip = 0, todo = 0 }
+  for _, rec in ipairs(pick) do
+    local o = run_one(rec)
+    n[o] = (n[o] or 0) + 1
+  end
+  -- the prompt prints it once the runner has reported the tests
+  return ("ran %d test%s: %d passed, %d failed%s\n"):format(#pick, #pick == 1 and "" or "s", n.pass,
+    n.fail + n.error, (n.skip + n.todo) > 0 and (", " .. (n.skip + n.todo) .. " skipped/todo") or "")
 end
 
 -- The file -------------------------------------------------------------------------------
@@ -487,7 +526,8 @@ function provium._main()
   end
 
   local stop = false
-  for _, rec in ipairs(list) do
+  -- runs (or reports as not run) one test and counts its outcome
+  local function run_one(rec)
     local outcome, message
     if stop then
       outcome, message = "skip", "not run: an earlier test failed (--fail-fast)"
@@ -510,6 +550,17 @@ function provium._main()
       if cfg.fail_fast then stop = true end
     elseif outcome == "skip" then counts.skipped = counts.skipped + 1
     elseif outcome == "todo" then counts.todo = counts.todo + 1 end
+    return outcome
+  end
+
+  if cfg.interactive and provium._repl then
+    -- --interactive: no test runs by itself; run(pattern) at the prompt runs them
+    local ok, err = pcall(provium._repl, { tests = tests, run = function(pattern)
+      return interactive_run(pattern, run_one)
+    end })
+    if not ok then io.stderr:write("provium: the prompt failed: ", tostring(err), "\n") end
+  else
+    for _, rec in ipairs(list) do run_one(rec) end
   end
 
   S.abandon("file")

@@ -80,6 +80,14 @@ static void on_tick(void *ctx)
 			rc->reps[i]->tick(rc->reps[i]);
 }
 
+static void on_interactive(void *ctx, bool on)
+{
+	struct runctx *rc = ctx;
+	for (int i = 0; i < rc->nreps; i++)
+		if (rc->reps[i]->hold)
+			rc->reps[i]->hold(rc->reps[i], on);
+}
+
 int runctx_exit_code(const struct tally *t, bool interrupted)
 {
 	if (interrupted)
@@ -217,6 +225,8 @@ void runctx_worker_args(struct worker_args *a, const struct run_opts *o, const c
 	a->cache_dir = o->cache_dir;
 	a->keep = o->keep;
 	a->fail_fast = o->fail_fast;
+	a->interactive = o->interactive;
+	a->pause_on_failure = o->pause_on_failure;
 	a->verbose = o->verbose;
 	a->jobs = o->jobs;
 }
@@ -279,9 +289,16 @@ int cmd_run(int argc, char **argv)
 		code = runctx_end(&rc, false, 4);
 		goto out;
 	}
+	if (o.interactive && fl.n > 1) {
+		fprintf(stderr, "provium run: --interactive takes one test file; %zu were selected (%s, %s, ...)\n",
+			fl.n, fl.v[0], fl.v[1]);
+		code = runctx_end(&rc, false, 2);
+		goto out;
+	}
 	struct sched_cfg sc = {
 		.files = fl.v, .nfiles = fl.n, .jobs = o.jobs, .fail_fast = o.fail_fast,
-		.on_event = on_event, .on_tick = on_tick, .ctx = &rc,
+		.on_event = on_event, .on_tick = on_tick,
+		.on_interactive = on_interactive, .ctx = &rc,
 	};
 	runctx_worker_args(&sc.base, &o, backend);
 	struct sched_result res;
@@ -294,7 +311,9 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	code = runctx_exit_code(&rc.tally, res.interrupted);
-	if (code == 4)
+	if (code == 4 && o.interactive)
+		code = 0; /* no test was run at the prompt: nothing failed */
+	else if (code == 4)
 		fprintf(stderr, "provium run: no test matched the selection\n");
 	code = runctx_end(&rc, res.interrupted, code);
 out:

@@ -6,6 +6,7 @@
 #define PROVIUM_COMMANDS_H
 
 int cmd_run(int argc, char **argv);
+int cmd_repl(int argc, char **argv);    /* run --interactive FILE */
 int cmd_list(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_kernel(int argc, char **argv);

@@ -14,6 +14,7 @@ static const struct {
 	const char *help;
 } cmds[] = {
 	{"run", cmd_run, "run test files"},
+	{"repl", cmd_repl, "FILE: load a test file, then a Lua prompt (run --interactive)"},
 	{"list", cmd_list, "list files and tests, run nothing"},
 	{"doctor", cmd_doctor, "check this host and say how to fix what is missing"},
 	{"kernel", cmd_kernel, "build|path: the guest kernel and initramfs"},

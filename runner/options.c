@@ -13,6 +13,7 @@
 enum {
 	O_TAGS = 256, O_EXCLUDE_TAGS, O_SLOW, O_TIMEOUT, O_BACKEND, O_EVENTS, O_FORMAT,
 	O_JUNIT, O_KEEP, O_FAIL_FAST, O_SEED, O_SHUFFLE, O_NO_COLOR, O_CACHE_DIR, O_SHARD,
+	O_INTERACTIVE, O_PAUSE,
 };
 
 static const struct option longopts[] = {
@@ -35,6 +36,8 @@ static const struct option longopts[] = {
 	{"no-color", no_argument, 0, O_NO_COLOR},
 	{"cache-dir", required_argument, 0, O_CACHE_DIR},
 	{"shard", required_argument, 0, O_SHARD},
+	{"interactive", no_argument, 0, O_INTERACTIVE},
+	{"pause-on-failure", no_argument, 0, O_PAUSE},
 	{"help", no_argument, 0, 'h'},
 	{0, 0, 0, 0},
 };
@@ -62,7 +65,9 @@ void opts_usage(const char *cmd, FILE *f)
 		"  -v, --verbose         more output (test logs); -q, --quiet: less\n"
 		"  --no-color            no colour (also NO_COLOR)\n"
 		"  --cache-dir DIR       cache directory (PROVIUM_CACHE_DIR)\n"
-		"  --shard K/N           only the K-th of N deterministic slices of the files\n",
+		"  --shard K/N           only the K-th of N deterministic slices of the files\n"
+		"  --interactive         load one file, run no test: a Lua prompt instead (implies -j1)\n"
+		"  --pause-on-failure    a prompt when a test fails, before its teardown (implies -j1)\n",
 		cmd);
 }
 
@@ -250,6 +255,8 @@ int opts_parse(struct run_opts *o, int argc, char **argv)
 			if ((r = parse_shard(o, optarg)) < 0)
 				goto out;
 			break;
+		case O_INTERACTIVE: o->interactive = true; break;
+		case O_PAUSE: o->pause_on_failure = true; break;
 		case 'h':
 			opts_usage(argv[0], stdout);
 			return 1;
@@ -266,6 +273,9 @@ int opts_parse(struct run_opts *o, int argc, char **argv)
 	}
 	/* GNU getopt permutes, so flags after PATHs work too: `provium run tests -j2` */
 	o->paths = argv + optind;
+	/* the prompt needs the terminal to itself */
+	if (o->interactive || o->pause_on_failure)
+		o->jobs = 1;
 	o->npaths = argc - optind;
 	if (!o->seed_set) {
 		if (getrandom(&o->seed, sizeof(o->seed), GRND_NONBLOCK) != sizeof(o->seed))

@@ -22,6 +22,8 @@ struct run_opts {
 	enum run_format format;
 	const char *junit;        /* --junit FILE */
 	bool keep, fail_fast, shuffle, no_color;
+	bool interactive;         /* --interactive: a prompt instead of running the tests */
+	bool pause_on_failure;    /* --pause-on-failure: a prompt when a test fails */
 	uint64_t seed;            /* --seed; random when not given (printed in run_start) */
 	bool seed_set;
 	int verbose;              /* -v count; -1 with -q */

@@ -33,6 +33,9 @@ struct report_cfg {
 struct reporter {
 	void (*event)(struct reporter *r, const msgpack_object *pub);
 	void (*tick)(struct reporter *r);   /* may be NULL */
+	/* on: a person is at a worker's prompt or shell on this terminal, so draw
+	 * nothing over it (no status line) until off. May be NULL. */
+	void (*hold)(struct reporter *r, bool on);
 	int (*finish)(struct reporter *r);  /* after run_end; returns 0 or -errno */
 	void (*destroy)(struct reporter *r);
 	struct report_cfg cfg;

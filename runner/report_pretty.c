@@ -21,6 +21,7 @@ struct pretty {
 	struct reporter r;
 	struct fbuf *files;
 	bool status_shown;
+	bool held;    /* a prompt or shell is on the terminal: no status line (hold) */
 	bool stream;  /* one file at a time (-j1 or one file): lines as they happen */
 	char *hdr;    /* stream mode: the file whose header line was printed last */
 };
@@ -64,7 +65,7 @@ static void clear_status(struct pretty *p)
 static void draw_status(struct pretty *p)
 {
 	const struct tally *t = p->r.cfg.tally;
-	if (!p->r.cfg.tty || p->r.cfg.verbose < 0 || !t)
+	if (!p->r.cfg.tty || p->r.cfg.verbose < 0 || !t || p->held)
 		return;
 	char el[32];
 	report_fmt_duration(el, sizeof(el), pv_now_ns() - t->t0);
@@ -245,6 +246,16 @@ static void pretty_tick(struct reporter *r)
 	draw_status((struct pretty *)r);
 }
 
+static void pretty_hold(struct reporter *r, bool on)
+{
+	struct pretty *p = (struct pretty *)r;
+
+	if (on)
+		clear_status(p);
+	fflush(r->cfg.out);
+	p->held = on;
+}
+
 static int pretty_finish(struct reporter *r)
 {
 	clear_status((struct pretty *)r);
@@ -271,7 +282,8 @@ struct reporter *report_pretty_new(const struct report_cfg *cfg)
 	struct pretty *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	p->r = (struct reporter){.event = pretty_event, .tick = pretty_tick, .finish = pretty_finish,
+	p->r = (struct reporter){.event = pretty_event, .tick = pretty_tick, .hold = pretty_hold,
+				 .finish = pretty_finish,
 				 .destroy = pretty_destroy, .cfg = *cfg};
 	return &p->r;
 }

@@ -270,13 +270,21 @@ static void on_message(struct sched *s, struct slot *sl, const msgpack_object *m
 		const msgpack_object *on = ev_get(m, "on");
 		uint64_t now = pv_now_ns();
 		if (on && on->type == MSGPACK_OBJECT_BOOLEAN && on->via.boolean) {
-			if (!sl->paused_at)
+			if (!sl->paused_at) {
 				sl->paused_at = now;
+				if (s->cfg->on_interactive)
+					s->cfg->on_interactive(s->cfg->ctx, true);
+			}
 		} else if (sl->paused_at) {
 			if (sl->hang_at)
 				sl->hang_at += now - sl->paused_at;
 			sl->paused_at = 0;
+			if (s->cfg->on_interactive)
+				s->cfg->on_interactive(s->cfg->ctx, false);
 		}
+	} else if (!strcmp(k, "sync")) {
+		/* the prompt waits until what it sent before was reported (run()) */
+		send_reply(s, sl->wid, (uint64_t)ev_int(m, "id", 0), true, 0, NULL);
 	} else if (!strcmp(k, "barrier")) {
 		if (!ev_str(m, "name", name, sizeof(name)))
 			strcpy(name, "");

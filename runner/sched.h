@@ -25,6 +25,9 @@ struct sched_cfg {
 	 * crashed file's test_end/file_end, and everything workers send. */
 	void (*on_event)(void *ctx, const msgpack_object *ev);
 	void (*on_tick)(void *ctx); /* a few times a second while files run */
+	/* a worker's interactive session (vm:shell, the prompt) began (on) or ended:
+	 * draw nothing over the terminal meanwhile. May be NULL. */
+	void (*on_interactive)(void *ctx, bool on);
 	void *ctx;
 	double kill_grace;       /* seconds between SIGTERM and SIGKILL on interrupt; 0: 5 */
 	/* A test still running this long after its timeout (meta timeout, else

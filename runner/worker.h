@@ -13,6 +13,10 @@
  *   {k="claim", id=n, resource=s, count=n, capacity=n}   reply when acquired
  *   {k="release", resource=s, count=n}                   no reply
  *   {k="barrier", id=n, name=s, parties=n}               reply when released
+ *   {k="interactive", on=b}   a person is at the keyboard (vm:shell, the prompt):
+ *        no hang detection, nothing drawn over the terminal; no reply
+ *   {k="sync", id=n}          reply once everything sent before was handled (the
+ *        prompt's run() waits so the report is out before the next prompt)
  *
  * Parent -> worker:
  *   {k="reply", id=n, ok=true, index=n}    (index: barrier arrival index, 1-based)
@@ -51,6 +55,8 @@ struct worker_args {
 	const char *tmp_dir;       /* per-file temp dir the parent made and removes */
 	bool keep;                 /* --keep */
 	bool fail_fast;
+	bool interactive;          /* --interactive: the prompt (lua/repl.lua), no test runs */
+	bool pause_on_failure;     /* --pause-on-failure */
 	int verbose;               /* -v count; -1 for -q */
 	int jobs;
 };

@@ -5,6 +5,7 @@ set -eu
 pkgs=(build-essential pkg-config
       liblua5.4-dev libmsgpack-dev libjansson-dev libnl-3-dev libnl-route-3-dev
       libpcap-dev libfdt-dev libnftables-dev linux-libc-dev libcmocka-dev
+      libedit-dev  # the prompt of provium run --interactive (BSD licence)
       busybox-static linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio lz4 xz-utils
       libxml2-utils iproute2 tcpdump nftables
       python3      # tests/runner/*.sh parse docs and event streams with it

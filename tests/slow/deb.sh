@@ -37,7 +37,7 @@ deb=$(ls "$build"/provium_*_*.deb | head -1)
 
 field() { dpkg-deb -f "$deb" "$1"; }
 missing=
-for lib in liblua5.4-0 libmsgpackc2 libjansson4 libnl-3-200 libnl-route-3-200 libpcap0.8 libnftables1 libc6; do
+for lib in liblua5.4-0 libmsgpackc2 libjansson4 libnl-3-200 libnl-route-3-200 libpcap0.8 libnftables1 libedit2 libc6; do
   grep -qE "(^|, )$lib( |,|$)" <<<"$(field Depends)" || missing="$missing $lib"
 done
 [ -z "$missing" ] && ok "Depends names every runtime library (from shlibs): $(field Depends)" \

@@ -113,6 +113,18 @@ static void test_every_long_flag_and_env(void **state)
 	assert_int_equal(parse(&o, 3, a4), 0);
 	assert_int_equal(o.format, FMT_TAP);
 	opts_free(&o);
+	assert_false(o.interactive || o.pause_on_failure);
+	/* the prompt has the terminal to itself: one file at a time whatever -j says */
+	const char *a5[] = {"run", "-j", "4", "--interactive", "f_test.lua"};
+	assert_int_equal(parse(&o, 5, a5), 0);
+	assert_true(o.interactive && !o.pause_on_failure);
+	assert_int_equal(o.jobs, 1);
+	opts_free(&o);
+	const char *a6[] = {"run", "--pause-on-failure", "--jobs", "3"};
+	assert_int_equal(parse(&o, 4, a6), 0);
+	assert_true(o.pause_on_failure && !o.interactive);
+	assert_int_equal(o.jobs, 1);
+	opts_free(&o);
 	unsetenv("PROVIUM_EVENTS");
 	unsetenv("PROVIUM_KERNEL");
 	unsetenv("PROVIUM_INITRD");
