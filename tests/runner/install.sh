@@ -107,7 +107,7 @@ warn=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z "$man_pag
 [ -z "$warn" ] && ok "man -l renders provium.1 without warnings" || nok "man warnings" "$warn"
 text=$(MANWIDTH=100 man -l "$man_page" 2> /dev/null | col -b)
 bad=
-for w in "provium run" "provium list" "provium events merge" "provium doctor" "provium kernel" \
+for w in "provium run" "provium repl" "provium list" "provium events merge" "provium doctor" "provium kernel" \
          "provium snapshots" "provium boot" "Exit codes" "PROVIUM_CACHE_DIR"; do
   grep -qF -- "$w" <<<"$text" || bad="$bad '$w'"
 done
@@ -123,7 +123,7 @@ comp() {
     _ "$D$prefix/share/bash-completion/completions/provium" "$P" "${@:2}"
 }
 cwant() { local d=$1 w=$2; shift 2; local got; got=$(comp "$@" | sort | tr '\n' ' '); [ "$got" = "$w" ] && ok "completion: $d" || nok "completion: $d: got '$got', want '$w'"; }
-cwant "subcommands" "boot doctor events kernel list run snapshots version " x ""
+cwant "subcommands" "boot console doctor events kernel kill list ps repl run shell snapshots version " x ""
 cwant "a prefix of a subcommand" "snapshots " x sn
 cwant "run flags by prefix" "--shard --shuffle " x run --sh
 cwant "--backend values" "auto kvm sandbox " x run --backend ""
