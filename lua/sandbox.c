@@ -293,11 +293,9 @@ bool sandbox_exited(struct sandbox *sb, int *status)
 
 /* The keeper (a child that outlives us): holds the agent socket and console input open
  * and drains the console, into console_path when there is one (`provium console`; cut
- * back to nothing past 4 MiB), until every writer is gone, i.e. until PID 1 died; then
- * removes console_path and entry_path (the registry's, runner/kept.h). Only
+ * back to nothing past 4 MiB), until every writer is gone, i.e. until PID 1 died. Only
  * async-signal-safe calls: we may have other threads. */
-static void keeper_main(const struct sandbox *sb, const char *console_path,
-			const char *entry_path)
+static void keeper_main(const struct sandbox *sb, const char *console_path)
 {
 	int keep[3] = {sb->agent_fd, sb->con_in, sb->con_out};
 	for (int i = 0; i < 3; i++) /* sort, for close_range between them */
@@ -327,13 +325,8 @@ static void keeper_main(const struct sandbox *sb, const char *console_path,
 	char buf[4096];
 	for (;;) {
 		ssize_t n = read(sb->con_out, buf, sizeof(buf));
-		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
-			if (console_path)
-				unlink(console_path);
-			if (entry_path)
-				unlink(entry_path);
-			_exit(0);
-		}
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+			_exit(0); /* the registry's next reader forgets the VM (runner/kept.c) */
 		if (n > 0 && log >= 0) {
 			if (logged + n > (4 << 20)) {
 				if (ftruncate(log, 0) == 0)
@@ -349,7 +342,7 @@ static void keeper_main(const struct sandbox *sb, const char *console_path,
 	}
 }
 
-pid_t sandbox_keep(struct sandbox *sb, const char *console_path, const char *entry_path)
+pid_t sandbox_keep(struct sandbox *sb, const char *console_path)
 {
 	if (!sb || sb->pid <= 0 || sb->reaped || sb->agent_fd < 0 || sb->con_out < 0)
 		return pv_error(ESRCH, "sandbox %s: not running", sb ? sb->name : "?");
@@ -372,7 +365,7 @@ pid_t sandbox_keep(struct sandbox *sb, const char *console_path, const char *ent
 	if (k < 0)
 		return pv_error(errno, "sandbox %s: fork keeper: %s", sb->name, strerror(errno));
 	if (k == 0)
-		keeper_main(sb, console_path, entry_path);
+		keeper_main(sb, console_path);
 	sb->kept = true;
 	return k;
 }

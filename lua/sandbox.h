@@ -48,8 +48,8 @@ void sandbox_kill(struct sandbox *sb);
  * Started with .keepable (else PDEATHSIG kills it when we exit). Returns the keeper's
  * pid or -errno. Reach the sandbox with `nsenter -t <pid> -a -r -w`; killing its PID 1
  * ends it and then the keeper. console_path (or NULL) gets the console so far and then
- * everything it says; the keeper removes it and entry_path (or NULL) when the VM ends. */
-pid_t sandbox_keep(struct sandbox *sb, const char *console_path, const char *entry_path);
+ * everything it says. */
+pid_t sandbox_keep(struct sandbox *sb, const char *console_path);
 /* sandbox_kill + free everything. NULL is fine. */
 void sandbox_free(struct sandbox *sb);
 

@@ -126,25 +126,23 @@ static int l_userns(lua_State *L)
 	return 1;
 }
 
-/* sb:keep(file) -> keeper pid: the sandbox outlives this worker (--keep; see
+/* sb:keep(file, tmpdir) -> keeper pid, listed: the sandbox outlives this worker (--keep; see
  * sandbox_keep), recorded in the kept-VM registry (runner/kept.h) with its console, so
  * `provium ps|shell|console|kill` find it. A registry that cannot be written still
  * keeps the VM (the run says how to reach it by pid). */
 static int l_keep(lua_State *L)
 {
 	struct lsandbox *s = luaL_checkudata(L, 1, SANDBOX_MT);
-	const char *file = luaL_optstring(L, 2, "");
-	char abs[PATH_MAX], dir[PATH_MAX], console[PATH_MAX + 32], entry[PATH_MAX + 32];
+	const char *file = luaL_optstring(L, 2, ""), *tmp = luaL_optstring(L, 3, "");
+	char abs[PATH_MAX], dir[PATH_MAX], console[PATH_MAX + 32];
 	bool reg = s->sb && pv_kept_dir(dir, sizeof(dir), true);
 	pid_t pid = s->sb ? sandbox_pid(s->sb) : 0;
 
 	if (*file && realpath(file, abs))
 		file = abs;
-	if (reg) {
+	if (reg)
 		pv_kept_path(console, sizeof(console), dir, pid, "console");
-		pv_kept_path(entry, sizeof(entry), dir, pid, "json");
-	}
-	pid_t k = s->sb ? sandbox_keep(s->sb, reg ? console : NULL, reg ? entry : NULL) : -ESRCH;
+	pid_t k = s->sb ? sandbox_keep(s->sb, reg ? console : NULL) : -ESRCH;
 	if (k < 0)
 		return pv_lua_error(L, "infra", "vm:keep", s->name, "%s",
 				    s->sb ? pv_errmsg() : "sandbox freed");
@@ -156,6 +154,7 @@ static int l_keep(lua_State *L)
 		snprintf(e.name, sizeof(e.name), "%s", s->name);
 		snprintf(e.backend, sizeof(e.backend), "sandbox");
 		snprintf(e.file, sizeof(e.file), "%s", file);
+		snprintf(e.tmp, sizeof(e.tmp), "%s", tmp);
 		reg = pv_kept_add(&e) == 0;
 	}
 	lua_pushinteger(L, k);

@@ -216,7 +216,8 @@ function VM:_keep()
     return false
   end
   local pid = self._sb:pid()
-  local ok, keeper, listed = pcall(self._sb.keep, self._sb, type(provium._keep_vms) == "string" and provium._keep_vms or nil)
+  local ok, keeper, listed = pcall(self._sb.keep, self._sb,
+    type(provium._keep_vms) == "string" and provium._keep_vms or nil, provium._config and provium._config.tmp_dir)
   if not ok then
     io.stderr:write("provium: --keep: VM ", self.name, " cannot be kept: ", tostring(keeper), "\n")
     return false

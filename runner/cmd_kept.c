@@ -190,7 +190,7 @@ static int kill_one(const struct pv_kept *k)
 		usleep(20 * 1000);
 	for (int i = 0; i < 50 && k->keeper > 0 && kill(k->keeper, 0) == 0; i++)
 		usleep(20 * 1000);
-	pv_kept_remove(k->pid);
+	pv_kept_remove(k);
 	printf("killed VM %s (pid %d)\n", k->name, (int)k->pid);
 	return 0;
 }

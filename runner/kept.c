@@ -6,6 +6,7 @@
 #include "vmm/util.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -91,10 +92,10 @@ int pv_kept_add(const struct pv_kept *k)
 
 	if (!pv_kept_dir(dir, sizeof(dir), true))
 		return -EIO;
-	json_t *j = json_pack("{s:s, s:s, s:i, s:i, s:b, s:I, s:f, s:s}", "name", k->name,
+	json_t *j = json_pack("{s:s, s:s, s:i, s:i, s:b, s:I, s:f, s:s, s:s}", "name", k->name,
 			      "backend", k->backend, "pid", (int)k->pid, "keeper", (int)k->keeper,
 			      "userns", k->userns, "starttime", (json_int_t)k->starttime,
-			      "since", k->since, "file", k->file);
+			      "since", k->since, "file", k->file, "tmp", k->tmp);
 	if (!j)
 		return pv_error(ENOMEM, "kept VM %s: cannot build its entry", k->name);
 	pv_kept_path(path, sizeof(path), dir, k->pid, "json");
@@ -112,21 +113,22 @@ int pv_kept_add(const struct pv_kept *k)
 static bool read_entry(const char *path, struct pv_kept *k)
 {
 	json_t *j = json_load_file(path, 0, NULL);
-	const char *name = NULL, *backend = NULL, *file = "";
+	const char *name = NULL, *backend = NULL, *file = "", *tmp = "";
 	int pid = 0, keeper = 0, userns = 0;
 	json_int_t st = 0;
 	double since = 0;
 
 	if (!j)
 		return false;
-	int r = json_unpack(j, "{s:s, s:s, s:i, s?i, s?b, s:I, s?F, s?s}", "name", &name,
+	int r = json_unpack(j, "{s:s, s:s, s:i, s?i, s?b, s:I, s?F, s?s, s?s}", "name", &name,
 			    "backend", &backend, "pid", &pid, "keeper", &keeper, "userns", &userns,
-			    "starttime", &st, "since", &since, "file", &file);
+			    "starttime", &st, "since", &since, "file", &file, "tmp", &tmp);
 	if (r == 0) {
 		memset(k, 0, sizeof(*k));
 		snprintf(k->name, sizeof(k->name), "%s", name);
 		snprintf(k->backend, sizeof(k->backend), "%s", backend);
 		snprintf(k->file, sizeof(k->file), "%s", file);
+		snprintf(k->tmp, sizeof(k->tmp), "%s", tmp);
 		k->pid = pid;
 		k->keeper = keeper;
 		k->userns = userns;
@@ -137,16 +139,41 @@ static bool read_entry(const char *path, struct pv_kept *k)
 	return r == 0 && pid > 0;
 }
 
-void pv_kept_remove(pid_t pid)
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0; /* what cannot go stays; the rest still goes */
+}
+
+void pv_kept_remove(const struct pv_kept *k)
 {
 	char dir[PATH_MAX], p[PATH_MAX + 32];
+	const char *base = strrchr(k->tmp, '/');
 
 	if (!pv_kept_dir(dir, sizeof(dir), false))
 		return;
-	pv_kept_path(p, sizeof(p), dir, pid, "json");
+	pv_kept_path(p, sizeof(p), dir, k->pid, "json");
 	unlink(p);
-	pv_kept_path(p, sizeof(p), dir, pid, "console");
+	pv_kept_path(p, sizeof(p), dir, k->pid, "console");
 	unlink(p);
+	/* the worker's temp dir (provium-XXXXXX) goes with its last kept VM */
+	if (!base || strncmp(base + 1, "provium-", 8))
+		return;
+	struct pv_kept *v;
+	size_t n;
+	bool shared = false;
+	if (pv_kept_list(&v, &n) == 0) {
+		for (size_t i = 0; i < n; i++)
+			shared |= v[i].pid != k->pid && !strcmp(v[i].tmp, k->tmp);
+		free(v);
+	}
+	if (!shared)
+		nftw(k->tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 static int by_since(const void *a, const void *b)
@@ -183,7 +210,7 @@ int pv_kept_list(struct pv_kept **out, size_t *n)
 			continue;
 		}
 		if (pv_kept_starttime(k.pid) != k.starttime) {
-			pv_kept_remove(k.pid); /* the VM is gone (or its pid is another's) */
+			pv_kept_remove(&k); /* the VM is gone (or its pid is another's) */
 			continue;
 		}
 		if (len == cap) {

@@ -17,6 +17,7 @@ struct pv_kept {
 	unsigned long long starttime;   /* of pid (/proc/PID/stat field 22): a reused pid is not it */
 	double since;                   /* when it was kept, seconds since the epoch */
 	char file[PATH_MAX];            /* the test file */
+	char tmp[PATH_MAX];             /* its worker's temp dir, kept with it, or "" */
 };
 
 /* The directory: $PROVIUM_KEPT_DIR, else /run/provium/kept for root, else
@@ -36,6 +37,6 @@ int pv_kept_list(struct pv_kept **out, size_t *n);
 /* The kept VM a user named: its name, or its pid. 0, or -ENOENT / -EEXIST (several
  * of that name) with a message saying what to type instead (pv_errmsg). */
 int pv_kept_find(const char *spec, struct pv_kept *out);
-/* Forgets pid's entry and console. */
-void pv_kept_remove(pid_t pid);
+/* Forgets k's entry and console, and its temp dir once no other kept VM has it. */
+void pv_kept_remove(const struct pv_kept *k);
 #endif

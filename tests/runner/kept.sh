@@ -6,7 +6,7 @@
 # live, `provium kill NAME|--all` stops it and its keeper and forgets it; a name kept
 # twice must be said by pid; an entry whose VM is gone is dropped. Nothing is left.
 . "$(dirname "$0")/lib.sh"
-export PROVIUM_KEPT_DIR=$W/kept
+export PROVIUM_KEPT_DIR=$W/kept TMPDIR=$W   # the runs' temp dirs too: none may be left
 mkdir -p "$W/fail"
 cat > "$W/fail/k_test.lua" <<'L'
 local vm = provium:vm("keepme")
@@ -93,6 +93,15 @@ else nok "console follower after kill" "$(cat "$W/con.err")"; kill "$cpid" 2>/de
 printf '{"name":"ghost","backend":"sandbox","pid":999999,"keeper":0,"starttime":1,"since":1,"file":"x"}' > "$W/kept/999999.json"
 if ! "$PROVIUM" ps | grep -q ghost && [ ! -e "$W/kept/999999.json" ]; then ok "provium ps drops an entry whose VM is gone"
 else nok "stale entry" "$("$PROVIUM" ps)"; fi
+# a kept VM that ends by itself (here: killed by hand, as --keep's message also says):
+# the next reader forgets it and removes its run's temp dir
+"$PROVIUM" run --keep "$W/fail" > /dev/null 2> "$W/err3"
+pid3=$(sed -n 's/.*VM keepme (sandbox) is still running as pid \([0-9]*\).*/\1/p' "$W/err3")
+tmp3=$(sed -n 's/.*--keep: temp dir \(.*\) kept$/\1/p' "$W/err3")
+[ -n "$pid3" ] && kill -KILL "$pid3"; gone "$pid3"
+if [ -n "$tmp3" ] && ! "$PROVIUM" ps | grep -q "$pid3" && [ ! -e "$W/kept/$pid3.json" ] && [ ! -e "$tmp3" ]; then
+  ok "a kept VM that ended by itself is dropped with its temp dir by the next provium ps"
+else nok "VM ended by itself: entry or temp dir left" "tmp: $tmp3" "$(ls -A "$W/kept")"; fi
 
 out=$("$PROVIUM" shell nope < /dev/null 2>&1); code=$?
 if [ "$code" = 2 ] && grep -q "no kept VM named nope (\`provium ps\` lists them" <<<"$out"; then
@@ -100,9 +109,9 @@ if [ "$code" = 2 ] && grep -q "no kept VM named nope (\`provium ps\` lists them"
 else nok "unknown name (exit $code)" "$out"; fi
 
 out=$("$PROVIUM" kill --all 2>&1); code=$?
-left=$(ls -A "$W/kept")
+left=$(ls -A "$W/kept"; ls -d "$W"/provium-* 2>/dev/null)
 if [ "$code" = 0 ] && [ "$out" = "killed VM keepme (pid $pid2)" ] && gone "$pid2" && [ -z "$left" ] &&
    [ "$("$PROVIUM" ps | head -1)" = "no kept VMs (in $W/kept)" ]; then
-  ok "provium kill --all stops the rest; nothing is listed or left in the registry"
+  ok "provium kill --all stops the rest; nothing is listed or left in the registry, no temp dir"
 else nok "kill --all (exit $code)" "$out" "left: $left"; fi
 done_testing

@@ -7,6 +7,7 @@ PROVIUM=${PROVIUM_BUILD:-$root/build}/provium
 W=$(mktemp -d /tmp/provium-rt.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 export PROVIUM_CACHE_DIR=$W/cache
+export PROVIUM_KEPT_DIR=$W/kept   # `run --keep` registers kept VMs there (runner/kept.h)
 unset PROVIUM_EVENTS PROVIUM_JOBS PROVIUM_TIMEOUT PROVIUM_BACKEND
 n=0
 
