@@ -468,6 +468,37 @@ static inline void ac_kill_unix(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
+/* An agent listening on DIR/agent.sock in a fresh temp dir /tmp/provium-TAG.XXXXXX:
+ * the group fixture of the native agent tests (connect with ac_connect_unix(a,
+ * u->sock)). */
+struct ac_unix_agent {
+	char dir[96];
+	char sock[128];
+	pid_t pid;
+};
+
+static inline int ac_unix_agent_up(struct ac_unix_agent *u, const char *tag)
+{
+	if (access(ac_agent_path(), X_OK) < 0) {
+		fprintf(stderr, "# %s missing: run `make build/provium-agent`\n", ac_agent_path());
+		return -1;
+	}
+	snprintf(u->dir, sizeof(u->dir), "/tmp/provium-%s.XXXXXX", tag);
+	if (!mkdtemp(u->dir))
+		return -1;
+	snprintf(u->sock, sizeof(u->sock), "%s/agent.sock", u->dir);
+	u->pid = ac_spawn_unix(u->sock);
+	return u->pid > 0 ? 0 : -1;
+}
+
+static inline void ac_unix_agent_down(struct ac_unix_agent *u)
+{
+	if (u->pid > 0)
+		ac_kill_unix(u->pid);
+	unlink(u->sock);
+	rmdir(u->dir);
+}
+
 /* Removes a test's temp dir and all below it: 0, or -1. */
 static inline int ac_rm_rf(const char *dir)
 {

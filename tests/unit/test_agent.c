@@ -12,36 +12,24 @@
 
 #include "tests/unit/agent_client.h"
 
-static char sock_dir[] = "/tmp/provium-agent-test.XXXXXX";
-static char sock_path[256];
-static pid_t unix_agent;
+static struct ac_unix_agent agent;
 
 static int group_setup(void **state)
 {
 	(void)state;
-	if (access(ac_agent_path(), X_OK) < 0) {
-		fprintf(stderr, "# %s missing: run `make build/provium-agent`\n", ac_agent_path());
-		return -1;
-	}
-	if (!mkdtemp(sock_dir))
-		return -1;
-	snprintf(sock_path, sizeof(sock_path), "%s/agent.sock", sock_dir);
-	unix_agent = ac_spawn_unix(sock_path);
-	return unix_agent > 0 ? 0 : -1;
+	return ac_unix_agent_up(&agent, "agent-test");
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	ac_kill_unix(unix_agent);
-	unlink(sock_path);
-	rmdir(sock_dir);
+	ac_unix_agent_down(&agent);
 	return 0;
 }
 
 static void connect_agent(struct ac *a)
 {
-	assert_int_equal(ac_connect_unix(a, sock_path), 0);
+	assert_int_equal(ac_connect_unix(a, agent.sock), 0);
 	assert_int_equal(ac_hello(a), 0);
 }
 
@@ -80,7 +68,7 @@ static void test_version_mismatch_names_both(void **state)
 	char msg[256];
 
 	(void)state;
-	assert_int_equal(ac_connect_unix(&a, sock_path), 0);
+	assert_int_equal(ac_connect_unix(&a, agent.sock), 0);
 	assert_int_equal(ac_hello_v(&a, PROTOCOL_VERSION + 1), 0);
 	f = ac_read_frame(&a, 5000);
 	assert_non_null(f);
@@ -115,7 +103,7 @@ static void test_first_frame_must_be_hello(void **state)
 	struct pv_frame *f;
 
 	(void)state;
-	assert_int_equal(ac_connect_unix(&a, sock_path), 0);
+	assert_int_equal(ac_connect_unix(&a, agent.sock), 0);
 	assert_int_not_equal(ac_sendf(&a, PV_OP_PING, ""), 0);
 	f = ac_read_frame(&a, 5000); /* the agent's hello */
 	assert_non_null(f);
@@ -238,7 +226,7 @@ static void test_random_frames_do_not_hurt(void **state)
 	assert_true(r.f->ok);
 	ac_rep_free(&r);
 	ac_close(&a);
-	assert_int_equal(waitpid(unix_agent, NULL, WNOHANG), 0);
+	assert_int_equal(waitpid(agent.pid, NULL, WNOHANG), 0);
 }
 
 /* ---- exec ---- */
@@ -679,20 +667,20 @@ static void test_escaped_grandchild_holds_nothing(void **state)
 
 	/* Idle, the agent has 3 threads (accept loop, reaper, signals); earlier tests'
 	 * connections may take a moment to wind down. */
-	for (int i = 0; i < 300 && thread_count(unix_agent) > 3; i++)
+	for (int i = 0; i < 300 && thread_count(agent.pid) > 3; i++)
 		usleep(10000);
-	base = thread_count(unix_agent);
+	base = thread_count(agent.pid);
 	assert_int_equal(base, 3);
 	connect_agent(&a);
 	assert_int_equal(ac_wait(&a, ac_sendf(&a, PV_OP_SPAWN, "cmd=s", "setsid sleep 8 & echo hi"),
 				 &s, 5000), 0);
 	assert_true(s.f->ok);
 	ac_rep_free(&s);
-	assert_true(thread_count(unix_agent) > base);
+	assert_true(thread_count(agent.pid) > base);
 	ac_close(&a);
-	for (int i = 0; i < 500 && thread_count(unix_agent) > base; i++)
+	for (int i = 0; i < 500 && thread_count(agent.pid) > base; i++)
 		usleep(10000);
-	assert_int_equal(thread_count(unix_agent), base); /* long before the sleep ends */
+	assert_int_equal(thread_count(agent.pid), base); /* long before the sleep ends */
 }
 
 /* ---- concurrency ---- */

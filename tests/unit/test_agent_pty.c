@@ -10,36 +10,24 @@
 
 #include "tests/unit/agent_client.h"
 
-static char sock_dir[] = "/tmp/provium-agent-pty.XXXXXX";
-static char sock_path[256];
-static pid_t unix_agent;
+static struct ac_unix_agent agent;
 
 static int group_setup(void **state)
 {
 	(void)state;
-	if (access(ac_agent_path(), X_OK) < 0) {
-		fprintf(stderr, "# %s missing: run `make build/provium-agent`\n", ac_agent_path());
-		return -1;
-	}
-	if (!mkdtemp(sock_dir))
-		return -1;
-	snprintf(sock_path, sizeof(sock_path), "%s/agent.sock", sock_dir);
-	unix_agent = ac_spawn_unix(sock_path);
-	return unix_agent > 0 ? 0 : -1;
+	return ac_unix_agent_up(&agent, "agent-pty");
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	ac_kill_unix(unix_agent);
-	unlink(sock_path);
-	rmdir(sock_dir);
+	ac_unix_agent_down(&agent);
 	return 0;
 }
 
 static void connect_agent(struct ac *a)
 {
-	assert_int_equal(ac_connect_unix(a, sock_path), 0);
+	assert_int_equal(ac_connect_unix(a, agent.sock), 0);
 	assert_int_equal(ac_hello(a), 0);
 }
 
