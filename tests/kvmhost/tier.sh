@@ -24,6 +24,17 @@ provium=$PROVIUM_BUILD/provium
 n=0 failed=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
 nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
+# inner PREFIX TAP CODE WHAT LOG LINES: the TAP an inner run wrote, renumbered into ours;
+# a failure of its own (with the last LINES of LOG) when it wrote no result, or ended
+# with status CODE != 0 while no test had failed
+inner() {
+  local before=$n
+  emit "$1" < "$2"
+  if [ $n -eq $before ] || { [ "$3" -ne 0 ] && [ $failed -eq 0 ]; }; then
+    nok "$4 inside the simulated host ended with status $3"
+    tail -"$6" "$5" | sed 's/^/# /'
+  fi
+}
 
 echo "TAP version 13"
 if [ ! -x "$provium" ]; then nok "$provium is not built"; echo "1..$n"; exit 1; fi
@@ -123,12 +134,7 @@ fi
 # ---- vm:shell() on a kvm VM, on a real terminal (tmux) inside the simulated host ----
 start=$(date +%s)
 "$here/run.sh" --timeout 900 -- bash tests/runner/shell.sh > "$work/shell.tap" 2> "$work/shell.err"; code=$?
-before=$n
-emit "- kvm: " < "$work/shell.tap"
-if [ $n -eq $before ] || { [ $code -ne 0 ] && [ $failed -eq 0 ]; }; then
-  nok "tests/runner/shell.sh on kvm inside the simulated host ended with status $code"
-  tail -20 "$work/shell.err" | sed 's/^/# /'
-fi
+inner "- kvm: " "$work/shell.tap" $code "tests/runner/shell.sh on kvm" "$work/shell.err" 20
 echo "# kvmhost: vm:shell on kvm took $(( $(date +%s) - start )) s" >&2
 
 # ---- the prompt (provium run --interactive, docs/debugging.md) on a kvm VM inside ----
@@ -173,12 +179,7 @@ for k in $(seq "$shards"); do
     echo "# kvmhost: shard $k/$shards: its simulated host stopped for good; running it again, once" >&2
     shard "$k"; code=$?
   fi
-  before=$n
-  emit "- linux $k/$shards: " < "$work/linux.$k.tap"
-  if [ $n -eq $before ] || { [ $code -ne 0 ] && [ $failed -eq 0 ]; }; then
-    nok "linux tier $k/$shards inside the simulated host ended with status $code"
-    tail -40 "$work/console.$k.log" | sed 's/^/# /'
-  fi
+  inner "- linux $k/$shards: " "$work/linux.$k.tap" $code "linux tier $k/$shards" "$work/console.$k.log" 40
   echo "# kvmhost: shard $k/$shards ended with status $code" >&2
 done
 echo "# kvmhost: the linux tier took $(( $(date +%s) - start )) s inside $shards simulated host(s)" >&2
