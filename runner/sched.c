@@ -56,6 +56,7 @@ struct sched {
 	msgpack_sbuffer sb;
 	bool stop;
 	pid_t parent_pid;
+	bool typing;        /* a live worker's slot is paused: the reporters hold */
 };
 
 static int sigpipe_fds[2] = {-1, -1};
@@ -244,6 +245,22 @@ static void on_worker_event(struct sched *s, struct slot *sl, const msgpack_obje
 		s->cfg->on_event(s->cfg->ctx, ev);
 }
 
+/* A person is at the keyboard of a live worker (vm:shell(), the prompt): the reporters
+ * hold their status line until no live slot is paused. Called wherever a slot's
+ * paused_at or liveness changes (a worker can die inside a session). */
+static void typing_update(struct sched *s)
+{
+	bool any = false;
+
+	for (int i = 0; i < s->nslots; i++)
+		any |= s->slots[i].used && !s->slots[i].reaped && s->slots[i].paused_at;
+	if (any != s->typing) {
+		s->typing = any;
+		if (s->cfg->on_interactive)
+			s->cfg->on_interactive(s->cfg->ctx, any);
+	}
+}
+
 static void on_message(struct sched *s, struct slot *sl, const msgpack_object *m)
 {
 	char k[16], name[512];
@@ -270,18 +287,14 @@ static void on_message(struct sched *s, struct slot *sl, const msgpack_object *m
 		const msgpack_object *on = ev_get(m, "on");
 		uint64_t now = pv_now_ns();
 		if (on && on->type == MSGPACK_OBJECT_BOOLEAN && on->via.boolean) {
-			if (!sl->paused_at) {
+			if (!sl->paused_at)
 				sl->paused_at = now;
-				if (s->cfg->on_interactive)
-					s->cfg->on_interactive(s->cfg->ctx, true);
-			}
 		} else if (sl->paused_at) {
 			if (sl->hang_at)
 				sl->hang_at += now - sl->paused_at;
 			sl->paused_at = 0;
-			if (s->cfg->on_interactive)
-				s->cfg->on_interactive(s->cfg->ctx, false);
 		}
+		typing_update(s);
 	} else if (!strcmp(k, "sync")) {
 		/* the prompt waits until what it sent before was reported (run()) */
 		send_reply(s, sl->wid, (uint64_t)ev_int(m, "id", 0), true, 0, NULL);
@@ -614,6 +627,7 @@ int sched_run(const struct sched_cfg *cfg, struct sched_result *res)
 			pid_t p = waitpid(sl->pid, &sl->status, WNOHANG);
 			if (p == sl->pid || (p < 0 && errno == ECHILD)) {
 				sl->reaped = true;
+				typing_update(&s);
 				finish_file(&s, sl, NULL);
 				running--;
 			}
@@ -627,10 +641,7 @@ int sched_run(const struct sched_cfg *cfg, struct sched_result *res)
 				kill(-sl->pid, SIGKILL);
 			}
 		}
-		bool someone_typing = false; /* no progress line over an interactive session */
-		for (int i = 0; i < s.nslots; i++)
-			someone_typing |= s.slots[i].used && !s.slots[i].reaped && s.slots[i].paused_at;
-		if (cfg->on_tick && !someone_typing && now - last_tick >= 200000000ull) {
+		if (cfg->on_tick && now - last_tick >= 200000000ull) {
 			last_tick = now;
 			cfg->on_tick(cfg->ctx);
 		}
