@@ -206,7 +206,7 @@ static int on_frame(struct sh *s, struct pv_frame *f)
 		if (f->id == 1) {
 			if (pv_map_int(f->result, "pid", &s->pid) < 0)
 				return seterr(s, "the agent's spawn reply has no pid");
-			if (isatty(0))
+			if (s->pty)
 				send_resize(s); /* a resize between connect and now */
 			return GO_ON;
 		}
@@ -236,9 +236,9 @@ static int on_frame(struct sh *s, struct pv_frame *f)
 }
 
 /* Bytes typed on this terminal: the escape byte ends the session (returns 1). */
-static int on_input(struct sh *s, const char *buf, size_t n, int esc, bool tty)
+static int on_input(struct sh *s, const char *buf, size_t n, int esc)
 {
-	const char *cut = tty && esc >= 0 ? memchr(buf, esc, n) : NULL;
+	const char *cut = s->pty && esc >= 0 ? memchr(buf, esc, n) : NULL;
 	size_t len = cut ? (size_t)(cut - buf) : n;
 
 	if (len && s->pid > 0 && send_input(s, buf, len) < 0)
@@ -246,7 +246,7 @@ static int on_input(struct sh *s, const char *buf, size_t n, int esc, bool tty)
 	return cut ? 1 : 0;
 }
 
-static int session(struct sh *s, int esc, bool tty)
+static int session(struct sh *s, int esc)
 {
 	bool in_open = true;
 	char buf[4096];
@@ -269,7 +269,7 @@ static int session(struct sh *s, int esc, bool tty)
 		if (pf[1].revents) {
 			while (read(wakeup[0], buf, sizeof(buf)) > 0)
 				;
-			if (s->pid > 0 && send_resize(s) < 0)
+			if (s->pid > 0 && s->pty && send_resize(s) < 0)
 				return -1;
 		}
 		if (pf[2].revents) {
@@ -277,7 +277,7 @@ static int session(struct sh *s, int esc, bool tty)
 
 			if (n < 0 && errno == EINTR)
 				continue;
-			if (n < 0 && tty)
+			if (n < 0 && s->pty)
 				return seterr(s, "cannot read this terminal: %s", strerror(errno));
 			if (n <= 0) {
 				/* the end of the input: the end of the shell's (on a pty,
@@ -286,7 +286,7 @@ static int session(struct sh *s, int esc, bool tty)
 				if ((s->pty ? send_input(s, "\004", 1) : send_close_stdin(s)) < 0)
 					return -1;
 			} else {
-				int r = on_input(s, buf, (size_t)n, esc, tty);
+				int r = on_input(s, buf, (size_t)n, esc);
 
 				if (r != 0)
 					return r < 0 ? -1 : 0;
@@ -381,7 +381,7 @@ int pv_shell_ex(int fd, const char *vm, int esc, char *err, size_t errlen)
 		cfmakeraw(&raw);
 		tcsetattr(0, TCSAFLUSH, &raw);
 	}
-	rc = session(&s, esc, tty);
+	rc = session(&s, esc);
 	if (tty) {
 		tcsetattr(0, TCSAFLUSH, &saved);
 		fprintf(stderr, "\nprovium: left the shell of VM %s\n", vm);

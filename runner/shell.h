@@ -10,8 +10,8 @@
 /* Runs /bin/sh on a pty in the guest over fd, a FRESH agent connection (no hello
  * exchanged yet; the caller keeps and closes fd), until the shell exits or the
  * escape byte is typed (esc < 0: none). This terminal is in raw mode meanwhile and
- * its window size follows SIGWINCH; stdin that is not a terminal is sent as typed,
- * then an EOF character. Returns the shell's exit status (128 + signal), 0 when the
+ * its window size follows SIGWINCH. With stdin not a terminal the shell has none
+ * either: it reads stdin through a pipe and ends at its end. Returns the shell's exit status (128 + signal), 0 when the
  * user left with the escape key, or -1 with the reason in err. */
 int pv_shell_ex(int fd, const char *vm, int esc, char *err, size_t errlen);
 /* The same, printing a failure as "provium: shell in VM NAME: ..." on stderr. */
