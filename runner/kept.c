@@ -150,32 +150,6 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 	return 0; /* what cannot go stays; the rest still goes */
 }
 
-void pv_kept_remove(const struct pv_kept *k)
-{
-	char dir[PATH_MAX], p[PATH_MAX + 32];
-	const char *base = strrchr(k->tmp, '/');
-
-	if (!pv_kept_dir(dir, sizeof(dir), false))
-		return;
-	pv_kept_path(p, sizeof(p), dir, k->pid, "json");
-	unlink(p);
-	pv_kept_path(p, sizeof(p), dir, k->pid, "console");
-	unlink(p);
-	/* the worker's temp dir (provium-XXXXXX) goes with its last kept VM */
-	if (!base || strncmp(base + 1, "provium-", 8))
-		return;
-	struct pv_kept *v;
-	size_t n;
-	bool shared = false;
-	if (pv_kept_list(&v, &n) == 0) {
-		for (size_t i = 0; i < n; i++)
-			shared |= v[i].pid != k->pid && !strcmp(v[i].tmp, k->tmp);
-		free(v);
-	}
-	if (!shared)
-		nftw(k->tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
-
 static int by_since(const void *a, const void *b)
 {
 	const struct pv_kept *x = a, *y = b;
@@ -183,19 +157,65 @@ static int by_since(const void *a, const void *b)
 	return x->since < y->since ? -1 : x->since > y->since;
 }
 
+/* Forgets k's entry and console, and its worker's temp dir (provium-XXXXXX) unless one
+ * of the live entries still has it. */
+static void forget(const char *dir, const struct pv_kept *k, const struct pv_kept *live,
+		   size_t nlive)
+{
+	char p[PATH_MAX + 32];
+	const char *base = strrchr(k->tmp, '/');
+	bool shared = false;
+
+	pv_kept_path(p, sizeof(p), dir, k->pid, "json");
+	unlink(p);
+	pv_kept_path(p, sizeof(p), dir, k->pid, "console");
+	unlink(p);
+	if (!base || strncmp(base + 1, "provium-", 8))
+		return;
+	for (size_t i = 0; i < nlive; i++)
+		shared |= live[i].pid != k->pid && !strcmp(live[i].tmp, k->tmp);
+	if (!shared)
+		nftw(k->tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+void pv_kept_remove(const struct pv_kept *k)
+{
+	char dir[PATH_MAX];
+	struct pv_kept *v;
+	size_t n;
+
+	if (!pv_kept_dir(dir, sizeof(dir), false) || pv_kept_list(&v, &n) < 0)
+		return;
+	forget(dir, k, v, n);
+	free(v);
+}
+
+static bool push(struct pv_kept **v, size_t *len, size_t *cap, const struct pv_kept *k)
+{
+	if (*len == *cap) {
+		struct pv_kept *nv = realloc(*v, (*cap = *cap ? *cap * 2 : 8) * sizeof(**v));
+		if (!nv)
+			return false;
+		*v = nv;
+	}
+	(*v)[(*len)++] = *k;
+	return true;
+}
+
 int pv_kept_list(struct pv_kept **out, size_t *n)
 {
 	char dir[PATH_MAX], p[PATH_MAX + 300];
-	struct pv_kept *v = NULL;
-	size_t len = 0, cap = 0;
+	struct pv_kept *v = NULL, *gone = NULL;
+	size_t len = 0, cap = 0, ngone = 0, capgone = 0;
 	struct dirent *d;
 	DIR *dp;
+	bool ok = true;
 
 	*out = NULL;
 	*n = 0;
 	if (!pv_kept_dir(dir, sizeof(dir), false) || !(dp = opendir(dir)))
 		return 0; /* no directory: nothing was ever kept */
-	while ((d = readdir(dp))) {
+	while (ok && (d = readdir(dp))) {
 		size_t l = strlen(d->d_name);
 		struct pv_kept k;
 
@@ -209,22 +229,20 @@ int pv_kept_list(struct pv_kept **out, size_t *n)
 				unlink(p);
 			continue;
 		}
-		if (pv_kept_starttime(k.pid) != k.starttime) {
-			pv_kept_remove(&k); /* the VM is gone (or its pid is another's) */
-			continue;
-		}
-		if (len == cap) {
-			struct pv_kept *nv = realloc(v, (cap = cap ? cap * 2 : 8) * sizeof(*v));
-			if (!nv) {
-				free(v);
-				closedir(dp);
-				return pv_error(ENOMEM, "kept VMs: out of memory");
-			}
-			v = nv;
-		}
-		v[len++] = k;
+		/* the VM is gone (or its pid is another's): forgotten below */
+		if (pv_kept_starttime(k.pid) != k.starttime)
+			ok = push(&gone, &ngone, &capgone, &k);
+		else
+			ok = push(&v, &len, &cap, &k);
 	}
 	closedir(dp);
+	for (size_t i = 0; ok && i < ngone; i++)
+		forget(dir, &gone[i], v, len);
+	free(gone);
+	if (!ok) {
+		free(v);
+		return pv_error(ENOMEM, "kept VMs: out of memory");
+	}
 	if (len)
 		qsort(v, len, sizeof(*v), by_since);
 	*out = v;
