@@ -1,9 +1,13 @@
 /* platform.c — the PC odds and ends every VM has:
  *  - the exit port 0xf4 (kvm-unit-tests' convention): a 1/2/4-byte write ends the
  *    VM with VM_EXIT_PORT and the written value as the exit code;
- *  - the i8042 at 0x60/0x64, only as far as reboot needs it: status reads 0 (no
- *    data, input buffer empty) and command 0xfe (pulse reset) ends the VM with
- *    VM_EXIT_RESET;
+ *  - the i8042 at 0x60/0x64, only as far as reboot needs it: command 0xfe (pulse
+ *    reset) ends the VM with VM_EXIT_RESET. Its status reads 0x01 (a byte waiting,
+ *    input buffer empty) and its data port 0xff, so Linux's i8042 probe flushes 16
+ *    bytes and says "No controller found" at once (status 0 made it wait for a
+ *    reply to "read CTR" 10000 times, 0.5 s and 10 000 exits per boot), while the
+ *    reboot path's kb_wait(), which waits for an empty input buffer, passes at once
+ *    (all-ones, an absent chip, would make it poll 65536 times);
  *  - quiet sinks for ports Linux probes or uses as delays: 0x80/0xed (POST/delay),
  *    the PIC/PIT/ELCR ports the in-kernel irqchip normally handles, the other COM
  *    ports and PCI config ports (no device: reads all-ones). Without them each
@@ -33,8 +37,8 @@ static const struct bus_ops exit_ops = {.write = exit_write};
 static void i8042_read(void *opaque, uint64_t off, void *data, unsigned len)
 {
 	(void)opaque;
-	(void)off;
-	memset(data, 0, len);
+	/* 0x61 (inside the range; the in-kernel PIT normally takes it) reads 0 */
+	memset(data, off == 4 ? 0x01 : off == 0 ? 0xff : 0, len);
 }
 
 static void i8042_write(void *opaque, uint64_t off, const void *data, unsigned len)

@@ -2,6 +2,7 @@
  * terminal, for debugging kernels and test guests by hand.
  *
  *   provium boot --kernel K [--initrd I] [--cmdline C] [--memory M] [--cpus N]
+ *                [--stats[=FILE]]
  *
  * When stdin is a terminal it is put in raw mode and every key goes to the guest;
  * Ctrl-A x quits (Ctrl-A Ctrl-A sends a Ctrl-A, Ctrl-A h lists these), like QEMU.
@@ -11,6 +12,7 @@
  * 130 after SIGINT, SIGTERM or SIGHUP (the VM is stopped first); 141 when
  * the output was closed (a pipe's reader went away), whatever the guest is doing. */
 #include "runner/commands.h"
+#include "vmm/stats.h"
 #include "vmm/util.h"
 #include "vmm/vmm.h"
 
@@ -47,6 +49,8 @@ static void usage(FILE *f)
 		"  --cmdline C   kernel command line (default \"console=ttyS0\")\n"
 		"  --memory M    guest RAM: MiB, or with a suffix: 512M, 1G (default 128M)\n"
 		"  --cpus N      vCPUs (default 1)\n"
+		"  --stats[=F]   when the VM ends, print its exits by reason (KVM's counters)\n"
+		"                and those handled here by port / MMIO address, to stderr or F\n"
 		"The serial console is this terminal: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A.\n"
 		"Exits with the code the guest writes to port 0xf4.\n");
 }
@@ -170,6 +174,24 @@ static bool forward_keys(struct vm *vm, const char *buf, size_t n, bool *esc)
 	return false;
 }
 
+/* --stats: the exits of the VM that just ended (vm_exit_stats before vm_destroy). */
+static void print_stats(struct vm *vm, const char *file)
+{
+	struct vm_exit_stats st;
+	if (vm_exit_stats(vm, &st)) {
+		fprintf(stderr, "provium boot: --stats: %s\n", pv_errmsg());
+		return;
+	}
+	FILE *f = file ? fopen(file, "w") : stderr;
+	if (!f) {
+		fprintf(stderr, "provium boot: --stats=%s: %s\n", file, strerror(errno));
+		return;
+	}
+	vm_exit_stats_print(&st, f);
+	if (f != stderr)
+		fclose(f);
+}
+
 int cmd_boot(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -178,12 +200,15 @@ int cmd_boot(int argc, char **argv)
 		{"cmdline", required_argument, NULL, 'c'},
 		{"memory", required_argument, NULL, 'm'},
 		{"cpus", required_argument, NULL, 'n'},
+		{"stats", optional_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	struct vm_config cfg = {.name = "boot", .cmdline = "console=ttyS0",
 				.console_out = console_to_stdout};
 	int c;
+	bool stats = false;
+	const char *stats_file = NULL;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "k:i:c:m:n:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -207,6 +232,7 @@ int cmd_boot(int argc, char **argv)
 			cfg.cpus = (unsigned)v;
 			break;
 		}
+		case 's': stats = true; stats_file = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -291,6 +317,8 @@ int cmd_boot(int argc, char **argv)
 			vm_console_input(vm, buf, r);
 	}
 	term_restore(&t);
+	if (stats)
+		print_stats(vm, stats_file);
 	vm_destroy(vm);
 
 	switch (ex.reason) {

@@ -59,6 +59,12 @@ int cpuid_setup_vcpu(struct vm *vm, struct vcpu *vc)
 		return pv_error(ENOMEM, "cpuid: out of memory");
 	memcpy(c, src, sizeof(*src) + src->nent * sizeof(src->entries[0]));
 	uint32_t apic = vc->index;
+	/* KVM_GET_SUPPORTED_CPUID leaves out the TSC-deadline timer, which the in-kernel
+	 * LAPIC emulates (api.rst: check KVM_CAP_TSC_DEADLINE_TIMER). Without it Linux
+	 * calibrates its LAPIC timer against the PIT for 100 ms, and where that
+	 * calibration fails (as under an emulated host) it keeps the PIT as its clock
+	 * event device, with an IOAPIC interrupt and MMIO EOI per tick. */
+	bool deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
 	for (uint32_t i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
 		switch (e->function) {
@@ -69,6 +75,8 @@ int cpuid_setup_vcpu(struct vm *vm, struct vcpu *vc)
 			if (vm->ncpus > 1)
 				e->edx |= 1u << 28; /* HTT: the count field is valid */
 			e->ecx |= 1u << 31;
+			if (deadline)
+				e->ecx |= 1u << 24;
 			break;
 		case 0xb:
 		case 0x1f:

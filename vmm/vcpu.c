@@ -238,6 +238,8 @@ static bool vcpu_handle_exit(struct vcpu *c)
 	char msg[256], where[96];
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO: {
+		vcpu_stats_count(&c->stats, VM_STAT_PIO, run->io.direction == KVM_EXIT_IO_OUT,
+				 run->io.port);
 		uint8_t *p = (uint8_t *)run + run->io.data_offset;
 		for (uint32_t i = 0; i < run->io.count; i++, p += run->io.size)
 			bus_access(vm->pio, run->io.port, p, run->io.size,
@@ -245,12 +247,15 @@ static bool vcpu_handle_exit(struct vcpu *c)
 		return true;
 	}
 	case KVM_EXIT_MMIO:
+		vcpu_stats_count(&c->stats, VM_STAT_MMIO, run->mmio.is_write,
+				 run->mmio.phys_addr);
 		bus_access(vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
 			   run->mmio.is_write);
 		return true;
 	case KVM_EXIT_INTR:
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
 	case KVM_EXIT_DEBUG:
+		vcpu_stats_count(&c->stats, VM_STAT_OTHER, false, run->exit_reason);
 		return true;
 	case KVM_EXIT_HLT:
 		snprintf(msg, sizeof(msg), "vcpu %u halted", c->index);
@@ -320,6 +325,7 @@ static void *vcpu_thread(void *arg)
 		if (r < 0) {
 			int e = errno;
 			if (e == EINTR || e == EAGAIN) {
+				vcpu_stats_count(&c->stats, VM_STAT_OTHER, false, KVM_EXIT_INTR);
 				__atomic_store_n(&c->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 				if (atomic_exchange(&c->probe, false))
 					vcpu_probe_halt(c);

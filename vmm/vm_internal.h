@@ -3,6 +3,7 @@
 #ifndef PROVIUM_VM_INTERNAL_H
 #define PROVIUM_VM_INTERNAL_H
 
+#include "vmm/stats.h"
 #include "vmm/vmm.h"
 
 #include <linux/kvm.h>
@@ -49,6 +50,7 @@ struct vcpu {
 	atomic_int halted_rounds;
 	atomic_bool waiting_sipi;
 	uint64_t halted_rip;
+	struct vcpu_stats stats;  /* user-space exits, this thread's own (stats.c) */
 };
 
 struct vm_cleanup {
