@@ -416,6 +416,8 @@ end
 function Bridge:_teardown()
   if self._closed then return end
   self._closed = true
+  -- a kept kvm VM's network stays as it is, in its holder (kvm.lua K:_keep)
+  for _, nic in ipairs(self._nics) do if nic.vm._kept then return end end
   for i = #self._captures, 1, -1 do pcall(self._captures[i].close, self._captures[i]) end
   for _, nic in ipairs(self._nics) do
     for i = #(nic._captures or {}), 1, -1 do pcall(nic._captures[i].close, nic._captures[i]) end

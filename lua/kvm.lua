@@ -300,6 +300,39 @@ function K:_teardown()
   self._state = self._state == "crashed" and "crashed" or "stopped"
 end
 
+-- --keep after a failed test (lab.lua): the VM stays up in this worker, which holds it
+-- once the file's results are sent (lua/kvm_keep.c; testlib.lua calls V.kvm_hold).
+-- Says how to reach it. Returns true when kept (else the caller tears it down).
+function K:_keep()
+  local st = self:state()
+  if st ~= "running" and st ~= "paused" then return false end
+  if st == "paused" then pcall(self._sb.resume, self._sb) end -- a shell needs it running
+  local netns = self._nics and #self._nics > 0 and os.getenv("PROVIUM_NETNS") or ""
+  local ok, err = pcall(provium._c_kvm_keep.keep, self._sb,
+    type(provium._keep_vms) == "string" and provium._keep_vms or nil, provium._config and provium._config.tmp_dir, netns)
+  if not ok then
+    io.stderr:write("provium: --keep: VM ", self.name, " cannot be kept: ",
+      provium._is_error(err) and err.message or tostring(err), "\n")
+    return false
+  end
+  for w in pairs(self._workers or {}) do pcall(w.close, w) end
+  if self._conn then self._conn:close(); self._conn = nil end
+  V.kvm_kept = V.kvm_kept or {}
+  V.kvm_kept[#V.kvm_kept + 1] = self._sb -- referenced until the holder ends
+  self._kept = true
+  io.stderr:write(("provium: --keep: VM %s (kvm) is still running, held by pid %d, after a failed test\n" ..
+    "  a shell:   provium shell %s\n  console:   provium console %s\n" ..
+    "  stop it:   provium kill %s   (`provium ps` lists what is kept)\n"):format(self.name,
+    self._sb:pid(), self.name, self.name, self.name))
+  mark_exit(self, "stopped", "kept", nil)
+  return true
+end
+
+-- After the file's last event: hold the kept kvm VMs (never returns) when there are any.
+function V.kvm_hold()
+  if V.kvm_kept and #V.kvm_kept > 0 then provium._c_kvm_keep.hold() end
+end
+
 function K:info()
   local p = self._profile
   local i = self._sb and self._sb:info() or {}

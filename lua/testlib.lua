@@ -570,5 +570,7 @@ function provium._main()
   local ev = { ev = "file_end", duration_ns = S.now_ns() - start }
   for k, v in pairs(counts) do ev[k] = v end
   emit(ev)
+  -- --keep kept kvm VMs: this worker goes on as their holder (kvm.lua, lua/kvm_keep.c)
+  if provium._vm and provium._vm.kvm_hold then provium._vm.kvm_hold() end
   return 0
 end

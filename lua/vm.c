@@ -140,8 +140,10 @@ static int l_keep(lua_State *L)
 
 	if (*file && realpath(file, abs))
 		file = abs;
+	struct pv_kept e = { .pid = pid, .backend = "sandbox" };
+
 	if (reg)
-		pv_kept_path(console, sizeof(console), dir, pid, "console");
+		pv_kept_path(console, sizeof(console), dir, &e, "console");
 	pid_t k = s->sb ? sandbox_keep(s->sb, reg ? console : NULL) : -ESRCH;
 	if (k < 0)
 		return pv_lua_error(L, "infra", "vm:keep", s->name, "%s",
@@ -149,10 +151,11 @@ static int l_keep(lua_State *L)
 	if (reg) {
 		struct timespec now;
 		clock_gettime(CLOCK_REALTIME, &now);
-		struct pv_kept e = { .pid = pid, .keeper = k, .userns = sandbox_userns(s->sb),
-				     .starttime = pv_kept_starttime(pid), .since = (double)now.tv_sec + now.tv_nsec / 1e9 };
+		e.keeper = k;
+		e.userns = sandbox_userns(s->sb);
+		e.starttime = pv_kept_starttime(pid);
+		e.since = (double)now.tv_sec + now.tv_nsec / 1e9;
 		snprintf(e.name, sizeof(e.name), "%s", s->name);
-		snprintf(e.backend, sizeof(e.backend), "sandbox");
 		snprintf(e.file, sizeof(e.file), "%s", file);
 		snprintf(e.tmp, sizeof(e.tmp), "%s", tmp);
 		reg = pv_kept_add(&e) == 0;

@@ -98,14 +98,14 @@ int cmd_shell(int argc, char **argv)
 	}
 	if (find("shell", argv[1], &k) < 0)
 		return 2;
-	if (strcmp(k.backend, "sandbox")) {
-		fprintf(stderr, "provium shell: VM %s: a kept %s VM is not reachable yet\n", k.name,
-			k.backend);
-		return 3;
-	}
-	int fd = sandbox_connect_pid(k.pid, k.userns, k.name);
+	/* a sandbox: into its namespaces; a kvm VM: a new vsock stream from its holder */
+	int fd = !strcmp(k.backend, "kvm") ? pv_kept_ask(&k, PV_KEPT_SHELL)
+					    : sandbox_connect_pid(k.pid, k.userns, k.name);
 	if (fd < 0) {
-		fprintf(stderr, "provium shell: VM %s: %s\n", k.name, pv_errmsg());
+		if (!strcmp(k.backend, "kvm")) /* its message names the VM */
+			fprintf(stderr, "provium shell: %s\n", pv_errmsg());
+		else
+			fprintf(stderr, "provium shell: VM %s: %s\n", k.name, pv_errmsg());
 		return 3;
 	}
 	/* the shell waits on this connection: blocking */
@@ -123,7 +123,7 @@ int cmd_console(int argc, char **argv)
 	bool follow = true;
 	const char *spec = NULL;
 	struct pv_kept k;
-	char dir[PATH_MAX], path[PATH_MAX + 32], buf[65536];
+	char dir[PATH_MAX], path[PATH_MAX + 200], entry[PATH_MAX + 200], buf[65536];
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--no-follow") || !strcmp(argv[i], "-n"))
@@ -144,7 +144,8 @@ int cmd_console(int argc, char **argv)
 		return 2;
 	if (!pv_kept_dir(dir, sizeof(dir), false))
 		return 3;
-	pv_kept_path(path, sizeof(path), dir, k.pid, "console");
+	pv_kept_path(path, sizeof(path), dir, &k, "console");
+	pv_kept_path(entry, sizeof(entry), dir, &k, "json");
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "provium console: VM %s: %s: %s\n", k.name, path, strerror(errno));
@@ -166,7 +167,8 @@ int cmd_console(int argc, char **argv)
 		}
 		if (!follow)
 			break;
-		if (pv_kept_starttime(k.pid) != k.starttime) {
+		/* gone, or (kvm) its holder forgot it while holding others */
+		if (pv_kept_starttime(k.pid) != k.starttime || access(entry, F_OK) < 0) {
 			fprintf(stderr, "provium console: VM %s ended\n", k.name);
 			break;
 		}
@@ -178,8 +180,36 @@ int cmd_console(int argc, char **argv)
 	return 0;
 }
 
+/* A kvm VM: its holder stops it (and ends once it holds no VM); one that does not
+ * answer is killed, with every VM it holds (the registry's readers forget them). */
+static int kill_kvm(const struct pv_kept *k)
+{
+	if (pv_kept_ask(k, PV_KEPT_KILL) < 0) {
+		fprintf(stderr, "provium kill: %s; killing pid %d\n", pv_errmsg(), (int)k->pid);
+		kill(k->pid, SIGKILL);
+	}
+	for (int i = 0; i < 250 && pv_kept_starttime(k->pid) == k->starttime; i++) {
+		struct pv_kept *v;
+		size_t n;
+		bool more = false;
+
+		if (pv_kept_list(&v, &n) == 0) /* it holds others: it stays */
+			for (size_t j = 0; j < n; j++)
+				more |= v[j].pid == k->pid && strcmp(v[j].name, k->name);
+		free(v);
+		if (more)
+			break;
+		usleep(20 * 1000);
+	}
+	pv_kept_remove(k);
+	printf("killed VM %s (pid %d)\n", k->name, (int)k->pid);
+	return 0;
+}
+
 static int kill_one(const struct pv_kept *k)
 {
+	if (!strcmp(k->backend, "kvm"))
+		return kill_kvm(k);
 	if (kill(k->pid, SIGKILL) < 0 && errno != ESRCH) {
 		fprintf(stderr, "provium kill: VM %s (pid %d): %s\n", k->name, (int)k->pid,
 			strerror(errno));

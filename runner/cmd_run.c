@@ -304,7 +304,10 @@ int cmd_run(int argc, char **argv)
 	struct sched_result res;
 	netns_run_init(); /* names the run's network namespace; removed below */
 	r = sched_run(&sc, &res);
-	netns_run_cleanup(); /* after every worker is gone, also after crashes/SIGINT */
+	/* after every worker is gone, also after crashes/SIGINT; a kept kvm VM's bridges
+	 * stay in it until the VM goes (runner/kept.c) */
+	if (r < 0 || !res.kept_netns)
+		netns_run_cleanup();
 	if (r < 0) {
 		fprintf(stderr, "provium run: %s\n", pv_errmsg());
 		code = runctx_end(&rc, false, 3);

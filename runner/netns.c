@@ -1,6 +1,7 @@
 /* netns.c — the run's network namespace (runner/netns.h): named by the parent,
  * created by the first worker that needs it, removed by the parent at exit. */
 #include "runner/netns.h"
+#include "runner/kept.h"
 #include "vmm/util.h"
 
 #include <dirent.h>
@@ -208,6 +209,33 @@ static void remove_named(const char *name)
 	unlink(path);
 }
 
+/* A kept kvm VM's bridges are in the namespace of its run, whose parent is gone: it
+ * stays until the VM goes (runner/kept.c). */
+static bool kept_in(const char *name)
+{
+	struct pv_kept *v;
+	size_t n;
+	bool in = false;
+
+	if (pv_kept_list(&v, &n) < 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		in |= !strcmp(v[i].netns, name);
+	free(v);
+	return in;
+}
+
+void netns_remove(const char *name)
+{
+	unsigned pid;
+	char tag[8];
+
+	if (sscanf(name, "provium-%u-%4[0-9a-f]", &pid, tag) != 2)
+		return;
+	delete_host_links(tag);
+	remove_named(name);
+}
+
 int netns_sweep_stale(void)
 {
 	DIR *d = opendir(NETNS_DIR);
@@ -220,7 +248,7 @@ int netns_sweep_stale(void)
 		char tag[8];
 		if (sscanf(e->d_name, "provium-%u-%4[0-9a-f]", &pid, tag) != 2)
 			continue;
-		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+		if ((kill((pid_t)pid, 0) == 0 || errno != ESRCH) || kept_in(e->d_name))
 			continue;
 		delete_host_links(tag);
 		remove_named(e->d_name);

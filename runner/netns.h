@@ -40,5 +40,8 @@ void netns_leave(int saved);
 
 /* Names of namespaces matching provium-<pid>-* whose pid is not running (for tests). */
 int netns_sweep_stale(void);
+/* Removes the run namespace `name` (provium-PID-TAG) and its host-side links: what
+ * netns_run_cleanup does, for a run that kept kvm VMs (runner/kept.c, on their end). */
+void netns_remove(const char *name);
 
 #endif

@@ -40,6 +40,8 @@ struct slot {
 	uint64_t paused_at; /* an interactive session (vm:shell, the prompt) since then */
 	double cur_timeout;
 	bool hung;
+	bool detached;      /* it holds kept kvm VMs now (k="detach"): not waited for */
+	bool detached_netns;
 	char *start_err;    /* why the worker could not be started */
 	char **vms;         /* VMs with a vm_spawn and no vm_exit yet */
 	int nvms;
@@ -298,6 +300,12 @@ static void on_message(struct sched *s, struct slot *sl, const msgpack_object *m
 	} else if (!strcmp(k, "sync")) {
 		/* the prompt waits until what it sent before was reported (run()) */
 		send_reply(s, sl->wid, (uint64_t)ev_int(m, "id", 0), true, 0, NULL);
+	} else if (!strcmp(k, "detach")) {
+		/* --keep: the worker goes on as the holder of its kept kvm VMs
+		 * (lua/kvm_keep.c); its results are all in, EOF follows */
+		const msgpack_object *ns = ev_get(m, "netns");
+		sl->detached = true;
+		sl->detached_netns = ns && ns->type == MSGPACK_OBJECT_BOOLEAN && ns->via.boolean;
 	} else if (!strcmp(k, "barrier")) {
 		if (!ev_str(m, "name", name, sizeof(name)))
 			strcpy(name, "");
@@ -447,7 +455,9 @@ static void finish_file(struct sched *s, struct slot *sl, const char *start_erro
 	bool keep = s->cfg->base.keep && !start_error && WIFEXITED(sl->status) &&
 		    WEXITSTATUS(sl->status) == 0 && sl->c.failed > 0 && !interrupts;
 	if (sl->pid > 0 && !keep)
-		kill(-sl->pid, SIGKILL);
+		kill(-sl->pid, SIGKILL); /* a holder too: an interrupted run keeps nothing */
+	if (keep && sl->detached)
+		s->res->kept_netns |= sl->detached_netns;
 
 	const char *why = NULL;
 	int st = sl->status;
@@ -625,6 +635,11 @@ int sched_run(const struct sched_cfg *cfg, struct sched_result *res)
 			if (!sl->used || sl->reaped)
 				continue;
 			pid_t p = waitpid(sl->pid, &sl->status, WNOHANG);
+			if (p == 0 && sl->detached && sl->fd < 0) {
+				/* a holder of kept VMs: done as a worker, as if it exited 0 */
+				sl->status = 0;
+				p = sl->pid;
+			}
 			if (p == sl->pid || (p < 0 && errno == ECHILD)) {
 				sl->reaped = true;
 				typing_update(&s);

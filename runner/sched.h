@@ -42,6 +42,8 @@ struct sched_result {
 	size_t failures;         /* tests that failed or errored */
 	bool interrupted;
 	bool stopped;            /* --fail-fast stopped scheduling */
+	bool kept_netns;         /* a worker holding kept kvm VMs has bridges in the run's
+				  * network namespace: it stays (runner/kept.c removes it) */
 };
 
 /* Returns 0, or -errno when the run could not start at all (message in pv_errmsg()). */

@@ -17,6 +17,10 @@
  *        no hang detection, nothing drawn over the terminal; no reply
  *   {k="sync", id=n}          reply once everything sent before was handled (the
  *        prompt's run() waits so the report is out before the next prompt)
+ *   {k="detach", netns=b}     last message, after file_end (--keep kept kvm VMs): the
+ *        worker goes on as their holder (lua/kvm_keep.c) and closes the channel; the
+ *        parent treats it as exited 0 and neither waits for nor kills it; netns: its
+ *        VMs' bridges are in the run's network namespace, which then stays
  *
  * Parent -> worker:
  *   {k="reply", id=n, ok=true, index=n}    (index: barrier arrival index, 1-based)

@@ -151,6 +151,12 @@ else
   tail -12 <<<"$out" | sed 's/^/# /'; tail -5 "$work/err" | sed 's/^/# /'
 fi
 
+# ---- kept kvm VMs (run --keep; provium ps|shell|console|kill, docs/debugging.md) inside ----
+start=$(date +%s)
+"$here/run.sh" --timeout 600 -- bash tests/kvmhost/kept_kvm.sh > "$work/kept.tap" 2> "$work/kept.err"; code=$?
+inner "- kept kvm: " "$work/kept.tap" $code "tests/kvmhost/kept_kvm.sh" "$work/kept.err" 20
+echo "# kvmhost: kept kvm VMs took $(( $(date +%s) - start )) s" >&2
+
 # ---- the linux tier inside, one simulated host per CPU ----
 # Each host has one vCPU and runs every Nth file (--shard K/N); side by side they boot
 # guests twice as fast as one host with two vCPUs (run.sh says why one).

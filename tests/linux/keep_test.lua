@@ -1,21 +1,31 @@
 -- keep_test.lua — kvm-only: `provium run --keep` with a Linux microVM in a failed file
--- (docs/cli.md "Keeping VMs"): kvm VMs live in their worker, so the run says it cannot
--- keep them and tears them down; the failure is still reported and nothing is left.
+-- (docs/debugging.md "Kept VMs"): the failure is reported, the VM stays up held by its
+-- worker (`provium ps` lists it as kvm, a piped `provium shell` reaches the guest), and
+-- `provium kill` ends it leaving nothing. tests/kvmhost/kept_kvm.sh checks the rest.
 local KVM_ONLY = provium.backend() ~= "kvm" and "Linux-guest test: needs --backend kvm on a hardware-KVM host (tests/linux/run.sh)" or nil
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local child = dofile(here .. "/../lua/helpers/child.lua")
 
-test("--keep with a failed kvm test: says the VM cannot be kept and leaves nothing", function(t)
-  local r = child.run("--keep --backend kvm keep_kvm.fixture.lua")
+local function sh(cmd)
+  local f = io.popen(cmd .. " 2>&1")
+  local out = f:read("a")
+  f:close()
+  return out
+end
+
+test("--keep with a failed kvm test: the VM stays, reachable by name, until provium kill", function(t)
+  local kept = provium.tmpdir() .. "/kept"
+  local env = "PROVIUM_KEPT_DIR=" .. kept .. " "
+  local bin = child.binary()
+  local r = child.run("--keep --backend kvm keep_kvm.fixture.lua", { PROVIUM_KEPT_DIR = kept })
+  local undo <close> = setmetatable({}, { __close = function() sh(env .. bin .. " kill --all") end })
   t:eq(r.code, 1, r.out)
   t:eq(r.by_test["writes then fails"]["end"].outcome, "fail")
-  t:match(r.out, "%-%-keep: VM keepme %(kvm%) is torn down")
-  local spawned, exited
-  for _, e in ipairs(r.events) do
-    if e.ev == "vm_spawn" and e.vm == "keepme" then spawned = e end
-    if e.ev == "vm_exit" and e.vm == "keepme" then exited = e end
-  end
-  t:ok(spawned and spawned.backend == "kvm", "the VM was a kvm VM")
-  t:ok(exited, "and it was torn down (vm_exit)")
-  t:eq(io.open("/proc/" .. tostring(spawned.pid) .. "/stat"), nil, "its worker is gone")
+  local pid = tonumber(r.out:match("%-%-keep: VM keepme %(kvm%) is still running, held by pid (%d+)"))
+  t:ok(pid, r.out)
+  t:match(sh(env .. bin .. " ps"), "keepme +kvm +" .. pid)
+  t:eq(sh("printf 'cat /root/mark\\n' | " .. env .. bin .. " shell keepme"), "left by the test")
+  t:eq(sh(env .. bin .. " kill keepme"), ("killed VM keepme (pid %d)\n"):format(pid))
+  t:eq(io.open("/proc/" .. pid .. "/comm"), nil, "its holder is gone")
+  t:eq(sh("ls -A " .. kept), "", "nothing left in the registry")
 end, { skip = KVM_ONLY, tags = { "linux" } })
