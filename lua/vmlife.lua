@@ -212,7 +212,7 @@ function VM:_keep()
   if self:state() ~= "running" and self:state() ~= "paused" then return false end
   if self.backend ~= "sandbox" then
     io.stderr:write("provium: --keep: VM ", self.name, " (", tostring(self.backend), ") is torn down: ",
-      "only sandbox VMs can outlive their worker\n")
+      "this backend's VMs cannot outlive their worker\n")
     return false
   end
   local pid = self._sb:pid()

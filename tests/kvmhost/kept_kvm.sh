@@ -7,7 +7,8 @@
 # -n` shows its console; a shell on a terminal (tmux) works while the first one is gone;
 # its bridge with NAT still carries traffic after the run; `provium kill NAME` ends the
 # holder and leaves no process, socket, namespace or temp dir; a holder killed outright
-# is cleaned up by the next reader; a passing file keeps nothing. Prints TAP.
+# is cleaned up by the next reader; a file's two VMs share a holder that outlives the
+# run's terminal, and are killed one by one; a passing file keeps nothing. Prints TAP.
 user_cache=${PROVIUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/provium}
 . "$(dirname "$0")/../runner/lib.sh"
 export PROVIUM_CACHE_DIR=$user_cache          # the guest kernel
@@ -113,6 +114,37 @@ left=$(ls -A "$W/kept"; [ -e "$tmp" ] && echo "$tmp"; netns)
 if [ -n "$pid" ] && [ "$(head -1 "$W/ps")" = "no kept VMs (in $W/kept)" ] && [ -z "$left" ]; then
   ok "a holder killed with SIGKILL: provium ps forgets its VM, removes its socket, temp dir and namespace"
 else nok "stale holder (pid $pid)" "$(cat "$W/ps")" "left: $left"; fi
+
+# two VMs of one file, kept from a run on a terminal that then goes away: one holder
+# for both; a pid is then not enough; kill one, the other stays; kill --all
+mkdir -p "$W/two"
+cat > "$W/two/two_test.lua" <<'L'
+local a, b = provium:vm("vma"), provium:vm("vmb")
+test("fails with two VMs", function(t) t:eq(a:succeed("hostname") .. b:succeed("hostname"), "") end)
+L
+if command -v tmux > /dev/null; then
+  T new-session -d -s r -x 100 -y 30 "PROVIUM_KEPT_DIR=$W/kept TMPDIR=$W $PROVIUM run --keep --backend kvm --timeout 300 $W/two; echo RUN-EXIT=\$?; sleep 60"
+  wait_pane 'RUN-EXIT=1' 120
+  pid=$(pane | sed -n 's/.*VM vma (kvm) is still running, held by pid \([0-9]*\),.*/\1/p')
+  T kill-server 2>/dev/null; sleep 0.5
+  out=$("$PROVIUM" shell "$pid" < /dev/null 2>&1); code=$?
+  if [ -n "$pid" ] && [ "$code" = 2 ] && grep -q "pid $pid holds 2 kept VMs: name one" <<<"$out" &&
+     [ "$(printf 'hostname\n' | "$PROVIUM" shell vmb 2>&1)" = vmb ]; then
+    ok "a file's two kvm VMs share one holder, which outlives the terminal of the run; a pid is refused, naming says which"
+  else nok "two VMs in one holder (pid $pid, exit $code)" "$out" "$(ls -A "$W/kept")"; fi
+  out=$("$PROVIUM" kill vma 2>&1)
+  if [ "$out" = "killed VM vma (pid $pid)" ] && [ -e "/proc/$pid" ] && ! "$PROVIUM" ps | grep -q '^vma ' &&
+     [ "$(printf 'hostname\n' | "$PROVIUM" shell vmb 2>&1)" = vmb ]; then
+    ok "provium kill of one of them: the holder goes on with the other"
+  else nok "kill one of two" "$out" "$("$PROVIUM" ps)"; fi
+  out=$("$PROVIUM" kill --all 2>&1)
+  left=$(ls -A "$W/kept"; ls -d "$W"/provium-* 2>/dev/null; holders)
+  if [ "$out" = "killed VM vmb (pid $pid)" ] && gone "$pid" && [ -z "$left" ]; then
+    ok "provium kill --all ends the holder with its last VM; nothing is left"
+  else nok "kill --all" "$out" "left: $left"; fi
+else
+  ok "two kvm VMs in one holder # SKIP tmux is not installed (make deps installs it)"
+fi
 
 run_keep "$W/pass"
 left=$(ls -A "$W/kept"; ls -d "$W"/provium-* 2>/dev/null; holders; netns)
