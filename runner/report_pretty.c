@@ -92,6 +92,7 @@ static void header(struct pretty *p, const char *file)
 static FILE *dest(struct pretty *p, const char *file)
 {
 	if (p->stream) {
+		clear_status(p); /* the line goes where the status line was, not after it */
 		header(p, file);
 		return p->r.cfg.out;
 	}
