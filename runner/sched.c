@@ -451,9 +451,10 @@ static void finish_file(struct sched *s, struct slot *sl, const char *start_erro
 		close(sl->fd);
 	sl->fd = -1;
 	/* --keep: VMs of failed tests outlive a worker that ended normally, with their
-	 * temp dir; anything else the worker left in its group is killed. */
+	 * temp dir; anything else the worker left in its group is killed. A holder of
+	 * kept kvm VMs (detached) said so before an interrupt could come: it stays. */
 	bool keep = s->cfg->base.keep && !start_error && WIFEXITED(sl->status) &&
-		    WEXITSTATUS(sl->status) == 0 && sl->c.failed > 0 && !interrupts;
+		    WEXITSTATUS(sl->status) == 0 && sl->c.failed > 0 && (!interrupts || sl->detached);
 	if (sl->pid > 0 && !keep)
 		kill(-sl->pid, SIGKILL); /* a holder too: an interrupted run keeps nothing */
 	if (keep && sl->detached)
@@ -532,10 +533,13 @@ static void finish_file(struct sched *s, struct slot *sl, const char *start_erro
 	sl->fd = -1;
 }
 
+/* The interrupt to every worker of the run; not to a holder of kept kvm VMs: its
+ * results are all in and the run has printed how to reach its VMs. */
 static void signal_all(struct sched *s, int sig)
 {
 	for (int i = 0; i < s->nslots; i++)
-		if (s->slots[i].used && s->slots[i].pid > 0 && !s->slots[i].reaped)
+		if (s->slots[i].used && s->slots[i].pid > 0 && !s->slots[i].reaped &&
+		    !s->slots[i].detached)
 			kill(-s->slots[i].pid, sig);
 }
 

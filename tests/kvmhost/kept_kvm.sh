@@ -7,8 +7,10 @@
 # -n` shows its console; a shell on a terminal (tmux) works while the first one is gone;
 # its bridge with NAT still carries traffic after the run; `provium kill NAME` ends the
 # holder and leaves no process, socket, namespace or temp dir; a holder killed outright
-# is cleaned up by the next reader; a file's two VMs share a holder that outlives the
-# run's terminal, and are killed one by one; a passing file keeps nothing. Prints TAP.
+# is cleaned up by the next reader; Ctrl-C on the run's terminal right after the kept
+# message leaves the holder; a guest powering off ends it, leaving nothing; a file's two
+# VMs share a holder that outlives the run's terminal, and are killed one by one; a
+# passing file keeps nothing. Prints TAP.
 user_cache=${PROVIUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/provium}
 . "$(dirname "$0")/../runner/lib.sh"
 export PROVIUM_CACHE_DIR=$user_cache          # the guest kernel
@@ -114,6 +116,38 @@ left=$(ls -A "$W/kept"; [ -e "$tmp" ] && echo "$tmp"; netns)
 if [ -n "$pid" ] && [ "$(head -1 "$W/ps")" = "no kept VMs (in $W/kept)" ] && [ -z "$left" ]; then
   ok "a holder killed with SIGKILL: provium ps forgets its VM, removes its socket, temp dir and namespace"
 else nok "stale holder (pid $pid)" "$(cat "$W/ps")" "left: $left"; fi
+
+# Ctrl-C on the run's terminal right after the message, while the run goes on with a
+# slower file: the run is interrupted (130), but the holder, out of the run in a process
+# group of its own, stays with its VM; then the guest powers off by itself: the holder
+# forgets it and ends, and nothing of the run is left
+mkdir -p "$W/ctrlc"
+cp "$W/fail/k_test.lua" "$W/ctrlc/k_test.lua"
+printf 'test("slow", function() provium.sleep(120) end, { timeout = 200 })\n' > "$W/ctrlc/z_test.lua"
+if command -v tmux > /dev/null; then
+  T new-session -d -s c -x 100 -y 30 "PROVIUM_KEPT_DIR=$W/kept TMPDIR=$W $PROVIUM run -j1 --keep --backend kvm --timeout 300 $W/ctrlc; echo RUN-EXIT=\$?; sleep 60"
+  T set-option -t c remain-on-exit on
+  wait_pane 'VM keepme \(kvm\) is still running, held by pid' 180 && T send-keys -t c C-c
+  pid=$(pane | sed -n 's/.*VM keepme (kvm) is still running, held by pid \([0-9]*\),.*/\1/p')
+  wait_pane 'RUN-EXIT=' 30
+  tmp=$(pane | sed -n 's/.*k_test.lua: --keep: temp dir \(.*\) kept$/\1/p')
+  sleep 1
+  if [ -n "$pid" ] && pane | grep -q '^RUN-EXIT=130$' && [ "$(cat /proc/$pid/comm 2>/dev/null)" = provium-hold ] &&
+     ! pgrep -x provium > /dev/null && "$PROVIUM" ps | grep -Eq "^keepme +kvm +$pid " &&
+     [ "$(printf 'hostname\n' | "$PROVIUM" shell keepme 2>&1)" = keepme ]; then
+    ok "Ctrl-C on the run's terminal right after the kept message: the run ends interrupted (130), the holder and its VM stay"
+  else nok "Ctrl-C after the kept message (pid $pid)" "$(pane | grep -v '^$' | tail -8)" "$("$PROVIUM" ps 2>&1)" "$(pgrep -ax provium)"; fi
+  T kill-server 2>/dev/null
+  printf 'poweroff -f\n' | "$PROVIUM" shell keepme > /dev/null 2>&1
+  for _ in $(seq 300); do gone "$pid" && break; done
+  "$PROVIUM" ps > "$W/ps" 2>&1
+  left=$(ls -A "$W/kept"; [ -n "$tmp" ] && [ -e "$tmp" ] && echo "$tmp"; netns; holders)
+  if [ -n "$pid" ] && gone "$pid" && [ "$(head -1 "$W/ps")" = "no kept VMs (in $W/kept)" ] && [ -n "$tmp" ] && [ -z "$left" ]; then
+    ok "the kept guest powers off: its holder forgets the VM and ends; ps lists nothing; no entry, socket, temp dir or namespace"
+  else nok "a kept guest powering off (pid $pid, tmp $tmp)" "$(cat "$W/ps")" "left: $left"; fi
+else
+  ok "Ctrl-C after the kept message, a kept guest powering off # SKIP tmux is not installed (make deps installs it)"
+fi
 
 # two VMs of one file, kept from a run on a terminal that then goes away: one holder
 # for both; a pid is then not enough; kill one, the other stays; kill --all
