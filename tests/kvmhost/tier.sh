@@ -137,19 +137,11 @@ start=$(date +%s)
 inner "- kvm: " "$work/shell.tap" $code "tests/runner/shell.sh on kvm" "$work/shell.err" 20
 echo "# kvmhost: vm:shell on kvm took $(( $(date +%s) - start )) s" >&2
 
-# ---- the prompt (provium run --interactive, docs/debugging.md) on a kvm VM inside ----
+# ---- the prompt (run --interactive, --pause-on-failure; docs/debugging.md) on kvm inside ----
 start=$(date +%s)
-out=$("$here/run.sh" --timeout 600 -- sh -c '
-  python3 -c "import re,sys; sys.stdout.write(re.search(r\"\`\`\`lua\n-- repl_test.lua\n(.*?)\`\`\`\", open(\"docs/debugging.md\").read(), re.S).group(1))" > /tmp/repl_test.lua
-  printf "%s\n" "run(\"echo works\")" "run(\"echo works\")" "vms()" "=box:succeed(\"uname -s\")" "exit()" |
-    build/provium run --interactive --format tap /tmp/repl_test.lua 2>/tmp/err; echo "exit=$?"; cat /tmp/err' 2>"$work/err"); code=$?
-if [ $code -eq 0 ] && [ "$(grep -c '^ok .* echo works' <<<"$out")" = 2 ] && grep -q 'exit=0' <<<"$out" &&
-   grep -Eq '^ *box +kvm +running' <<<"$out" && grep -qx 'Linux' <<<"$out"; then
-  ok "kvmhost: kvm: the prompt of run --interactive runs a test twice, vms() shows the kvm VM, expressions reach it ($(( $(date +%s) - start )) s)"
-else
-  nok "kvmhost: kvm: run --interactive (exit $code)"
-  tail -12 <<<"$out" | sed 's/^/# /'; tail -5 "$work/err" | sed 's/^/# /'
-fi
+"$here/run.sh" --timeout 600 -- bash tests/kvmhost/repl_kvm.sh > "$work/repl.tap" 2> "$work/repl.err"; code=$?
+inner "- repl kvm: " "$work/repl.tap" $code "tests/kvmhost/repl_kvm.sh" "$work/repl.err" 20
+echo "# kvmhost: the prompt on kvm took $(( $(date +%s) - start )) s" >&2
 
 # ---- kept kvm VMs (run --keep; provium ps|shell|console|kill, docs/debugging.md) inside ----
 start=$(date +%s)
