@@ -17,6 +17,7 @@
 #include "devices/virtio_vsock.h"
 #include "runner/kernel.h"
 #include "vmm/snapshot.h"
+#include "vmm/stats.h"
 #include "vmm/util.h"
 #include "vmm/vmm.h"
 
@@ -230,6 +231,48 @@ static int l_poll(lua_State *L)
 	if (!k->exited)
 		return 0;
 	push_exit(L, &k->ex);
+	return 1;
+}
+
+/* k:exit_stats() -> where the VM's exits went, once it has exited (nil before, or
+ * when a vCPU's counters cannot be read): {kvm = {exits=, io_exits=, ...} (KVM's
+ * own counters, absent without KVM_GET_STATS_FD), user = exits handled here,
+ * sites = {{site = "pio write 0x3f8", count = n}, ...} most frequent first}. */
+static int l_exit_stats(lua_State *L)
+{
+	struct kvmvm *k = pv_kvm_check(L, 1);
+	struct vm_exit_stats st;
+	if (!k->vm || !k->started || !k->exited || vm_exit_stats(k->vm, &st) < 0)
+		return 0;
+	lua_createtable(L, 0, 3);
+	if (st.have_kvm) {
+		lua_createtable(L, 0, VM_STATS_KVM_N);
+		for (unsigned i = 0; i < VM_STATS_KVM_N; i++) {
+			lua_pushinteger(L, (lua_Integer)st.kvm[i]);
+			lua_setfield(L, -2, vm_stats_kvm_names[i]);
+		}
+		lua_setfield(L, -2, "kvm");
+	}
+	lua_pushinteger(L, (lua_Integer)st.user_total);
+	lua_setfield(L, -2, "user");
+	unsigned n = PV_MIN(st.ntop, 8u);
+	lua_createtable(L, (int)n, 0);
+	for (unsigned i = 0; i < n; i++) {
+		const struct vm_stat_site *t = &st.top[i];
+		char site[64];
+		if (t->kind == VM_STAT_OTHER)
+			snprintf(site, sizeof(site), "KVM exit reason %llu", (unsigned long long)t->addr);
+		else
+			snprintf(site, sizeof(site), "%s %s 0x%llx", t->kind == VM_STAT_PIO ? "pio" : "mmio",
+				 t->write ? "write" : "read", (unsigned long long)t->addr);
+		lua_createtable(L, 0, 2);
+		lua_pushstring(L, site);
+		lua_setfield(L, -2, "site");
+		lua_pushinteger(L, (lua_Integer)t->count);
+		lua_setfield(L, -2, "count");
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	lua_setfield(L, -2, "sites");
 	return 1;
 }
 
@@ -532,6 +575,7 @@ int pv_luaopen_kvm(lua_State *L)
 {
 	static const luaL_Reg methods[] = {
 		{"add_disk", pv_kvm_l_add_disk}, {"start", l_start}, {"poll", l_poll}, {"halt", l_halt},
+		{"exit_stats", l_exit_stats},
 		{"power_loss", pv_kvm_l_power_loss}, {"pause", l_pause}, {"resume", l_resume},
 		{"connect", l_connect}, {"console_pos", l_console_pos},
 		{"console_read", l_console_read}, {"console_write", l_console_write},

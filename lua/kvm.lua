@@ -64,7 +64,9 @@ local function mark_exit(vm, state, reason, code)
   vm._exit = reason
   if vm._conn then vm._conn:close(); vm._conn = nil end
   for w in pairs(vm._workers or {}) do pcall(w.close, w) end
-  emit({ ev = "vm_exit", vm = vm.name, reason = reason, code = code })
+  -- where the exits went (docs/events.md), once the vCPUs have stopped
+  local okx, exits = pcall(function() return vm._sb and vm._sb:exit_stats() end)
+  emit({ ev = "vm_exit", vm = vm.name, reason = reason, code = code, exits = okx and exits or nil })
 end
 
 -- How the VMM's exit maps onto state and exit_reason.
@@ -147,7 +149,11 @@ local function wait_agent(vm, deadline, t0)
     else
       last = provium._is_error(fd) and fd.message or tostring(fd)
     end
-    S.sleep(0.05, "waiting for the agent of vm " .. vm.name .. " to listen")
+    -- after a restore, until the guest took the transport reset, a connect fails
+    -- at once in the VMM (the guest sees nothing): retry soon, it is cheap. Other
+    -- tries reach the guest, which must answer each: those wait longer.
+    local soon = last and last:find("transport reset", 1, true)
+    S.sleep(soon and 0.005 or 0.05, "waiting for the agent of vm " .. vm.name .. " to listen")
   end
 end
 

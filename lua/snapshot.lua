@@ -431,6 +431,9 @@ local function pool_fill_one(pool)
   if ok then
     local okp, perr2 = pcall(function()
       vm._files = disk_files(vm)
+      -- one command before it waits: the pages and code paths a command needs are
+      -- brought in here, off the test's path, not by the test's first command
+      if vm._conn then V.run(vm, "true", nil, "lab:vm") end
       vm._sb:pause()
       vm._state = "paused"
     end)

@@ -12,6 +12,7 @@
 #include <linux/fs.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -203,7 +204,7 @@ int snapshot_memory_write(const char *path, const void *mem, uint64_t size, int 
 	int err = 0;
 	if (backing_fd >= 0)
 		mark_data(backing_fd, bm, size);
-	else
+	else if (!private_map)
 		mark(bm, 0, size, size);
 	if (private_map && (err = mark_private(mem, bm, size)) < 0) {
 		free(bm);
@@ -349,4 +350,23 @@ int snapshot_rm_tree(const char *path)
 		return rmdir(path) < 0 ? -errno : 0;
 	}
 	return unlink(path) < 0 ? -errno : 0;
+}
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+void snapshot_memory_populate(int fd, void *mem, uint64_t size)
+{
+	off_t pos = 0;
+	while ((uint64_t)pos < size) {
+		off_t d = lseek(fd, pos, SEEK_DATA);
+		if (d < 0)
+			return;
+		off_t h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0 || (uint64_t)h > size)
+			h = (off_t)size;
+		madvise((uint8_t *)mem + d, (size_t)(h - d), MADV_POPULATE_READ);
+		pos = h;
+	}
 }

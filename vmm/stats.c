@@ -15,7 +15,7 @@
 const char *const vm_stats_kvm_names[VM_STATS_KVM_N] = {
 	"exits", "io_exits", "mmio_exits", "irq_exits", "irq_window_exits",
 	"nmi_window_exits", "halt_exits", "signal_exits", "request_irq_exits",
-	"insn_emulation", "hypercalls",
+	"insn_emulation", "hypercalls", "pf_taken", "pf_fixed",
 };
 
 #define KEY(kind, write, addr) \

@@ -13,7 +13,7 @@
 struct vm;
 
 /* KVM's counters we report, in this order (the names of its stats). */
-#define VM_STATS_KVM_N 11
+#define VM_STATS_KVM_N 13
 extern const char *const vm_stats_kvm_names[VM_STATS_KVM_N];
 
 /* One vCPU's user-space exits: a small open-addressed table keyed by kind,

@@ -1,4 +1,4 @@
-/* vm.c — a VM's life: vm_create (KVM VM, memfd guest RAM, TSS/identity map,
+/* vm.c — a VM's life: vm_create (KVM VM, hugepage guest RAM, TSS/identity map,
  * in-kernel irqchip and PIT, buses, event loop, console, platform devices, vCPUs),
  * vm_start (boot loader + MP table + 64-bit entry, then the threads), vm_wait /
  * vm_stop / vm_pause / vm_resume, vm_destroy (joins every thread, frees every fd
@@ -9,6 +9,7 @@
 #include "vmm/boot.h"
 #include "vmm/bus.h"
 #include "vmm/evloop.h"
+#include "vmm/snapshot.h"
 #include "vmm/util.h"
 #include "devices/platform.h"
 #include "devices/serial.h"
@@ -78,8 +79,30 @@ static int open_kvm(const char *name, int *out)
 	return 0;
 }
 
-/* Guest RAM from a snapshot's memory file: a private mapping, so pages are read
- * on first touch and guest writes never reach the file. */
+#define HUGE_2M (2ull << 20)
+
+/* Anonymous memory of `size` bytes at a 2 MiB-aligned address: KVM maps a host
+ * huge page as one only where guest-physical and host-virtual addresses agree
+ * modulo 2 MiB, and guest RAM starts at guest-physical 0. NULL (errno) on failure. */
+static void *map_ram(uint64_t size)
+{
+	uint8_t *p = mmap(NULL, size + HUGE_2M, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	uint64_t head = (HUGE_2M - (uintptr_t)p % HUGE_2M) % HUGE_2M;
+	if (head)
+		munmap(p, head);
+	munmap(p + head + size, HUGE_2M - head);
+	madvise(p + head, size, MADV_HUGEPAGE);
+	madvise(p + head, size, MADV_DONTFORK);
+	return p + head;
+}
+
+/* Guest RAM from a snapshot's memory file: a private mapping, so guest writes
+ * never reach the file and nothing is copied. The file's data ranges are
+ * populated up front (MADV_POPULATE_READ: page-cache pages mapped, not copied), so
+ * the guest's first touch of a page costs KVM a nested fault but no host fault. */
 static int map_memory_file(struct vm *vm, const char *path)
 {
 	vm->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -98,7 +121,8 @@ static int map_memory_file(struct vm *vm, const char *path)
 		vm->mem = NULL;
 		return pv_error(errno, "mmap of guest memory %s: %s", path, strerror(errno));
 	}
-	vm->mem_private = true;
+	madvise(vm->mem, vm->mem_size, MADV_DONTFORK);
+	snapshot_memory_populate(vm->mem_fd, vm->mem, vm->mem_size);
 	return 0;
 }
 
@@ -110,20 +134,16 @@ static int setup_memory(struct vm *vm, const char *path)
 			return err;
 		goto region;
 	}
-	vm->mem_fd = memfd_create("provium-ram", MFD_CLOEXEC);
-	if (vm->mem_fd < 0)
-		return pv_error(errno, "memfd_create: %s", strerror(errno));
-	if (ftruncate(vm->mem_fd, vm->mem_size) < 0)
+	/* Anonymous RAM with transparent hugepages: KVM maps a 2 MiB page in the
+	 * nested/EPT tables per fault where the host backs it with one, so a boot
+	 * takes one fault per 2 MiB the guest touches rather than one per 4 KiB
+	 * (about 6 000 exits fewer per Linux boot, each costly under nesting).
+	 * A snapshot finds the written pages in /proc/self/pagemap.
+	 * DONTFORK: a child of the VMM (an ip(8), a helper) never copies guest RAM. */
+	vm->mem = map_ram(vm->mem_size);
+	if (!vm->mem)
 		return pv_error(errno, "guest RAM of %" PRIu64 " MiB: %s", vm->mem_size >> 20,
 				strerror(errno));
-	vm->mem = mmap(NULL, vm->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-		       vm->mem_fd, 0);
-	if (vm->mem == MAP_FAILED) {
-		vm->mem = NULL;
-		return pv_error(errno, "mmap of guest RAM: %s", strerror(errno));
-	}
-	/* No transparent hugepages: snapshots save this mapping page by page. */
-	madvise(vm->mem, vm->mem_size, MADV_NOHUGEPAGE);
 region:;
 	struct kvm_userspace_memory_region r = {
 		.slot = 0,

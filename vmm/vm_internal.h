@@ -63,7 +63,7 @@ struct vm {
 	char name[64];
 	struct vm_config cfg;      /* strings below are our own copies */
 	char *kernel, *initrd, *cmdline;
-	int kvm_fd, vm_fd, mem_fd;
+	int kvm_fd, vm_fd, mem_fd; /* mem_fd: the memory file of a restore, or -1 */
 	void *mem;
 	uint64_t mem_size;
 	int run_size;
@@ -104,12 +104,10 @@ struct vm {
 	struct vm_cleanup *cleanups;
 	struct serial *serial;     /* the UART at 0x3f8 */
 
-	/* Snapshot support: registered devices (under lock), whether guest RAM is
-	 * a private mapping of a snapshot's memory file (mem_fd is that file), and
-	 * whether a pause happened since the last KVM_KVMCLOCK_CTRL. */
+	/* Snapshot support: registered devices (under lock), and whether a pause
+	 * happened since the last KVM_KVMCLOCK_CTRL. */
 	struct vm_device devices[VM_MAX_DEVICES];
 	unsigned ndevices;
-	bool mem_private;
 	bool was_paused;
 };
 
@@ -132,7 +130,7 @@ int msr_setup_vcpu(struct vm *vm, struct vcpu *c);
 /* vm.c: called by a vCPU thread when it ends. */
 void vm_vcpu_finished(struct vm *vm);
 /* vm.c, for snapshot.c: a VM whose guest RAM is a private mapping of
- * `memory_path` (NULL: a fresh memfd, as vm_create), and starting the threads of
+ * `memory_path` (NULL: fresh RAM, as vm_create), and starting the threads of
  * a VM whose registers were loaded (optionally parked). */
 int vm_create_from(const struct vm_config *cfg, const char *memory_path, struct vm **out);
 int vm_start_loaded(struct vm *vm, bool paused);

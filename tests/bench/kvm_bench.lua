@@ -84,3 +84,41 @@ test("Linux: default profile boot and restore to agent-ready", function(t)
   row("Linux default boot -> agent ready", boot, "ms")
   row("Linux restore -> first command done", rest, "ms")
 end, { timeout = 600 })
+
+-- Issue 13's other two restore paths: lab:vm from a profile's fixture (a restore on
+-- the call's path) and from its pool (restored ahead, resumed on the call), each to
+-- its first command done; the same runs as above.
+test("Linux: lab:vm from a fixture and from a pool to the first command", function(t)
+  local ok, why = provium._c_vm.kvm_linux_ok()
+  if not ok then
+    out:write(("%-44s skipped: %s\n"):format("Linux lab:vm from a fixture/pool", why))
+    t:skip(why)
+  end
+  local n = tonumber(provium.env("PROVIUM_BENCH_LINUX_RUNS") or "") or 10
+  local setup = function(vm) vm:succeed("echo built > /root/fixture") end
+  local fixture = { name = "bench-fixture", backend = "kvm", pool = 0, setup = setup }
+  local pooled = { name = "bench-pool", backend = "kvm", pool = 1, setup = setup }
+  provium:vm("lfx-build", fixture):_teardown() -- builds the fixture
+  local fx, pl = {}, {}
+  for i = 1, n do
+    local t0 = S.now()
+    local vm = provium:vm("lfx" .. i, fixture)
+    vm:succeed("true")
+    fx[#fx + 1] = ms(t0)
+    vm:_teardown()
+  end
+  provium:vm("lpl-warm", pooled):_teardown() -- builds its fixture and starts the pool
+  for i = 1, n do
+    wait_until(function() return provium._pools()["bench-pool"].ready >= 1 end,
+      { timeout = 120, message = "the pool has a ready VM" })
+    local t0 = S.now()
+    local vm = provium:vm("lpl" .. i, pooled)
+    vm:succeed("true")
+    vm:succeed("true")
+    pl[#pl + 1] = ms(t0)
+    t:eq(vm:info().pool, true, "taken from the pool")
+    vm:_teardown()
+  end
+  row("Linux lab:vm from a fixture -> first command", fx, "ms")
+  row("Linux lab:vm from a pool -> first command", pl, "ms")
+end, { timeout = 900 })

@@ -21,7 +21,7 @@ fi
 [ -r "$kernel" ] && [ -r "$initrd" ] || { echo "kvmhost_boot: no guest kernel/initramfs (make kernel)"; exit 1; }
 dbg=/sys/kernel/debug/kvm
 [ -r "$dbg/exits" ] || mount -t debugfs none /sys/kernel/debug 2>/dev/null
-reasons="exits io_exits mmio_exits irq_exits irq_window_exits halt_exits signal_exits request_irq_exits insn_emulation hypercalls"
+reasons="exits io_exits mmio_exits irq_exits irq_window_exits halt_exits signal_exits request_irq_exits insn_emulation hypercalls pf_taken pf_fixed"
 counters() { for r in $reasons; do printf '%s ' "$(cat "$dbg/$r" 2>/dev/null || echo 0)"; done; echo; }
 tmp=$(mktemp -d /tmp/kvmhost-boot.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

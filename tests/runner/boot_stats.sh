@@ -2,6 +2,7 @@
 # boot_stats.sh — `provium boot --stats`: when the VM ends, its exits by reason
 # (KVM's counters) and those handled in user space by port / MMIO address. Boots
 # the exit test guest, whose serial output and exit-port write are exits we know.
+# Then the same numbers in a run's vm_exit event (`exits`, docs/events.md).
 . "$(dirname "$0")/lib.sh"
 guest=${PROVIUM_BUILD:-$root/build}/guest/exit.elf
 if [ ! -e /dev/kvm ] || [ ! -r "$guest" ]; then
@@ -26,4 +27,30 @@ else
 fi
 expect_code 0 "boot --stats to stderr" "$PROVIUM" boot --kernel "$guest" --stats
 grep -q '^handled in user space: ' "$W/err" && ok "--stats without a file prints to stderr" || nok "stderr" "$(cat "$W/err")"
+# the kvm backend's vm_exit event: the same counters, for a VM of a test file
+cat > "$W/exits_test.lua" <<L
+test("the exit guest", function(t)
+  local vm = provium:vm("ex", { backend = "kvm", kernel = "$guest", cmdline = "console=ttyS0 exit=3",
+    memory = 64, agent = false })
+  wait_until(function() return vm:state() ~= "running" end, { timeout = 60 })
+  t:eq(vm:exit_reason(), "exit code 3")
+end)
+L
+expect_code 0 "a run with a kvm test guest" "$PROVIUM" run --events "$W/ex.mp" "$W/exits_test.lua"
+events "$W/ex.mp" > "$W/ex.jsonl" 2>&1
+check "vm_exit carries exits: the exit-port write at 0xf4, the sites within the user total, KVM's exits" \
+  python3 - "$W/ex.jsonl" <<'P'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+x = [e for e in ev if e["ev"] == "vm_exit" and e["vm"] == "ex"]
+assert len(x) == 1, x
+ex = x[0]["exits"]
+sites = {s["site"]: s["count"] for s in ex["sites"]}
+assert sites.get("pio write 0xf4") == 1, sites
+assert sites.get("pio write 0x3f8", 0) > 10, sites
+assert sum(sites.values()) <= ex["user"], ex
+if "kvm" in ex:
+    assert ex["kvm"]["exits"] >= ex["user"], ex
+    assert set(ex["kvm"]) >= {"exits", "io_exits", "halt_exits", "pf_taken"}, ex["kvm"]
+P
 done_testing

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -217,6 +218,68 @@ static void test_memory_private_saves_changed_pages(void **state)
 	close(fd);
 }
 
+static void test_memory_anonymous_saves_touched_pages(void **state)
+{
+	char p[128];
+	const uint64_t size = 32ull << 20;
+	(void)state;
+	/* fresh guest RAM: anonymous, no backing file; only what was written is data */
+	uint8_t *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(m != MAP_FAILED);
+	madvise(m, size, MADV_NOHUGEPAGE); /* page-granular, so the size bound below holds */
+	memcpy(m + (3ull << 20) + 7, "guest", 5);
+	m[size - 1] = 0x5a;
+	path_of(p, sizeof(p), "mem-anon");
+	assert_int_equal(snapshot_memory_write(p, m, size, -1, true), 0);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, size);
+	assert_true(allocated(p) < (1ull << 20));
+	int in = open(p, O_RDONLY);
+	char buf[8] = {0};
+	assert_int_equal(pread(in, buf, 5, (3 << 20) + 7), 5);
+	assert_memory_equal(buf, "guest", 5);
+	assert_int_equal(pread(in, buf, 1, (off_t)size - 1), 1);
+	assert_int_equal((uint8_t)buf[0], 0x5a);
+	close(in);
+	munmap(m, size);
+}
+
+/* pagemap bit 63: the page is mapped in this process */
+static bool mapped(const void *addr)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	uint64_t e = 0;
+	ssize_t r = pread(fd, &e, 8, (off_t)((uintptr_t)addr / 4096 * 8));
+	close(fd);
+	return r == 8 && (e >> 63) & 1;
+}
+
+static void test_memory_populate_maps_data_only(void **state)
+{
+	char p[128];
+	const uint64_t size = 8ull << 20;
+	(void)state;
+	path_of(p, sizeof(p), "mem-pop");
+	int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	assert_int_equal(pwrite(fd, "data", 4, 4ull << 20), 4);
+	uint8_t *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	assert_true(m != MAP_FAILED);
+	assert_false(mapped(m + (4ull << 20)));
+	snapshot_memory_populate(fd, m, size);
+	/* the data page is mapped before any touch (where the kernel has
+	 * MADV_POPULATE_READ: 5.14), a hole is not; the contents are the file's */
+	struct utsname u;
+	uname(&u);
+	if (strverscmp(u.release, "5.14") >= 0)
+		assert_true(mapped(m + (4ull << 20)));
+	assert_false(mapped(m + (1ull << 20)));
+	assert_memory_equal(m + (4ull << 20), "data", 4);
+	munmap(m, size);
+	close(fd);
+}
+
 static void test_copy_keeps_holes(void **state)
 {
 	char a[128], b[128];
@@ -258,6 +321,8 @@ int main(void)
 		cmocka_unit_test(test_missing_file_named),
 		cmocka_unit_test(test_memory_sparse_from_memfd),
 		cmocka_unit_test(test_memory_private_saves_changed_pages),
+		cmocka_unit_test(test_memory_anonymous_saves_touched_pages),
+		cmocka_unit_test(test_memory_populate_maps_data_only),
 		cmocka_unit_test(test_copy_keeps_holes),
 	};
 	return cmocka_run_group_tests_name("snapshot", tests, setup, teardown);
