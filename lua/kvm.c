@@ -306,8 +306,10 @@ static int l_resume(lua_State *L)
 	return 0;
 }
 
-/* k:connect([port]) -> fd of a new vsock stream to the guest port (default 1024). A
- * port nobody listens on yet reads as EOF (the guest answers RST). */
+/* k:connect([port [, try]]) -> fd of a new vsock stream to the guest port (default
+ * 1024). A port nobody listens on yet reads as EOF (the guest answers RST). With
+ * `try`, nil (rather than an error) while a restored guest has not yet taken the
+ * transport reset: nothing reached the guest, so trying again soon is cheap. */
 static int l_connect(lua_State *L)
 {
 	struct kvmvm *k = pv_kvm_check(L, 1);
@@ -315,6 +317,8 @@ static int l_connect(lua_State *L)
 	if (!k->vsock || k->exited)
 		pv_lua_error(L, "closed", "connect", k->name, "the VM is not running");
 	int fd = virtio_vsock_connect(k->vsock, port, NULL);
+	if (fd == -EAGAIN && lua_toboolean(L, 3))
+		return 0;
 	if (fd < 0)
 		pv_lua_error(L, "infra", "connect", k->name, "vsock port %u: %s", port, pv_errmsg());
 	lua_pushinteger(L, fd);

@@ -139,8 +139,14 @@ local function wait_agent(vm, deadline, t0)
         message = ("the agent did not say hello on vsock port %d within %.1f s%s%s"):format(AGENT_PORT, S.now() - t0,
           last and ("; last: " .. tostring(last)) or "", con ~= "" and ("; console:\n" .. con) or "") }, 4)
     end
-    local ok, fd = pcall(vm._sb.connect, vm._sb, AGENT_PORT)
-    if ok then
+    local ok, fd = pcall(vm._sb.connect, vm._sb, AGENT_PORT, true)
+    -- after a restore, until the guest took the transport reset, the VMM refuses a
+    -- connect at once (the guest sees nothing): retry soon, it is cheap. Other tries
+    -- reach the guest, which must answer each: those wait longer.
+    local soon = ok and fd == nil
+    if soon then
+      last = "the guest has not taken the transport reset yet (after a restore)"
+    elseif ok then
       local conn = V.conn(fd, vm.name)
       local ok2, ready = pcall(conn.ready_wait, conn, math.min(deadline, S.now() + 0.25))
       if ok2 and ready then return conn end
@@ -149,10 +155,6 @@ local function wait_agent(vm, deadline, t0)
     else
       last = provium._is_error(fd) and fd.message or tostring(fd)
     end
-    -- after a restore, until the guest took the transport reset, a connect fails
-    -- at once in the VMM (the guest sees nothing): retry soon, it is cheap. Other
-    -- tries reach the guest, which must answer each: those wait longer.
-    local soon = last and last:find("transport reset", 1, true)
     S.sleep(soon and 0.005 or 0.05, "waiting for the agent of vm " .. vm.name .. " to listen")
   end
 end

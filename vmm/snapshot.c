@@ -334,7 +334,7 @@ int vm_snapshot(struct vm *vm, const char *dir)
 			goto fail;
 
 	if ((err = join(path, sizeof(path), tmp, SNAPSHOT_MEMORY_FILE)) ||
-	    (err = snapshot_memory_write(path, vm->mem, vm->mem_size, vm->mem_fd, true)))
+	    (err = snapshot_memory_write(path, vm->mem, vm->mem_size, vm->mem_fd)))
 		goto fail;
 	if ((err = join(path, sizeof(path), tmp, SNAPSHOT_STATE_FILE)) ||
 	    (err = snapshot_state_write(path, sb.data, sb.size)))

@@ -28,11 +28,10 @@ int snapshot_state_write(const char *path, const void *state, size_t len);
 int snapshot_state_read(const char *path, void **state, size_t *len);
 
 /* Writes guest RAM to `path` as a sparse file of `size` bytes. Only pages that can
- * hold data are written: the data ranges of `backing_fd` (SEEK_DATA) and, for a
- * private mapping, the pages the guest changed (from /proc/self/pagemap): with
- * backing_fd -1, anonymous RAM, only those; without either, every page. */
-int snapshot_memory_write(const char *path, const void *mem, uint64_t size, int backing_fd,
-			  bool private_map);
+ * hold data are written: the data ranges of `backing_fd` (SEEK_DATA; -1: none, as
+ * for fresh anonymous RAM) and the anonymous pages of the mapping, which the guest
+ * wrote or read in (from /proc/self/pagemap). */
+int snapshot_memory_write(const char *path, const void *mem, uint64_t size, int backing_fd);
 /* Maps in the pages of `mem` (a private mapping of the memory file `fd`) that hold
  * the file's data (SEEK_DATA), without copying them; best effort (a kernel
  * without MADV_POPULATE_READ leaves them to fault in). */

@@ -12,10 +12,10 @@
 #include <linux/fs.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -148,23 +148,33 @@ static void mark(uint8_t *bm, uint64_t off, uint64_t len, uint64_t size)
 		bm[pg / 8] |= 1u << (pg % 8);
 }
 
-/* Data ranges of fd (SEEK_DATA/SEEK_HOLE); everything when it cannot say. */
+/* The next data range of fd at or after *pos, within size (SEEK_DATA/SEEK_HOLE):
+ * 1 with [*d, *h), 0 when only a hole is left, -1 when the file system cannot
+ * say (errno). */
+static int next_data(int fd, off_t pos, uint64_t size, off_t *d, off_t *h)
+{
+	if ((uint64_t)pos >= size)
+		return 0;
+	*d = lseek(fd, pos, SEEK_DATA);
+	if (*d < 0)
+		return errno == ENXIO ? 0 : -1;
+	*h = lseek(fd, *d, SEEK_HOLE);
+	if (*h < 0 || (uint64_t)*h > size)
+		*h = (off_t)size;
+	return 1;
+}
+
+/* Data ranges of fd; everything from where it cannot say. */
 static void mark_data(int fd, uint8_t *bm, uint64_t size)
 {
-	off_t pos = 0;
-	while ((uint64_t)pos < size) {
-		off_t d = lseek(fd, pos, SEEK_DATA);
-		if (d < 0) {
-			if (errno != ENXIO)
-				mark(bm, pos, size - pos, size);
-			return;
-		}
-		off_t h = lseek(fd, d, SEEK_HOLE);
-		if (h < 0)
-			h = (off_t)size;
+	off_t pos = 0, d, h;
+	int r;
+	while ((r = next_data(fd, pos, size, &d, &h)) > 0) {
 		mark(bm, d, h - d, size);
 		pos = h;
 	}
+	if (r < 0)
+		mark(bm, pos, size - pos, size);
 }
 
 /* Pages of a private mapping the guest wrote (anonymous copies) or that were
@@ -194,8 +204,7 @@ static int mark_private(const void *mem, uint8_t *bm, uint64_t size)
 	return 0;
 }
 
-int snapshot_memory_write(const char *path, const void *mem, uint64_t size, int backing_fd,
-			  bool private_map)
+int snapshot_memory_write(const char *path, const void *mem, uint64_t size, int backing_fd)
 {
 	uint64_t npages = (size + PAGE - 1) / PAGE;
 	uint8_t *bm = calloc(1, npages / 8 + 1);
@@ -204,9 +213,7 @@ int snapshot_memory_write(const char *path, const void *mem, uint64_t size, int 
 	int err = 0;
 	if (backing_fd >= 0)
 		mark_data(backing_fd, bm, size);
-	else if (!private_map)
-		mark(bm, 0, size, size);
-	if (private_map && (err = mark_private(mem, bm, size)) < 0) {
+	if ((err = mark_private(mem, bm, size)) < 0) {
 		free(bm);
 		return err;
 	}
@@ -358,14 +365,8 @@ int snapshot_rm_tree(const char *path)
 
 void snapshot_memory_populate(int fd, void *mem, uint64_t size)
 {
-	off_t pos = 0;
-	while ((uint64_t)pos < size) {
-		off_t d = lseek(fd, pos, SEEK_DATA);
-		if (d < 0)
-			return;
-		off_t h = lseek(fd, d, SEEK_HOLE);
-		if (h < 0 || (uint64_t)h > size)
-			h = (off_t)size;
+	off_t pos = 0, d, h;
+	while (next_data(fd, pos, size, &d, &h) > 0) {
 		madvise((uint8_t *)mem + d, (size_t)(h - d), MADV_POPULATE_READ);
 		pos = h;
 	}

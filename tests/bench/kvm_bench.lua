@@ -25,6 +25,15 @@ end
 
 local function ms(t0) return (S.now() - t0) * 1000 end
 
+-- the Linux rows need a host whose /dev/kvm runs Linux guests: else a "skipped" row
+local function need_linux(t, row_name)
+  local ok, why = provium._c_vm.kvm_linux_ok()
+  if not ok then
+    out:write(("%-44s skipped: %s\n"):format(row_name, why))
+    t:skip(why)
+  end
+end
+
 test("test guest: cold boot, snapshot, restore, fixture hit", function(t)
   if not io.open(ELF) then t:skip(ELF .. " missing (make guest)") end
   local prof = { backend = "kvm", kernel = ELF, agent = false, memory = 128, name = "bench",
@@ -61,11 +70,7 @@ test("test guest: cold boot, snapshot, restore, fixture hit", function(t)
 end, { timeout = 600 })
 
 test("Linux: default profile boot and restore to agent-ready", function(t)
-  local ok, why = provium._c_vm.kvm_linux_ok()
-  if not ok then
-    out:write(("%-44s skipped: %s\n"):format("Linux default boot -> agent ready", why))
-    t:skip(why)
-  end
+  need_linux(t, "Linux default boot -> agent ready")
   local boot, rest = {}, {}
   -- fewer runs inside the simulated KVM host, where each boot takes seconds
   for i = 1, tonumber(provium.env("PROVIUM_BENCH_LINUX_RUNS") or "") or 10 do
@@ -89,11 +94,7 @@ end, { timeout = 600 })
 -- the call's path) and from its pool (restored ahead, resumed on the call), each to
 -- its first command done; the same runs as above.
 test("Linux: lab:vm from a fixture and from a pool to the first command", function(t)
-  local ok, why = provium._c_vm.kvm_linux_ok()
-  if not ok then
-    out:write(("%-44s skipped: %s\n"):format("Linux lab:vm from a fixture/pool", why))
-    t:skip(why)
-  end
+  need_linux(t, "Linux lab:vm from a fixture/pool")
   local n = tonumber(provium.env("PROVIUM_BENCH_LINUX_RUNS") or "") or 10
   local setup = function(vm) vm:succeed("echo built > /root/fixture") end
   local fixture = { name = "bench-fixture", backend = "kvm", pool = 0, setup = setup }

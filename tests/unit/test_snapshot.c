@@ -173,7 +173,7 @@ static void test_memory_sparse_from_memfd(void **state)
 	memset(m + (5ull << 20), 0xab, 8192);
 	m[size - 1] = 0x5a;
 	path_of(p, sizeof(p), "mem1");
-	assert_int_equal(snapshot_memory_write(p, m, size, fd, false), 0);
+	assert_int_equal(snapshot_memory_write(p, m, size, fd), 0);
 	struct stat st;
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal((uint64_t)st.st_size, size);
@@ -203,7 +203,7 @@ static void test_memory_private_saves_changed_pages(void **state)
 	assert_true(m != MAP_FAILED);
 	memcpy(m + (9ull << 20) + 100, "guest", 5);
 	path_of(dst, sizeof(dst), "mem2");
-	assert_int_equal(snapshot_memory_write(dst, m, size, fd, true), 0);
+	assert_int_equal(snapshot_memory_write(dst, m, size, fd), 0);
 	char buf[8] = {0};
 	assert_int_equal(pread(fd, buf, 5, (9 << 20) + 100), 5);
 	assert_memory_equal(buf, "\0\0\0\0\0", 5);        /* the source was not written */
@@ -230,7 +230,7 @@ static void test_memory_anonymous_saves_touched_pages(void **state)
 	memcpy(m + (3ull << 20) + 7, "guest", 5);
 	m[size - 1] = 0x5a;
 	path_of(p, sizeof(p), "mem-anon");
-	assert_int_equal(snapshot_memory_write(p, m, size, -1, true), 0);
+	assert_int_equal(snapshot_memory_write(p, m, size, -1), 0);
 	struct stat st;
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal((uint64_t)st.st_size, size);
