@@ -212,6 +212,15 @@ progress() {
   return 0
 }
 
+# A failed build keeps only its log, at one known path (the next failure replaces
+# it), not its half-filled temporary directory.
+fail_build() {
+  local keep=$cache/kernel/last-failure.log
+  mv -f "$log" "$keep"
+  rm -rf "$tmp"
+  die "$1; full log: $keep"
+}
+
 build_kernel() {
   local ver src obj log tmp rc
   ver=$(srcver)
@@ -233,10 +242,14 @@ build_kernel() {
   if ! { "${kmake[@]}" tinyconfig &&
          cat "${fragments[@]}" >> "$obj/.config" &&
          "${kmake[@]}" olddefconfig; } >"$log" 2>&1; then
-    tail -30 "$log" >&2; die "configuring failed; full log: $log"
+    tail -30 "$log" >&2; fail_build "configuring failed"
   fi
   if ! "$kdir/check-config.sh" "$obj/.config" "${fragments[@]}" > "$tmp/check.txt" 2>&1; then
     cat "$tmp/check.txt" >&2
+    # nothing of this build is worth keeping: the temporary output and, for a
+    # build with the caller's own fragments, its object tree (keyed by their hash)
+    rm -rf "$tmp"
+    [ -n "$extra_tag" ] && rm -rf "$obj"
     die "the resolved .config lacks required options: olddefconfig dropped them because a dependency is off (add it to the fragment)"
   fi
   say "$(tail -1 "$tmp/check.txt")"
@@ -252,7 +265,7 @@ build_kernel() {
   if [ $rc -ne 0 ]; then
     echo "----- last lines of $log -----" >&2
     tail -40 "$log" >&2
-    die "kernel build failed (exit $rc); full log: $log"
+    fail_build "kernel build failed (exit $rc)"
   fi
   grep -cE '^  (CC|AS|LD|AR|GEN|HOSTCC|OBJCOPY)' "$log" > "$obj/.provium-steps" || true
   cp "$obj/vmlinux" "$tmp/vmlinux"

@@ -74,6 +74,12 @@ if [ $have_default = 1 ]; then
   else
     fail "a required option olddefconfig drops fails the build, named" "rc=$rc" "$(tail -10 <<<"$out")"
   fi
+  # and leaves nothing behind: no temporary output, no object tree for that fragment
+  kcache=${PROVIUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/provium}
+  khash=$(PROVIUM_KERNEL_FRAGMENTS=$tmp/needs-pci.config "$root/kernels/build.sh" --hash)
+  left=$(ls -d "$kcache/kernel/.tmp.$khash" "$kcache/obj/default-$khash" 2>/dev/null || true)
+  if [ -z "$left" ]; then ok "the failed configuration leaves no temporary or object directory"
+  else fail "the failed configuration leaves no temporary or object directory" "$left"; fi
 fi
 
 # The PVM vmlinux must not call int3_selftest() from alternative_instructions(); the
