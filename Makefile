@@ -85,6 +85,14 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libprovium.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libprovium.a $(LDLIBS) -lcmocka
 
+# The arm64 device tree builder (vmm/arm64/fdt.c) is pure, so its test runs on every
+# host: linked with that object and libfdt, whatever ARCH the program is built for.
+$(BUILD)/tests/unit/test_arm64_fdt: tests/unit/test_arm64_fdt.c $(BUILD)/obj/vmm/arm64/fdt.o \
+		$(BUILD)/libprovium.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/vmm/arm64/fdt.o $(BUILD)/libprovium.a \
+		$(LDLIBS) -lfdt -lcmocka
+
 unit: $(UNIT_BINS)
 
 
