@@ -37,8 +37,10 @@ include dist/dist.mk
 	fuzz fuzz-build
 all: $(BUILD)/provium $(BUILD)/provium-agent guest $(EXTRA_ALL)
 
+# ARCH=arm64: the cross compiler and :arm64 libraries as well (docs/arm64.md).
 deps:
 	@./tests/deps.sh
+	@$(if $(filter arm64,$(ARCH)),./tests/deps-arm64.sh)
 
 $(BUILD)/libprovium.a: $(LIB_OBJS)
 	@mkdir -p $(@D)
