@@ -153,7 +153,7 @@ bench: all
 	@./tests/bench/run.sh $(BUILD)
 
 kernel:
-	@./kernels/build.sh
+	@./kernels/build.sh $(KERNEL_ARCH_FLAGS)
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -3,6 +3,7 @@
 # (`make kernel`, `provium kernel build`). See docs/kernels.md.
 #
 #   kernels/build.sh [--pvm] [--no-initramfs]   build what is missing, print the paths
+#   kernels/build.sh --arch arm64 [...]         the arm64 guest kernel and initramfs
 #   kernels/build.sh --initramfs                only the initramfs
 #   kernels/build.sh --paths [--pvm]            print the paths if everything is built
 #                                               and current; exit 1 (saying which
@@ -14,13 +15,19 @@
 # (+ kernels/config-pvm and kernels/pvm-no-int3-selftest.patch for --pvm), cached in
 #   $CACHE/kernel/<hash>/{vmlinux,bzImage,config,build.log}
 # where <hash> covers the fragments, the patch and the source package version, so a
-# second run is a no-op. The initramfs (kernels/rootfs.sh + kernels/mkinitramfs.sh)
-# is cached in $CACHE/initramfs/<hash>.cpio keyed by its inputs (init, busybox, the
-# agent, the scripts). $CACHE/kernel/current[-pvm] and $CACHE/initramfs/current.cpio
-# point at the latest build; runner/kernel.c reads them.
+# second run is a no-op. --arch arm64 (`make kernel ARCH=arm64`) cross-builds the same
+# source with aarch64-linux-gnu-gcc: tinyconfig + kernels/config + kernels/config-arm64,
+# cached in $CACHE/kernel/<hash>/{Image,vmlinux,config,build.log}; its initramfs has
+# busybox-static:arm64 (kernels/busybox.sh) and build-arm64/provium-agent.
+# The initramfs (kernels/rootfs.sh + kernels/mkinitramfs.sh) is cached in
+# $CACHE/initramfs/<hash>.cpio keyed by its inputs (init, busybox, the agent, the
+# scripts). $CACHE/kernel/current[-pvm] and $CACHE/initramfs/current.cpio
+# point at the latest build; runner/kernel.c reads them (arm64: current-arm64 and
+# current-arm64.cpio).
 # CACHE = $PROVIUM_CACHE_DIR, else $XDG_CACHE_HOME/provium, else ~/.cache/provium.
 # PROVIUM_KERNEL_FRAGMENTS="a.config b.config" adds your own fragments on top;
-# PROVIUM_KERNEL_JOBS=N sets make -j (default: nproc).
+# PROVIUM_KERNEL_JOBS=N sets make -j (default: nproc); PROVIUM_CROSS_COMPILE the arm64
+# compiler prefix (default aarch64-linux-gnu-, none on an arm64 host).
 set -euo pipefail
 # Everything runs inside main(), parsed whole before it starts, so editing this file
 # during a 4-minute build cannot break the running build.
@@ -28,36 +35,66 @@ main() {
 root=$(cd "$(dirname "$0")/.." && pwd)
 kdir=$root/kernels
 variant=default
+arch=x86_64
 mode=build
 initramfs=1
 while [ $# -gt 0 ]; do
   case $1 in
     --pvm) variant=pvm ;;
+    --arch)
+      [ $# -ge 2 ] || { echo "build.sh: --arch needs x86_64 or arm64" >&2; exit 2; }
+      case $2 in
+        x86_64|x86|amd64) arch=x86_64 ;;
+        arm64|aarch64) arch=arm64 ;;
+        *) echo "build.sh: unknown --arch $2 (x86_64 or arm64)" >&2; exit 2 ;;
+      esac
+      shift ;;
     --paths) mode=paths ;;
     --hash) mode=hash ;;
     --initramfs) mode=initramfs ;;
     --no-initramfs) initramfs=0 ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
+if [ $arch = arm64 ] && [ $variant = pvm ]; then
+  echo "build.sh: --pvm is x86-only (the PVM host kernel)" >&2; exit 2
+fi
 
 cache=${PROVIUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/provium}
 src_tar=${PROVIUM_LINUX_SOURCE:-/usr/src/linux-source-6.1.tar.xz}
 jobs=${PROVIUM_KERNEL_JOBS:-$(nproc)}
+# The arm64 kernel's compiler prefix: none on an arm64 host, else Debian's cross gcc.
+cross=aarch64-linux-gnu-
+[ "$(uname -m)" = aarch64 ] && cross=
+cross=${PROVIUM_CROSS_COMPILE-$cross}
 # The agent: a checkout's build/provium-agent, or an install's, where this script is
 # PREFIX/share/provium/kernels/build.sh and the agent PREFIX/lib/provium/provium-agent.
 agent=$root/build/provium-agent
 build_cmd="make kernel"
 [ $variant = pvm ] && build_cmd="kernels/build.sh --pvm"
+if [ $arch = arm64 ]; then
+  agent=$root/build-arm64/provium-agent
+  build_cmd="make kernel ARCH=arm64"
+fi
 if [ ! -f "$root/Makefile" ]; then
   build_cmd="provium kernel build"
   [ $variant = pvm ] && build_cmd="provium kernel build --pvm"
-  [ -x "$root/../../lib/provium/provium-agent" ] && agent=$(cd "$root/../../lib/provium" && pwd)/provium-agent
+  [ $arch = arm64 ] && build_cmd="provium kernel build --arch arm64"
+  [ $arch = x86_64 ] && [ -x "$root/../../lib/provium/provium-agent" ] && agent=$(cd "$root/../../lib/provium" && pwd)/provium-agent
 fi
 agent=${PROVIUM_AGENT:-$agent}
 busybox=${PROVIUM_BUSYBOX:-/bin/busybox}
+# A foreign busybox cannot run here to list its applets: rootfs.sh takes the list
+# kernels/busybox.sh keeps next to it (fetched when the initramfs is built).
+applets=
+if [ $arch = arm64 ] && [ -z "${PROVIUM_BUSYBOX:-}" ]; then
+  busybox=
+  if bdir=$("$kdir/busybox.sh" --cached arm64 2>/dev/null); then
+    busybox=$bdir/busybox applets=$bdir/applets
+  fi
+fi
 
 say() { printf '[kernel] %s\n' "$*" >&2; }
 die() { printf '[kernel] error: %s\n' "$*" >&2; exit 1; }
@@ -66,6 +103,7 @@ sha() { sha256sum | cut -c1-16; }
 # ---- hashes: what a cached output depends on ----
 fragments=("$kdir/config")
 patches=()
+[ $arch = arm64 ] && fragments+=("$kdir/config-arm64")
 if [ $variant = pvm ]; then
   fragments+=("$kdir/config-pvm")
   patches+=("$kdir/pvm-no-int3-selftest.patch")
@@ -84,11 +122,16 @@ srcver() {
   [ -n "$v" ] || v=$(stat -c '%s-%Y' "$src_tar" 2>/dev/null) || die "no kernel source: $src_tar is missing (apt-get install linux-source-6.1, or make deps)"
   echo "$v"
 }
+# (x86's key line is as it was before arm64, so its cache entries stay valid)
 kernel_hash() {
-  { echo "provium-kernel 1 $variant $(srcver)"; cat "${fragments[@]}" "${patches[@]}"; } | sha
+  local tag="$variant"
+  [ $arch = arm64 ] && tag="arm64 $variant"
+  { echo "provium-kernel 1 $tag $(srcver)"; cat "${fragments[@]}" "${patches[@]}"; } | sha
 }
 initramfs_inputs=("$kdir/init" "$kdir/rootfs.sh" "$kdir/mkinitramfs.sh")
 initramfs_hash() {
+  # (an arm64 busybox not fetched yet: a key no built image has)
+  [ -n "$busybox" ] || { echo "none"; return 0; }
   { echo "provium-initramfs 1"; cat "${initramfs_inputs[@]}" "$busybox" "$agent"; } | sha
 }
 
@@ -96,17 +139,26 @@ khash=$(kernel_hash)
 kout=$cache/kernel/$khash
 [ $mode = hash ] && { echo "$khash"; exit 0; }
 current=$cache/kernel/current; [ $variant = pvm ] && current=$cache/kernel/current-pvm
+icurrent=$cache/initramfs/current.cpio
+# What the kernel build leaves: the image a VMM loads, per architecture.
+image=bzImage
+if [ $arch = arm64 ]; then
+  current=$cache/kernel/current-arm64 icurrent=$cache/initramfs/current-arm64.cpio image=Image
+fi
 
 print_paths() {
+  if [ $arch = arm64 ]; then
+    echo "Image     $kout/Image"
+  fi
   echo "vmlinux   $kout/vmlinux"
-  echo "bzImage   $kout/bzImage"
+  [ $arch = x86_64 ] && echo "bzImage   $kout/bzImage"
   echo "config    $kout/config"
   [ $initramfs = 1 ] && echo "initramfs $cache/initramfs/$(initramfs_hash).cpio"
   return 0
 }
 
 if [ $mode = paths ]; then
-  [ -f "$kout/vmlinux" ] || { echo "guest kernel ($variant) not built: run \`$build_cmd\`" >&2; exit 1; }
+  [ -f "$kout/vmlinux" ] && [ -f "$kout/$image" ] || { echo "guest kernel ($arch $variant) not built: run \`$build_cmd\`" >&2; exit 1; }
   if [ $initramfs = 1 ]; then
     [ -x "$agent" ] || { echo "agent not built ($agent): run \`make\`" >&2; exit 1; }
     [ -f "$cache/initramfs/$(initramfs_hash).cpio" ] || {
@@ -115,7 +167,7 @@ if [ $mode = paths ]; then
   # Everything is current: point the cache's "current" links at it (runner/kernel.c
   # reads those), e.g. after switching between checkouts that share the cache.
   ln -sfn "$khash" "$current" 2>/dev/null || true
-  [ $initramfs = 1 ] && { ln -sfn "$(initramfs_hash).cpio" "$cache/initramfs/current.cpio" 2>/dev/null || true; }
+  [ $initramfs = 1 ] && { ln -sfn "$(initramfs_hash).cpio" "$icurrent" 2>/dev/null || true; }
   print_paths
   exit 0
 fi
@@ -132,8 +184,18 @@ fi
 build_initramfs() {
   if [ ! -x "$agent" ]; then
     [ -f "$root/Makefile" ] || die "no agent at $agent (set PROVIUM_AGENT, or reinstall provium)"
-    say "agent not built; running make build/provium-agent"
-    make -C "$root" --no-print-directory build/provium-agent >&2 || die "building the agent failed"
+    if [ $arch = arm64 ]; then
+      say "agent not built; running make ARCH=arm64 build-arm64/provium-agent"
+      make -C "$root" --no-print-directory ARCH=arm64 BUILD=build-arm64 CC="$cross"gcc \
+        build-arm64/provium-agent >&2 || die "building the arm64 agent failed"
+    else
+      say "agent not built; running make build/provium-agent"
+      make -C "$root" --no-print-directory build/provium-agent >&2 || die "building the agent failed"
+    fi
+  fi
+  if [ -z "$busybox" ]; then
+    bdir=$("$kdir/busybox.sh" arm64) || die "cannot get busybox-static:arm64"
+    busybox=$bdir/busybox applets=$bdir/applets
   fi
   [ -x "$busybox" ] || die "no busybox at $busybox (apt-get install busybox-static)"
   local ihash out tmp
@@ -144,13 +206,14 @@ build_initramfs() {
   else
     say "initramfs: packing busybox + agent + /init"
     tmp=$(mktemp -d "$cache/initramfs/.tmp.XXXXXX")
-    PROVIUM_AGENT=$agent PROVIUM_BUSYBOX=$busybox "$kdir/rootfs.sh" "$tmp/rootfs" >&2
+    PROVIUM_AGENT=$agent PROVIUM_BUSYBOX=$busybox PROVIUM_BUSYBOX_APPLETS=$applets \
+      "$kdir/rootfs.sh" "$tmp/rootfs" >&2
     "$kdir/mkinitramfs.sh" "$tmp/rootfs" "$tmp/initramfs.cpio" >&2
     mv "$tmp/initramfs.cpio" "$out"
     rm -rf "$tmp"
     say "initramfs: $out ($(stat -c %s "$out") bytes)"
   fi
-  ln -sfn "$ihash.cpio" "$cache/initramfs/current.cpio"
+  ln -sfn "$ihash.cpio" "$icurrent"
 }
 
 if [ $mode = initramfs ]; then
@@ -231,14 +294,20 @@ build_kernel() {
     src=$src-pvm
   fi
   obj=$cache/obj/$variant
+  [ $arch = arm64 ] && obj=$cache/obj/arm64
   [ -n "$extra_tag" ] && obj=$obj-$khash
   mkdir -p "$obj"
   tmp=$cache/kernel/.tmp.$khash
   rm -rf "$tmp"; mkdir -p "$tmp"
   log=$tmp/build.log
-  local kmake=(make -C "$src" O="$obj" ARCH=x86_64 -j"$jobs")
+  local kmake=(make -C "$src" O="$obj" ARCH=x86_64 -j"$jobs") targets=(vmlinux bzImage)
+  if [ $arch = arm64 ]; then
+    command -v "$cross"gcc >/dev/null ||
+      die "${cross}gcc not found (apt-get install gcc-aarch64-linux-gnu, or make deps ARCH=arm64)"
+    kmake=(make -C "$src" O="$obj" ARCH=arm64 CROSS_COMPILE="$cross" -j"$jobs") targets=(Image)
+  fi
 
-  say "configuring: tinyconfig + ${fragments[*]##*/} ($variant, source $ver)"
+  say "configuring: tinyconfig + ${fragments[*]##*/} ($arch $variant, source $ver)"
   if ! { "${kmake[@]}" tinyconfig &&
          cat "${fragments[@]}" >> "$obj/.config" &&
          "${kmake[@]}" olddefconfig; } >"$log" 2>&1; then
@@ -254,11 +323,11 @@ build_kernel() {
   fi
   say "$(tail -1 "$tmp/check.txt")"
 
-  say "compiling vmlinux + bzImage with -j$jobs (about 3.5 minutes on 2 cores; log: $log)"
+  say "compiling ${targets[*]} with -j$jobs (about 3.5 minutes on 2 cores; log: $log)"
   local expect=0
   [ -f "$obj/.provium-steps" ] && expect=$(cat "$obj/.provium-steps")
   [ "$expect" -gt 0 ] 2>/dev/null || expect=1450
-  "${kmake[@]}" vmlinux bzImage >>"$log" 2>&1 &
+  "${kmake[@]}" "${targets[@]}" >>"$log" 2>&1 &
   local mpid=$!
   progress $mpid "$log" "$expect"
   rc=0; wait $mpid || rc=$?
@@ -269,7 +338,8 @@ build_kernel() {
   fi
   grep -cE '^  (CC|AS|LD|AR|GEN|HOSTCC|OBJCOPY)' "$log" > "$obj/.provium-steps" || true
   cp "$obj/vmlinux" "$tmp/vmlinux"
-  cp "$obj/arch/x86/boot/bzImage" "$tmp/bzImage"
+  if [ $arch = arm64 ]; then cp "$obj/arch/arm64/boot/Image" "$tmp/Image"
+  else cp "$obj/arch/x86/boot/bzImage" "$tmp/bzImage"; fi
   cp "$obj/.config" "$tmp/config"
   cp "$obj/System.map" "$tmp/System.map"
   rm -rf "$kout"
@@ -277,8 +347,8 @@ build_kernel() {
 }
 
 start=$(date +%s)
-if [ -f "$kout/vmlinux" ]; then
-  say "kernel cached ($variant): $kout"
+if [ -f "$kout/vmlinux" ] && [ -f "$kout/$image" ]; then
+  say "kernel cached ($arch $variant): $kout"
 else
   build_kernel
   say "kernel built in $(( $(date +%s) - start ))s: $kout"

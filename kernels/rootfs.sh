@@ -8,6 +8,8 @@
 # Usage: kernels/rootfs.sh OUT
 #   PROVIUM_AGENT   the agent binary (default build/provium-agent)
 #   PROVIUM_BUSYBOX the busybox binary (default /bin/busybox, from busybox-static)
+#   PROVIUM_BUSYBOX_APPLETS  a file with its `busybox --list-full`, for a busybox of
+#                   another architecture that cannot run here (kernels/busybox.sh)
 #   SOURCE_DATE_EPOCH  the mtime of every entry (default 0), for reproducible images
 # OUT is replaced as a whole (built next to it, then renamed into place).
 set -euo pipefail
@@ -17,6 +19,8 @@ out=$(realpath -m "$1")  # absolute: the script cds into its temp dir
 agent=${PROVIUM_AGENT:-$root/build/provium-agent}
 agent=$(realpath "$agent" 2>/dev/null || echo "$agent")  # rootfs.sh cds away: make relative paths absolute
 busybox=${PROVIUM_BUSYBOX:-/bin/busybox}
+applets=${PROVIUM_BUSYBOX_APPLETS:-}
+[ -z "$applets" ] || applets=$(realpath "$applets")
 epoch=${SOURCE_DATE_EPOCH:-0}
 
 [ -x "$agent" ] || { echo "rootfs.sh: no agent at $agent (run make build/provium-agent)" >&2; exit 1; }
@@ -40,7 +44,10 @@ install -m 0755 "$agent" bin/provium-agent
 install -m 0755 "$root/kernels/init" init
 
 # One symlink per applet at the path busybox names for it (bin/sh, sbin/ip, ...).
-"$tmp/bin/busybox" --list-full | while read -r path; do
+list_applets() {
+  if [ -n "$applets" ]; then cat "$applets"; else "$tmp/bin/busybox" --list-full; fi
+}
+list_applets | while read -r path; do
   case $path in
     */*) [ -e "$path" ] || [ -L "$path" ] || ln -s /bin/busybox "$path" ;;
   esac
