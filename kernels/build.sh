@@ -141,8 +141,9 @@ kout=$cache/kernel/$khash
 current=$cache/kernel/current; [ $variant = pvm ] && current=$cache/kernel/current-pvm
 icurrent=$cache/initramfs/current.cpio
 # What the kernel build leaves: the image a VMM loads, per architecture.
-image=bzImage
+image=bzImage label=$variant
 if [ $arch = arm64 ]; then
+  label="arm64 $variant"
   current=$cache/kernel/current-arm64 icurrent=$cache/initramfs/current-arm64.cpio image=Image
 fi
 
@@ -158,7 +159,7 @@ print_paths() {
 }
 
 if [ $mode = paths ]; then
-  [ -f "$kout/vmlinux" ] && [ -f "$kout/$image" ] || { echo "guest kernel ($arch $variant) not built: run \`$build_cmd\`" >&2; exit 1; }
+  [ -f "$kout/vmlinux" ] && [ -f "$kout/$image" ] || { echo "guest kernel ($label) not built: run \`$build_cmd\`" >&2; exit 1; }
   if [ $initramfs = 1 ]; then
     [ -x "$agent" ] || { echo "agent not built ($agent): run \`make\`" >&2; exit 1; }
     [ -f "$cache/initramfs/$(initramfs_hash).cpio" ] || {
@@ -307,7 +308,7 @@ build_kernel() {
     kmake=(make -C "$src" O="$obj" ARCH=arm64 CROSS_COMPILE="$cross" -j"$jobs") targets=(Image)
   fi
 
-  say "configuring: tinyconfig + ${fragments[*]##*/} ($arch $variant, source $ver)"
+  say "configuring: tinyconfig + ${fragments[*]##*/} ($label, source $ver)"
   if ! { "${kmake[@]}" tinyconfig &&
          cat "${fragments[@]}" >> "$obj/.config" &&
          "${kmake[@]}" olddefconfig; } >"$log" 2>&1; then
@@ -348,7 +349,7 @@ build_kernel() {
 
 start=$(date +%s)
 if [ -f "$kout/vmlinux" ] && [ -f "$kout/$image" ]; then
-  say "kernel cached ($arch $variant): $kout"
+  say "kernel cached ($label): $kout"
 else
   build_kernel
   say "kernel built in $(( $(date +%s) - start ))s: $kout"
