@@ -2,18 +2,50 @@
 # `make` builds build/provium and build/provium-agent; `make test` runs every tier
 # this host can run and ends with one line "N passed, N failed, N skipped".
 
+# ARCH: the guest architecture, which is the host's too (KVM runs guests of its own
+# kind): x86_64 or arm64, default the host's. On an x86 host `make ARCH=arm64` is a
+# cross build into build-arm64/ (`make deps ARCH=arm64` first; docs/arm64.md).
+HOST_ARCH := $(patsubst aarch64,arm64,$(shell uname -m))
+override ARCH := $(patsubst aarch64,arm64,$(patsubst amd64,x86_64,$(patsubst \
+                   x86,x86_64,$(or $(ARCH),$(HOST_ARCH)))))
+ifeq ($(filter x86_64 arm64,$(ARCH)),)
+$(error ARCH=$(ARCH): provium builds for x86_64 or arm64)
+endif
+CROSS   := $(if $(filter $(HOST_ARCH),$(ARCH)),,$(ARCH))
+PKG_CONFIG := pkg-config
+EMBED_LD   := ld
+ifeq ($(CROSS),arm64)
+EMBED_LD   := aarch64-linux-gnu-ld
+ifeq ($(origin CC),default)
+CC      := aarch64-linux-gnu-gcc
+endif
+BUILD   ?= build-arm64
+PKG_CONFIG := PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig pkg-config
+# libfdt-dev:arm64 cannot be installed beside the host's: tests/deps-arm64.sh
+# unpacks it here.
+SYSROOT := build-arm64/sysroot
+ARCH_CFLAGS := -I$(SYSROOT)/usr/include
+ARCH_LDFLAGS := -L$(SYSROOT)/usr/lib/aarch64-linux-gnu
+endif
 CC      ?= gcc
 BUILD   ?= build
 PKGS    := lua5.4 msgpack jansson libnl-3.0 libnl-route-3.0 libpcap libnftables
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. -MMD -MP \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ledit -lpthread -lm
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. -MMD -MP $(ARCH_CFLAGS) \
+           $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+LDFLAGS += $(ARCH_LDFLAGS)
+LDLIBS  := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -ledit -lpthread -lm
+# arm64 describes its guests with a device tree (vmm/arm64/fdt.c).
+ifeq ($(ARCH),arm64)
+LDLIBS  += -lfdt
+endif
 
 # Sources: every .c in these directories is part of the program. runner/main.c holds
 # main(); everything else goes into build/libprovium.a so tests can link it.
 # agent/proto*.c is the wire codec shared by the host and the agent.
-LIB_SRCS   := $(wildcard vmm/*.c devices/*.c lua/*.c) \
+# vmm/x86/ or vmm/arm64/ holds the architecture's side of vmm/arch.h.
+ARCH_DIR   := vmm/$(patsubst x86_64,x86,$(ARCH))
+LIB_SRCS   := $(wildcard vmm/*.c $(ARCH_DIR)/*.c devices/*.c lua/*.c) \
               $(filter-out runner/main.c,$(wildcard runner/*.c)) \
               $(wildcard agent/proto*.c)
 AGENT_SRCS := $(wildcard agent/*.c)
@@ -23,7 +55,10 @@ LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(LUA_EMBED:%.lua=$(BUILD)/obj/%.
               $(BUILD)/obj/lua_embed_list.o
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/agent-obj/%.o)
 
-UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+# The x86 boot loader, MP table and raw x86 test guests exist only on x86.
+UNIT_X86   := tests/unit/test_boot.c tests/unit/test_mptable.c tests/unit/test_vm.c
+UNIT_SRCS  := $(filter-out $(if $(filter arm64,$(ARCH)),$(UNIT_X86)),\
+                $(wildcard tests/unit/test_*.c))
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
 .DEFAULT_GOAL := all
@@ -35,7 +70,9 @@ include dist/dist.mk
 
 .PHONY: all deps test check-asan asan-build bench kernel test-slow test-linux test-kvmhost clean guest unit \
 	fuzz fuzz-build
-all: $(BUILD)/provium $(BUILD)/provium-agent guest $(EXTRA_ALL)
+# The freestanding test guests are x86 code; a cross build makes the two programs only.
+all: $(BUILD)/provium $(BUILD)/provium-agent $(if $(filter x86_64,$(ARCH)),guest) \
+     $(if $(CROSS),,$(EXTRA_ALL))
 
 # ARCH=arm64: the cross compiler and :arm64 libraries as well (docs/arm64.md).
 deps:
@@ -67,7 +104,7 @@ $(BUILD)/agent-obj/%.o: %.c
 # _binary_lua_<name>_lua_start/_end.
 $(BUILD)/obj/%.lua.o: %.lua
 	@mkdir -p $(@D)
-	ld -r -b binary -z noexecstack -o $@ $<
+	$(EMBED_LD) -r -b binary -z noexecstack -o $@ $<
 
 # The worker must load every embedded chunk and call every lua/*.c opener
 # (`int pv_luaopen_<name>(lua_State *L)` at the start of a line); a static archive only
@@ -94,6 +131,13 @@ $(BUILD)/tests/unit/test_arm64_fdt: tests/unit/test_arm64_fdt.c $(BUILD)/obj/vmm
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/vmm/arm64/fdt.o $(BUILD)/libprovium.a \
 		$(LDLIBS) -lfdt -lcmocka
+
+# The arm64 Image loader (vmm/arm64/image.c) is pure as well.
+$(BUILD)/tests/unit/test_arm64_image: tests/unit/test_arm64_image.c \
+		$(BUILD)/obj/vmm/arm64/image.o $(BUILD)/obj/vmm/arm64/fdt.o $(BUILD)/libprovium.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/vmm/arm64/image.o \
+		$(BUILD)/obj/vmm/arm64/fdt.o $(BUILD)/libprovium.a $(LDLIBS) -lfdt -lcmocka
 
 unit: $(UNIT_BINS)
 

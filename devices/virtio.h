@@ -33,18 +33,22 @@
 
 /* ---- guest memory ---- */
 
-/* Guest RAM as one contiguous range starting at guest-physical 0 (how vmm/ lays
- * it out), or a test buffer. */
+/* Guest RAM as one contiguous range starting at guest-physical `gpa` (0 on x86,
+ * 2 GiB on arm64: vmm/arch.h), or a test buffer. */
 struct guest_mem {
 	uint8_t *base;
 	uint64_t size;
+	uint64_t gpa;
 };
 
 /* Host pointer for [gpa, gpa+len), or NULL when any byte lies outside guest RAM
- * (overflow-safe). len 0 is valid when gpa <= size. */
+ * (overflow-safe). len 0 is valid when gpa <= the end of RAM. */
 static inline void *gmem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
-	if (!m->base || gpa > m->size || len > m->size - gpa)
+	if (!m->base || gpa < m->gpa)
+		return NULL;
+	gpa -= m->gpa;
+	if (gpa > m->size || len > m->size - gpa)
 		return NULL;
 	return m->base + gpa;
 }

@@ -379,7 +379,6 @@ static void ioeventfd_ready(void *opaque, uint32_t events)
 int virtio_mmio_attach(struct virtio_dev *v, struct vm *vm)
 {
 	int err;
-	char entry[96];
 	uint64_t base = vm_alloc_mmio(vm, 0x1000);
 	if (!base)
 		return pv_error(ENOSPC, "%s: no MMIO space left", v->dev.id);
@@ -392,6 +391,7 @@ int virtio_mmio_attach(struct virtio_dev *v, struct vm *vm)
 	v->irq = irq;
 	v->loop = vm_evloop(vm);
 	virtio_dev_bind_mem(v, vm_mem_base(vm), vm_mem_size(vm));
+	v->mem.gpa = vm_mem_gpa(vm);
 	v->signal = signal_vm;
 
 	err = bus_register(vm_mmio_bus(vm), base, 0x1000, &virtio_bus_ops, &v->dev);
@@ -423,8 +423,7 @@ int virtio_mmio_attach(struct virtio_dev *v, struct vm *vm)
 		v->ioeventfd[q] = fd;
 	}
 
-	snprintf(entry, sizeof(entry), "virtio_mmio.device=4K@0x%" PRIx64 ":%d", base, irq);
-	err = vm_cmdline_add(vm, entry);
+	err = vm_describe_mmio(vm, base, 0x1000, irq);
 	if (err == 0)
 		err = vm_add_device(vm, &v->dev, base, irq); /* for snapshots (vmm.h) */
 	if (err < 0) {

@@ -31,6 +31,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 static bool exists(const char *p)
@@ -137,7 +138,8 @@ static bool check_kvm_kind(void)
 	return false;
 }
 
-/* Boots a 5-byte real-mode guest that writes 42 to the exit port. */
+/* Boots a few instructions that end the VM with exit code 42 (vm_start_exit_guest:
+ * the exit port on x86, the exit register on arm64). */
 static void check_vmm_runs(void)
 {
 	struct vm_config cfg = {.name = "doctor", .memory_mib = 8};
@@ -148,10 +150,8 @@ static void check_vmm_runs(void)
 		    "the VMM cannot create a VM: %s", pv_errmsg());
 		return;
 	}
-	static const uint8_t code[] = {0xb0, 0x2a, 0xe6, 0xf4, 0xf4};
-	memcpy(vm_gpa(vm, 0x1000, sizeof(code)), code, sizeof(code));
 	struct vm_exit ex = {0};
-	int err = vm_start_raw(vm, 0x1000, false);
+	int err = vm_start_exit_guest(vm, 42);
 	if (!err)
 		err = vm_wait(vm, 10000, &ex);
 	if (err || ex.reason != VM_EXIT_PORT || ex.code != 42)
@@ -350,6 +350,16 @@ int cmd_doctor(int argc, char **argv)
 		return 0;
 	}
 	nfail = nwarn = 0;
+	struct utsname u;
+	printf("Architecture\n");
+	if (uname(&u) == 0 && strcmp(u.machine, vm_arch_name()) &&
+	    !(strcmp(u.machine, "aarch64") == 0 && strcmp(vm_arch_name(), "arm64") == 0))
+		bad("FAIL", "install the provium built for this host's architecture",
+		    "this host is %s, this provium runs %s guests (KVM runs guests of the "
+		    "host's own architecture)", u.machine, vm_arch_name());
+	else
+		ok("%s: provium's VMM runs %s guests", uname(&u) == 0 ? u.machine : "?",
+		   vm_arch_name());
 	printf("KVM\n");
 	bool kvm = check_kvm_device();
 	bool linux_guests = false;

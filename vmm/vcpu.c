@@ -1,7 +1,7 @@
-/* vcpu.c — one thread per vCPU running the KVM_RUN loop, the register setup for a
- * 64-bit (or real-mode) entry, and exit handling: port I/O and MMIO go to the
- * buses; shutdown (triple fault), failed entry, internal errors and unknown exits
- * end the VM with a message that says what happened and where.
+/* vcpu.c — one thread per vCPU running the KVM_RUN loop, and the exits every
+ * architecture has: MMIO goes to the bus; failed entry, internal errors and system
+ * events (power-off, reset) end the VM with a message that says what happened and
+ * where. The rest (port I/O, triple fault, unknown exits) is arch_handle_exit's.
  *
  * Kicking: vcpu_kick() sets run->immediate_exit and sends VCPU_KICK_SIGNAL to the
  * thread, so KVM_RUN returns -EINTR whether the thread is inside KVM_RUN or about to
@@ -9,7 +9,7 @@
  * looks at the stop/pause flags, so no kick is lost; and it marks itself kickable
  * before it first looks at them, so a kick racing its start is not lost either. */
 #include "vmm/vm_internal.h"
-#include "vmm/boot.h"
+#include "vmm/arch.h"
 #include "vmm/bus.h"
 #include "vmm/util.h"
 
@@ -39,21 +39,6 @@ static void install_kick_handler(void)
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
 }
 
-/* The LAPIC's LINT0 delivers the PIC's ExtINT and LINT1 NMI, as firmware sets up
- * on a PC, so interrupts reach the BSP before the guest programs its IOAPIC. */
-static int setup_lapic(struct vcpu *c)
-{
-	struct kvm_lapic_state la;
-	if (ioctl(c->fd, KVM_GET_LAPIC, &la) < 0)
-		return pv_error(errno, "KVM_GET_LAPIC: %s", strerror(errno));
-	uint32_t *lint0 = (uint32_t *)&la.regs[0x350], *lint1 = (uint32_t *)&la.regs[0x360];
-	*lint0 = (*lint0 & ~0x700u & ~0x10000u) | (7u << 8);  /* ExtINT, unmasked */
-	*lint1 = (*lint1 & ~0x700u & ~0x10000u) | (4u << 8);  /* NMI, unmasked */
-	if (ioctl(c->fd, KVM_SET_LAPIC, &la) < 0)
-		return pv_error(errno, "KVM_SET_LAPIC: %s", strerror(errno));
-	return 0;
-}
-
 int vcpu_create(struct vm *vm, unsigned index)
 {
 	struct vcpu *c = &vm->vcpus[index];
@@ -70,17 +55,8 @@ int vcpu_create(struct vm *vm, unsigned index)
 		c->run = NULL;
 		return pv_error(errno, "vcpu %u: mmap of kvm_run: %s", index, strerror(errno));
 	}
-	if ((err = cpuid_setup_vcpu(vm, c)) < 0)
+	if ((err = arch_vcpu_init(c)) < 0)
 		return pv_error_prefix(err, "vcpu %u", index);
-	if ((err = msr_setup_vcpu(vm, c)) < 0)
-		return pv_error_prefix(err, "vcpu %u", index);
-	if ((err = setup_lapic(c)) < 0)
-		return pv_error_prefix(err, "vcpu %u", index);
-	struct kvm_fpu fpu = {0};
-	fpu.fcw = 0x37f;
-	fpu.mxcsr = 0x1f80;
-	if (ioctl(c->fd, KVM_SET_FPU, &fpu) < 0)
-		return pv_error(errno, "vcpu %u: KVM_SET_FPU: %s", index, strerror(errno));
 	return 0;
 }
 
@@ -94,62 +70,6 @@ void vcpu_close(struct vcpu *c)
 	c->fd = -1;
 }
 
-int vcpu_setup_long_mode(struct vcpu *c, const struct boot_info *bi)
-{
-	struct kvm_sregs s;
-	if (ioctl(c->fd, KVM_GET_SREGS, &s) < 0)
-		return pv_error(errno, "vcpu %u: KVM_GET_SREGS: %s", c->index, strerror(errno));
-	struct kvm_segment code = {
-		.base = 0, .limit = 0xffffffff, .selector = bi->cs, .type = 0xb,
-		.present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1,
-	};
-	struct kvm_segment data = code;
-	data.selector = bi->ds;
-	data.type = 0x3;
-	data.db = 1;
-	data.l = 0;
-	s.cs = code;
-	s.ds = s.es = s.fs = s.gs = s.ss = data;
-	s.gdt.base = bi->gdt_base;
-	s.gdt.limit = bi->gdt_limit;
-	s.cr3 = bi->pml4;
-	s.cr4 |= 0x20;                                     /* PAE */
-	s.cr0 = (s.cr0 & ~0x60000000ull) | 0x80000031ull;  /* PG NE ET PE; caches on */
-	s.efer |= 0x500;                                   /* LME | LMA */
-	if (ioctl(c->fd, KVM_SET_SREGS, &s) < 0)
-		return pv_error(errno, "vcpu %u: KVM_SET_SREGS: %s", c->index, strerror(errno));
-	struct kvm_regs r = {0};
-	r.rflags = 2;
-	r.rip = bi->entry;
-	r.rsi = bi->boot_params;
-	r.rsp = bi->stack;
-	if (ioctl(c->fd, KVM_SET_REGS, &r) < 0)
-		return pv_error(errno, "vcpu %u: KVM_SET_REGS: %s", c->index, strerror(errno));
-	return 0;
-}
-
-int vcpu_setup_real_mode(struct vcpu *c, uint64_t rip)
-{
-	struct kvm_sregs s;
-	if (ioctl(c->fd, KVM_GET_SREGS, &s) < 0)
-		return pv_error(errno, "vcpu %u: KVM_GET_SREGS: %s", c->index, strerror(errno));
-	uint64_t base = rip & ~0xffffull;
-	if (base > 0xf0000)
-		return pv_error(EINVAL, "vcpu %u: real-mode entry 0x%" PRIx64 " above 1 MiB",
-				c->index, rip);
-	s.cs.selector = base >> 4;
-	s.cs.base = base;
-	if (ioctl(c->fd, KVM_SET_SREGS, &s) < 0)
-		return pv_error(errno, "vcpu %u: KVM_SET_SREGS: %s", c->index, strerror(errno));
-	struct kvm_regs r = {0};
-	r.rflags = 2;
-	r.rip = rip - base;
-	r.rsp = 0x7000;
-	if (ioctl(c->fd, KVM_SET_REGS, &r) < 0)
-		return pv_error(errno, "vcpu %u: KVM_SET_REGS: %s", c->index, strerror(errno));
-	return 0;
-}
-
 void vcpu_kick(struct vcpu *c)
 {
 	if (!c->run)
@@ -160,24 +80,6 @@ void vcpu_kick(struct vcpu *c)
 	 * and would never see immediate_exit. */
 	if (atomic_load(&c->kickable))
 		pthread_kill(c->self, VCPU_KICK_SIGNAL);
-}
-
-/* Answers a halt probe (see halt_tick in vm.c) from the vCPU's own thread, which
- * may use its fd while it is outside KVM_RUN. */
-static void vcpu_probe_halt(struct vcpu *c)
-{
-	struct kvm_mp_state mp;
-	if (ioctl(c->fd, KVM_GET_MP_STATE, &mp) < 0)
-		return;
-	atomic_store(&c->waiting_sipi, mp.mp_state == KVM_MP_STATE_UNINITIALIZED);
-	struct kvm_regs r;
-	if (mp.mp_state == KVM_MP_STATE_HALTED && ioctl(c->fd, KVM_GET_REGS, &r) == 0 &&
-	    !(r.rflags & 0x200)) {
-		c->halted_rip = r.rip;
-		atomic_fetch_add(&c->halted_rounds, 1);
-	} else {
-		atomic_store(&c->halted_rounds, 0);
-	}
 }
 
 /* Blocks while the VM is paused (vm_pause); returns when resumed or stopping. */
@@ -206,30 +108,6 @@ static const char *internal_suberror(uint32_t s)
 	}
 }
 
-/* "rip=0x... (bytes: 0f 01 ...)" for messages; best effort. */
-static void describe_rip(struct vcpu *c, char *buf, size_t len)
-{
-	struct kvm_regs r;
-	if (ioctl(c->fd, KVM_GET_REGS, &r) < 0) {
-		snprintf(buf, len, "rip unknown");
-		return;
-	}
-	struct kvm_sregs s;
-	uint64_t lin = r.rip;
-	if (ioctl(c->fd, KVM_GET_SREGS, &s) == 0)
-		lin += s.cs.base;
-	struct kvm_translation t = {.linear_address = lin};
-	int n = lin == r.rip ? snprintf(buf, len, "rip=0x%llx", (unsigned long long)r.rip) :
-		snprintf(buf, len, "rip=0x%llx (linear 0x%llx)", (unsigned long long)r.rip,
-			 (unsigned long long)lin);
-	if (ioctl(c->fd, KVM_TRANSLATE, &t) == 0 && t.valid) {
-		const uint8_t *p = vm_gpa(c->vm, t.physical_address, 8);
-		if (p && n > 0 && (size_t)n < len)
-			snprintf(buf + n, len - n, " (bytes %02x %02x %02x %02x %02x %02x %02x %02x)",
-				 p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
-	}
-}
-
 /* Handles one exit; returns false when the vCPU must stop. */
 static bool vcpu_handle_exit(struct vcpu *c)
 {
@@ -237,15 +115,6 @@ static bool vcpu_handle_exit(struct vcpu *c)
 	struct kvm_run *run = c->run;
 	char msg[256], where[96];
 	switch (run->exit_reason) {
-	case KVM_EXIT_IO: {
-		vcpu_stats_count(&c->stats, VM_STAT_PIO, run->io.direction == KVM_EXIT_IO_OUT,
-				 run->io.port);
-		uint8_t *p = (uint8_t *)run + run->io.data_offset;
-		for (uint32_t i = 0; i < run->io.count; i++, p += run->io.size)
-			bus_access(vm->pio, run->io.port, p, run->io.size,
-				   run->io.direction == KVM_EXIT_IO_OUT);
-		return true;
-	}
 	case KVM_EXIT_MMIO:
 		vcpu_stats_count(&c->stats, VM_STAT_MMIO, run->mmio.is_write,
 				 run->mmio.phys_addr);
@@ -253,19 +122,12 @@ static bool vcpu_handle_exit(struct vcpu *c)
 			   run->mmio.is_write);
 		return true;
 	case KVM_EXIT_INTR:
-	case KVM_EXIT_IRQ_WINDOW_OPEN:
 	case KVM_EXIT_DEBUG:
 		vcpu_stats_count(&c->stats, VM_STAT_OTHER, false, run->exit_reason);
 		return true;
 	case KVM_EXIT_HLT:
 		snprintf(msg, sizeof(msg), "vcpu %u halted", c->index);
 		vm_request_exit(vm, VM_EXIT_HALT, 0, msg);
-		return false;
-	case KVM_EXIT_SHUTDOWN:
-		describe_rip(c, where, sizeof(where));
-		snprintf(msg, sizeof(msg), "vcpu %u: triple fault (KVM_EXIT_SHUTDOWN) at %s",
-			 c->index, where);
-		vm_request_exit(vm, VM_EXIT_TRIPLE_FAULT, 0, msg);
 		return false;
 	case KVM_EXIT_FAIL_ENTRY:
 		snprintf(msg, sizeof(msg), "vcpu %u: KVM could not enter the guest "
@@ -276,7 +138,7 @@ static bool vcpu_handle_exit(struct vcpu *c)
 		vm_request_exit(vm, VM_EXIT_ERROR, 0, msg);
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR: {
-		describe_rip(c, where, sizeof(where));
+		arch_describe_pc(c, where, sizeof(where));
 		int n = snprintf(msg, sizeof(msg), "vcpu %u: KVM internal error %u (%s) at %s",
 				 c->index, run->internal.suberror,
 				 internal_suberror(run->internal.suberror), where);
@@ -297,11 +159,7 @@ static bool vcpu_handle_exit(struct vcpu *c)
 		}
 		return false;
 	default:
-		describe_rip(c, where, sizeof(where));
-		snprintf(msg, sizeof(msg), "vcpu %u: unhandled KVM exit reason %u at %s",
-			 c->index, run->exit_reason, where);
-		vm_request_exit(vm, VM_EXIT_ERROR, 0, msg);
-		return false;
+		return arch_handle_exit(c);
 	}
 }
 
@@ -328,7 +186,7 @@ static void *vcpu_thread(void *arg)
 				vcpu_stats_count(&c->stats, VM_STAT_OTHER, false, KVM_EXIT_INTR);
 				__atomic_store_n(&c->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 				if (atomic_exchange(&c->probe, false))
-					vcpu_probe_halt(c);
+					arch_probe_halt(c);
 				continue;
 			}
 			char msg[160];

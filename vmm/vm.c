@@ -1,17 +1,16 @@
-/* vm.c — a VM's life: vm_create (KVM VM, hugepage guest RAM, TSS/identity map,
- * in-kernel irqchip and PIT, buses, event loop, console, platform devices, vCPUs),
- * vm_start (boot loader + MP table + 64-bit entry, then the threads), vm_wait /
+/* vm.c — a VM's life: vm_create (KVM VM, hugepage guest RAM, the architecture's
+ * irqchip and platform devices (vmm/arch.h), buses, event loop, console, vCPUs),
+ * vm_start (the architecture's boot loader, then the threads), vm_wait /
  * vm_stop / vm_pause / vm_resume, vm_destroy (joins every thread, frees every fd
  * and mapping), and the helpers devices use (memory, buses, MMIO windows, IRQs,
  * irqfd/ioeventfd, cleanups, the console ring and its input sinks).
  * docs/vmm.md describes the whole structure. */
 #include "vmm/vm_internal.h"
-#include "vmm/boot.h"
+#include "vmm/arch.h"
 #include "vmm/bus.h"
 #include "vmm/evloop.h"
 #include "vmm/snapshot.h"
 #include "vmm/util.h"
-#include "devices/platform.h"
 #include "devices/serial.h"
 
 #include <errno.h>
@@ -44,12 +43,9 @@ static const struct {
 	long cap;
 	const char *name;
 } required_caps[] = {
+	/* What every architecture needs; arch_vm_init checks its own. */
 	{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
 	{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
-	{KVM_CAP_PIT2, "KVM_CAP_PIT2"},
-	{KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
-	{KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR"},
-	{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
 	{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
 };
 
@@ -147,7 +143,7 @@ static int setup_memory(struct vm *vm, const char *path)
 region:;
 	struct kvm_userspace_memory_region r = {
 		.slot = 0,
-		.guest_phys_addr = 0,
+		.guest_phys_addr = arch_layout.ram_gpa,
 		.memory_size = vm->mem_size,
 		.userspace_addr = (uintptr_t)vm->mem,
 	};
@@ -175,17 +171,7 @@ static int setup_kvm(struct vm *vm, const char *mem_path)
 		return pv_error(errno, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
 	if ((err = setup_memory(vm, mem_path)))
 		return err;
-	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)VM_TSS_ADDR) < 0)
-		return pv_error(errno, "KVM_SET_TSS_ADDR: %s", strerror(errno));
-	uint64_t idmap = VM_IDMAP_ADDR;
-	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
-		return pv_error(errno, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-		return pv_error(errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		return pv_error(errno, "KVM_CREATE_PIT2: %s", strerror(errno));
-	return 0;
+	return arch_vm_init(vm);
 }
 
 int vm_create(const struct vm_config *cfg, struct vm **out)
@@ -223,9 +209,9 @@ int vm_create_from(const struct vm_config *cfg, const char *mem_path, struct vm 
 
 	unsigned mib = cfg->memory_mib ? cfg->memory_mib : 128;
 	vm->ncpus = cfg->cpus ? cfg->cpus : 1;
-	if (mib < 4 || (uint64_t)mib << 20 > VM_MMIO_BASE - (256ull << 20)) {
-		err = pv_error(EINVAL, "memory %u MiB: must be between 4 and %llu MiB", mib,
-			       (VM_MMIO_BASE >> 20) - 256);
+	if (mib < arch_layout.min_ram_mib || mib > arch_layout.max_ram_mib) {
+		err = pv_error(EINVAL, "memory %u MiB: must be between %u and %u MiB", mib,
+			       arch_layout.min_ram_mib, arch_layout.max_ram_mib);
 		goto fail;
 	}
 	if (vm->ncpus > VM_MAX_CPUS) {
@@ -233,8 +219,8 @@ int vm_create_from(const struct vm_config *cfg, const char *mem_path, struct vm 
 		goto fail;
 	}
 	vm->mem_size = (uint64_t)mib << 20;
-	vm->next_mmio = VM_MMIO_BASE;
-	vm->irqs_used = 0x1f; /* 0 timer, 1 keyboard, 2 cascade, 3 COM2, 4 COM1 */
+	vm->next_mmio = arch_layout.mmio_base;
+	vm->next_irq = arch_layout.irq_first;
 
 	if ((err = setup_kvm(vm, mem_path)))
 		goto fail;
@@ -246,16 +232,14 @@ int vm_create_from(const struct vm_config *cfg, const char *mem_path, struct vm 
 	}
 	if ((err = evloop_create(&vm->loop)))
 		goto fail;
-	if ((err = serial_create(vm, 0x3f8, 4, &vm->serial)))
-		goto fail;
-	if ((err = platform_create(vm)))
+	if ((err = arch_platform_create(vm)))
 		goto fail;
 	/* vCPUs last, after the irqchip and devices exist. */
-	if ((err = cpuid_init(vm)))
-		goto fail;
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if ((err = vcpu_create(vm, i)))
 			goto fail;
+	if ((err = arch_vm_ready(vm)))
+		goto fail;
 	*out = vm;
 	return 0;
 fail:
@@ -292,15 +276,15 @@ static void halt_tick(void *opaque)
 		struct vcpu *c = &vm->vcpus[i];
 		if (atomic_load(&c->halted_rounds) >= 2)
 			any = true;
-		else if (!atomic_load(&c->waiting_sipi))
+		else if (!atomic_load(&c->waiting_start))
 			all = false;
 	}
 	if (all && any) {
 		pthread_mutex_unlock(&vm->lock);
 		char msg[160];
 		snprintf(msg, sizeof(msg), "every vCPU halted with interrupts disabled "
-			 "(vcpu 0 at rip=0x%" PRIx64 "): the guest can never run again",
-			 vm->vcpus[0].halted_rip);
+			 "(vcpu 0 at %s=0x%" PRIx64 "): the guest can never run again",
+			 arch_layout.pc_name, vm->vcpus[0].halted_pc);
 		vm_request_exit(vm, VM_EXIT_HALT, 0, msg);
 		return;
 	}
@@ -311,12 +295,6 @@ static void halt_tick(void *opaque)
 		}
 	vm->halt_timer = evloop_add_timer(vm->loop, VM_HALT_PROBE_NS, halt_tick, vm);
 	pthread_mutex_unlock(&vm->lock);
-}
-
-/* Starts the event loop and vCPU threads once registers are set. */
-static int start_threads(struct vm *vm)
-{
-	return vm_start_loaded(vm, false);
 }
 
 int vm_start_loaded(struct vm *vm, bool paused)
@@ -355,52 +333,12 @@ int vm_start(struct vm *vm)
 		return pv_error(EBUSY, "vm %s: already started", vm->name);
 	if (!vm->kernel)
 		return pv_error(EINVAL, "vm %s: no kernel given", vm->name);
-	struct boot_params_in in = {
-		.kernel = vm->kernel, .initrd = vm->initrd, .cmdline = vm->cmdline,
-	};
-	struct boot_info bi;
-	int err = boot_load(vm->mem, vm->mem_size, &in, &bi);
-	if (err < 0)
-		return pv_error_prefix(err, "vm %s", vm->name);
-	err = mptable_write(vm->mem, vm->mem_size, VM_MPTABLE_GPA, vm->ncpus);
-	if (err < 0)
-		return pv_error_prefix(err, "vm %s: MP table", vm->name);
-	/* Only the boot vCPU gets registers: the others wait for INIT/SIPI. */
-	if ((err = vcpu_setup_long_mode(&vm->vcpus[0], &bi)))
-		return pv_error_prefix(err, "vm %s", vm->name);
-	return start_threads(vm);
-}
-
-/* Test entry: the caller has written code into guest RAM. Long mode gets a flat
- * GDT at 0x500 and identity page tables for the first 4 GiB at 0x9000-0xefff. */
-int vm_start_raw(struct vm *vm, uint64_t rip, bool long_mode)
-{
-	int err;
-	if (vm->started)
-		return pv_error(EBUSY, "vm %s: already started", vm->name);
-	if (long_mode) {
-		uint8_t *m = vm->mem;
-		uint64_t gdt[4] = {0, 0, 0x00af9a000000ffffull, 0x00cf92000000ffffull};
-		memcpy(m + 0x500, gdt, sizeof(gdt));
-		uint64_t *pml4 = (uint64_t *)(m + 0x9000), *pdpt = (uint64_t *)(m + 0xa000),
-			 *pd = (uint64_t *)(m + 0xb000);
-		memset(pml4, 0, 6 * 4096);
-		pml4[0] = 0xa000 | 3;
-		for (uint64_t i = 0; i < 4; i++)
-			pdpt[i] = (0xb000 + i * 4096) | 3;
-		for (uint64_t i = 0; i < 4 * 512; i++)
-			pd[i] = (i << 21) | 0x83; /* present, writable, 2 MiB */
-		struct boot_info bi = {
-			.entry = rip, .pml4 = 0x9000, .gdt_base = 0x500,
-			.gdt_limit = sizeof(gdt) - 1, .cs = 0x10, .ds = 0x18, .stack = 0x8000,
-		};
-		err = vcpu_setup_long_mode(&vm->vcpus[0], &bi);
-	} else {
-		err = vcpu_setup_real_mode(&vm->vcpus[0], rip);
-	}
+	/* Kernel, initrd, command line (or device tree) and the boot vCPU's
+	 * registers; the others wait to be started by the guest. */
+	int err = arch_boot(vm);
 	if (err)
 		return pv_error_prefix(err, "vm %s", vm->name);
-	return start_threads(vm);
+	return vm_start_loaded(vm, false);
 }
 
 void vm_vcpu_finished(struct vm *vm)
@@ -489,7 +427,7 @@ int vm_resume(struct vm *vm)
 	/* The vCPUs are parked: tell a kvmclock guest it was stopped, so its
 	 * watchdogs do not take the pause for a lockup. */
 	if (vm->was_paused && vm->started) {
-		clock_after_pause(vm);
+		arch_after_pause(vm);
 		vm->was_paused = false;
 	}
 	pthread_mutex_lock(&vm->lock);
@@ -542,7 +480,7 @@ void vm_destroy(struct vm *vm)
 	bus_destroy(vm->pio);
 	bus_destroy(vm->mmio);
 	evloop_destroy(vm->loop);
-	free(vm->cpuid);
+	arch_vm_free(vm);
 	free(vm->kernel);
 	free(vm->initrd);
 	free(vm->cmdline);
@@ -623,10 +561,21 @@ size_t vm_console_log(struct vm *vm, char *buf, size_t len)
 
 void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len)
 {
+	if (gpa < arch_layout.ram_gpa)
+		return NULL;
+	gpa -= arch_layout.ram_gpa;
 	if (gpa > vm->mem_size || len > vm->mem_size - gpa)
 		return NULL;
 	return (uint8_t *)vm->mem + gpa;
 }
+
+uint64_t vm_mem_gpa(const struct vm *vm)
+{
+	(void)vm;
+	return arch_layout.ram_gpa;
+}
+
+const char *vm_arch_name(void) { return arch_layout.name; }
 
 uint64_t vm_mem_size(const struct vm *vm) { return vm->mem_size; }
 void *vm_mem_base(const struct vm *vm) { return vm->mem; }
@@ -642,7 +591,7 @@ uint64_t vm_alloc_mmio(struct vm *vm, uint64_t size)
 	size = PV_ALIGN_UP(size ? size : 1, 4096);
 	pthread_mutex_lock(&vm->lock);
 	uint64_t base = vm->next_mmio;
-	if (base + size > VM_MMIO_END) {
+	if (base + size > arch_layout.mmio_end) {
 		base = 0;
 		pv_error(ENOSPC, "vm %s: no MMIO space left for 0x%" PRIx64 " bytes", vm->name,
 			 size);
@@ -655,17 +604,13 @@ uint64_t vm_alloc_mmio(struct vm *vm, uint64_t size)
 
 int vm_alloc_irq(struct vm *vm)
 {
-	int ret = pv_error(ENOSPC, "vm %s: no free interrupt line (GSI 5..23)", vm->name);
+	int ret;
 	pthread_mutex_lock(&vm->lock);
-	for (int gsi = 5; gsi <= 23; gsi++)
-		if (!(vm->irqs_used & (1u << gsi))) {
-			vm->irqs_used |= 1u << gsi;
-			ret = gsi;
-			break;
-		}
+	ret = vm->next_irq <= arch_layout.irq_last ? vm->next_irq++ : -1;
 	pthread_mutex_unlock(&vm->lock);
-	if (ret >= 0)
-		pv_error_clear();
+	if (ret < 0)
+		return pv_error(ENOSPC, "vm %s: no free interrupt line (%d..%d)", vm->name,
+				arch_layout.irq_first, arch_layout.irq_last);
 	return ret;
 }
 
@@ -684,9 +629,16 @@ int vm_cmdline_add(struct vm *vm, const char *text)
 	return 0;
 }
 
+int vm_describe_mmio(struct vm *vm, uint64_t base, uint64_t size, int irq)
+{
+	if (vm->started)
+		return pv_error(EBUSY, "vm %s: devices are fixed once started", vm->name);
+	return arch_describe_mmio(vm, base, size, irq);
+}
+
 int vm_irq_line(struct vm *vm, int gsi, int level)
 {
-	struct kvm_irq_level il = {.irq = gsi, .level = level};
+	struct kvm_irq_level il = {.irq = arch_irq_line_id(gsi), .level = level};
 	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &il) < 0)
 		return pv_error(errno, "vm %s: KVM_IRQ_LINE %d: %s", vm->name, gsi, strerror(errno));
 	return 0;

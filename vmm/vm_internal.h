@@ -1,5 +1,6 @@
-/* vm_internal.h — struct vm and struct vcpu, shared by vm.c, vcpu.c, cpuid.c and
- * msr.c only. Everything outside vmm/ goes through vmm/vmm.h. */
+/* vm_internal.h — struct vm and struct vcpu, shared by the files in vmm/ and the
+ * architecture's files (vmm/x86/, vmm/arm64/, behind vmm/arch.h) only. Everything
+ * outside vmm/ goes through vmm/vmm.h. */
 #ifndef PROVIUM_VM_INTERNAL_H
 #define PROVIUM_VM_INTERNAL_H
 
@@ -11,16 +12,11 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-struct boot_info;
+struct arch_vm; /* the architecture's own per-VM state (vmm/x86/, vmm/arm64/) */
 
 #define VM_MAX_CPUS 64
 #define VM_CONSOLE_RING (1u << 20)     /* 1 MiB of console history */
 #define VM_CONSOLE_SINKS 4
-#define VM_MMIO_BASE 0xd0000000ull     /* virtio windows go here, above RAM */
-#define VM_MMIO_END 0xfec00000ull      /* IOAPIC */
-#define VM_TSS_ADDR 0xfffbd000ull
-#define VM_IDMAP_ADDR 0xfffbc000ull
-#define VM_MPTABLE_GPA 0x9fc00ull
 #define VM_HALT_PROBE_NS (250 * 1000000ull)
 #define VM_MAX_DEVICES 32
 
@@ -44,12 +40,13 @@ struct vcpu {
 	atomic_bool kickable;
 	bool paused;   /* parked in vcpu_park(); protected by vm->lock */
 	/* Halt detection (vm.c's halt_tick): the thread answers a probe kick with
-	 * its MP state; halted_rounds counts probes in a row that found it halted
-	 * with interrupts off, waiting_sipi marks an AP not started yet. */
+	 * its MP state (arch_probe_halt); halted_rounds counts probes in a row that
+	 * found it halted with interrupts off, waiting_start marks a secondary vCPU
+	 * not started yet (x86: waiting for SIPI; arm64: PSCI powered off). */
 	atomic_bool probe;
 	atomic_int halted_rounds;
-	atomic_bool waiting_sipi;
-	uint64_t halted_rip;
+	atomic_bool waiting_start;
+	uint64_t halted_pc;
 	struct vcpu_stats stats;  /* user-space exits, this thread's own (stats.c) */
 };
 
@@ -75,10 +72,10 @@ struct vm {
 
 	struct vcpu vcpus[VM_MAX_CPUS];
 	unsigned ncpus;
-	struct kvm_cpuid2 *cpuid;  /* KVM_GET_SUPPORTED_CPUID, fetched once */
+	struct arch_vm *arch;      /* arch_vm_init's, freed by arch_vm_free */
 
 	uint64_t next_mmio;
-	uint32_t irqs_used;
+	int next_irq;              /* vm_alloc_irq's next, from arch_layout */
 
 	/* Console ring: total bytes ever written; the ring holds the newest. */
 	pthread_mutex_t con_lock;
@@ -102,7 +99,7 @@ struct vm {
 	int64_t halt_timer;
 
 	struct vm_cleanup *cleanups;
-	struct serial *serial;     /* the UART at 0x3f8 */
+	struct serial *serial;     /* the console UART (arch_platform_create) */
 
 	/* Snapshot support: registered devices (under lock), and whether a pause
 	 * happened since the last KVM_KVMCLOCK_CTRL. */
@@ -114,18 +111,8 @@ struct vm {
 /* vcpu.c */
 int vcpu_create(struct vm *vm, unsigned index);
 void vcpu_close(struct vcpu *c);
-int vcpu_setup_long_mode(struct vcpu *c, const struct boot_info *bi);
-int vcpu_setup_real_mode(struct vcpu *c, uint64_t rip);
 int vcpu_start_thread(struct vcpu *c);
 void vcpu_kick(struct vcpu *c);
-
-/* cpuid.c */
-int cpuid_init(struct vm *vm);
-int cpuid_setup_vcpu(struct vm *vm, struct vcpu *c);
-bool cpuid_host_is_pvm(void);
-
-/* msr.c */
-int msr_setup_vcpu(struct vm *vm, struct vcpu *c);
 
 /* vm.c: called by a vCPU thread when it ends. */
 void vm_vcpu_finished(struct vm *vm);
@@ -134,11 +121,5 @@ void vm_vcpu_finished(struct vm *vm);
  * a VM whose registers were loaded (optionally parked). */
 int vm_create_from(const struct vm_config *cfg, const char *memory_path, struct vm **out);
 int vm_start_loaded(struct vm *vm, bool paused);
-
-/* clock.c: KVM_KVMCLOCK_CTRL on every vCPU whose guest enabled kvmclock (after
- * a pause, before the vCPUs run again). */
-void clock_after_pause(struct vm *vm);
-/* clock.c: moves a vCPU's TSC from `from` (its value now) to `to`. */
-int clock_move_tsc(struct vcpu *c, uint64_t from, uint64_t to);
 
 #endif

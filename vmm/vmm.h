@@ -92,6 +92,10 @@ void vm_console_set_input(struct vm *vm, int slot,
 void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len);
 uint64_t vm_mem_size(const struct vm *vm);
 void *vm_mem_base(const struct vm *vm);
+/* Guest-physical address of the first byte of RAM (0 on x86, 2 GiB on arm64). */
+uint64_t vm_mem_gpa(const struct vm *vm);
+/* The guest architecture this VMM was built for: "x86_64" or "arm64". */
+const char *vm_arch_name(void);
 
 struct bus *vm_pio_bus(struct vm *vm);
 struct bus *vm_mmio_bus(struct vm *vm);
@@ -102,6 +106,10 @@ uint64_t vm_alloc_mmio(struct vm *vm, uint64_t size);
 int vm_alloc_irq(struct vm *vm);
 /* Appends " text" to the kernel command line (before vm_start). */
 int vm_cmdline_add(struct vm *vm, const char *text);
+/* Tells the guest about a device's MMIO window and interrupt (before vm_start): a
+ * "virtio_mmio.device=" command-line entry on x86, a virtio,mmio device-tree node on
+ * arm64. */
+int vm_describe_mmio(struct vm *vm, uint64_t base, uint64_t size, int irq);
 
 /* Interrupts: level for the in-kernel irqchip (KVM_IRQ_LINE), or an eventfd wired
  * with KVM_IRQFD (edge; returns -ENOTSUP when KVM lacks it). */
@@ -119,8 +127,14 @@ void vm_request_exit(struct vm *vm, enum vm_exit_reason r, int code, const char 
 
 /* Tests and benchmarks: start vCPU 0 at `rip` in code the caller wrote into guest
  * RAM, in real mode or in 64-bit mode (flat GDT at 0x500, identity page tables for
- * the first 4 GiB at 0x9000-0xefff, rsp 0x8000); no kernel is loaded. */
+ * the first 4 GiB at 0x9000-0xefff, rsp 0x8000); no kernel is loaded. arm64: at
+ * `rip` (a guest-physical address in RAM) in EL1h with the MMU off; long_mode is
+ * ignored. */
 int vm_start_raw(struct vm *vm, uint64_t rip, bool long_mode);
+/* `provium doctor`: writes a few instructions into guest RAM that end the VM with
+ * VM_EXIT_PORT and `code` (the exit port on x86, the exit register on arm64), and
+ * starts vCPU 0 there. */
+int vm_start_exit_guest(struct vm *vm, uint8_t code);
 /* pv_now_ns() of the first vCPU exit (0 before any): "first guest instruction". */
 uint64_t vm_first_exit_ns(const struct vm *vm);
 
@@ -175,6 +189,7 @@ int vm_restore(const char *dir, const struct vm_restore_opts *opts, struct vm **
 
 /* What `provium snapshots ls` shows; filled from a verified vm.state. */
 struct vm_snapshot_info {
+	char arch[16];          /* "x86_64" or "arm64" */
 	char name[64];          /* the VM's name when saved */
 	char kernel[512];
 	unsigned memory_mib, cpus, ndevices;

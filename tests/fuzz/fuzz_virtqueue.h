@@ -27,7 +27,7 @@ static inline int pv_fuzz_virtqueue(const uint8_t *data, size_t size)
 	if (!mem)
 		return 0;
 	memcpy(mem, data + FUZZ_VQ_HDR, PV_MIN(size - FUZZ_VQ_HDR, (size_t)FUZZ_VQ_MEM));
-	struct guest_mem gm = {mem, FUZZ_VQ_MEM};
+	struct guest_mem gm = {mem, FUZZ_VQ_MEM, 0};
 	struct virtqueue vq = {.num = (uint16_t)(1u << (data[0] % 9))};
 	uint16_t off[3];
 	memcpy(off, data + 4, sizeof(off));

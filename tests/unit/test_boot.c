@@ -1,4 +1,4 @@
-/* test_boot.c — the Linux boot-protocol loader (vmm/boot.c) on a plain buffer:
+/* test_boot.c — the Linux boot-protocol loader (vmm/x86/boot.c) on a plain buffer:
  * the test guest ELF, synthetic ELF and bzImage images built here byte by byte, a
  * real bzImage when the host has one, every rejection boot_load promises, the e820
  * map, the command line, the initrd placement, the page tables and the GDT. */
@@ -18,7 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "vmm/boot.h"
+#include "vmm/x86/boot.h"
 #include "vmm/util.h"
 
 #define MIB (1024ull * 1024)

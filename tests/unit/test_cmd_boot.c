@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "runner/doctor.h"
+#include "vmm/vmm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -315,6 +316,11 @@ static void test_doctor_verdict(void **state)
 	run(args, NULL, false, &r);
 	assert_non_null(strstr(r.out, "/dev/kvm"));
 	assert_non_null(strstr(r.out, "Backends"));
+	/* The architecture comes first: this build's guests, matching the host's. */
+	char want[64];
+	snprintf(want, sizeof(want), "provium's VMM runs %s guests", vm_arch_name());
+	assert_non_null(strstr(r.out, "Architecture\n"));
+	assert_non_null(strstr(r.out, want));
 	if (access("/sys/module/kvm_pvm", F_OK) == 0) {
 		assert_non_null(strstr(r.out, "PVM"));
 		assert_non_null(strstr(r.out, "sandbox backend will be used"));

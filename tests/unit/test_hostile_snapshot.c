@@ -51,16 +51,21 @@ static void pk_s(msgpack_packer *pk, const char *s)
 	msgpack_pack_str_with_body(pk, s, strlen(s));
 }
 
-/* {config={name, memory_mib=16, cpus=cpus}, vcpus=<nvcpus maps>, vm={}, serial={},
- * devices=[]} */
-static void pack_minimal(msgpack_sbuffer *sb, uint64_t cpus, uint32_t nvcpus, uint64_t mib)
+/* {config={[arch,] name, memory_mib=16, cpus=cpus}, vcpus=<nvcpus maps>, vm={},
+ * serial={}, devices=[]}; arch NULL: none, as before arm64. */
+static void pack_arch(msgpack_sbuffer *sb, const char *arch, uint64_t cpus, uint32_t nvcpus,
+		      uint64_t mib)
 {
 	msgpack_packer pk;
 	msgpack_sbuffer_init(sb);
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 5);
 	pk_s(&pk, "config");
-	msgpack_pack_map(&pk, 3);
+	msgpack_pack_map(&pk, 3 + (arch != NULL));
+	if (arch) {
+		pk_s(&pk, "arch");
+		pk_s(&pk, arch);
+	}
 	pk_s(&pk, "name");
 	pk_s(&pk, "crafted");
 	pk_s(&pk, "memory_mib");
@@ -77,6 +82,11 @@ static void pack_minimal(msgpack_sbuffer *sb, uint64_t cpus, uint32_t nvcpus, ui
 	msgpack_pack_map(&pk, 0);
 	pk_s(&pk, "devices");
 	msgpack_pack_array(&pk, 0);
+}
+
+static void pack_minimal(msgpack_sbuffer *sb, uint64_t cpus, uint32_t nvcpus, uint64_t mib)
+{
+	pack_arch(sb, NULL, cpus, nvcpus, mib);
 }
 
 static void test_huge_container_count_refused(void **state)
@@ -127,6 +137,34 @@ static void test_bad_cpu_counts_refused(void **state)
 	struct vm_snapshot_info info;
 	assert_int_equal(vm_snapshot_info(dir, &info), 0);
 	assert_int_equal(info.cpus, 1);
+}
+
+/* A snapshot of the other architecture is listed with it, and its restore is
+ * refused naming both, before any KVM call; one without "arch" is x86_64's. */
+static void test_other_arch_refused(void **state)
+{
+	(void)state;
+	const char *other = strcmp(vm_arch_name(), "arm64") ? "arm64" : "x86_64";
+	msgpack_sbuffer sb;
+	pack_arch(&sb, other, 1, 1, 16);
+	write_state(sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	struct vm_snapshot_info info;
+	assert_int_equal(vm_snapshot_info(dir, &info), 0);
+	assert_string_equal(info.arch, other);
+	struct vm *vm = NULL;
+	assert_int_equal(vm_restore(dir, NULL, &vm), -EINVAL);
+	print_message("# %s\n", pv_errmsg());
+	char want[96];
+	snprintf(want, sizeof(want), "of an %s VM; this provium runs %s guests", other,
+		 vm_arch_name());
+	assert_non_null(strstr(pv_errmsg(), want));
+	assert_null(vm);
+	pack_minimal(&sb, 1, 1, 16);
+	write_state(sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	assert_int_equal(vm_snapshot_info(dir, &info), 0);
+	assert_string_equal(info.arch, "x86_64");
 }
 
 /* ---- with KVM: vm_restore of an edited real snapshot ---- */
@@ -212,6 +250,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_huge_container_count_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_cpu_counts_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_arch_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_zero_cpus_fails_cleanly, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

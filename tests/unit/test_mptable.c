@@ -1,4 +1,4 @@
-/* test_mptable.c — the MP table (vmm/mptable.c), parsed back the way Linux finds it:
+/* test_mptable.c — the MP table (vmm/x86/mptable.c), parsed back the way Linux finds it:
  * scan the last KiB of base memory for "_MP_", check both checksums, walk every
  * entry and compare it with what `cpus` vCPUs and KVM's ISA routing need. */
 #include <setjmp.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/boot.h"
+#include "vmm/x86/boot.h"
 #include "vmm/util.h"
 
 #define MEM_SIZE (1u << 20)

@@ -50,7 +50,7 @@ static void rawq_init(struct rawq *r, bool event_idx)
 {
 	r->mem = calloc(1, MEM);
 	assert_non_null(r->mem);
-	r->gm = (struct guest_mem){r->mem, MEM};
+	r->gm = (struct guest_mem){r->mem, MEM, 0};
 	memset(&r->vq, 0, sizeof(r->vq));
 	r->vq.num = QN;
 	r->vq.desc_gpa = 0x1000;
@@ -263,7 +263,7 @@ static void test_chain_byte_limit(void **state)
 	/* A 1 MiB buffer named 100 times: 100 MiB of chain > the 64 MiB cap. */
 	uint8_t *mem = calloc(1, 2 << 20);
 	assert_non_null(mem);
-	struct guest_mem gm = {mem, 2 << 20};
+	struct guest_mem gm = {mem, 2 << 20, 0};
 	struct virtqueue vq = {.num = 128, .desc_gpa = 0x1000, .avail_gpa = 0x2000,
 			       .used_gpa = 0x3000};
 	assert_int_equal(virtq_activate(&vq, &gm, false), 0);
@@ -284,7 +284,7 @@ static void test_activate_rejects_bad_rings(void **state)
 {
 	(void)state;
 	uint8_t *mem = calloc(1, MEM);
-	struct guest_mem gm = {mem, MEM};
+	struct guest_mem gm = {mem, MEM, 0};
 	struct virtqueue vq = {.num = 16, .desc_gpa = MEM - 64, .avail_gpa = 0, .used_gpa = 0x100};
 	assert_int_equal(virtq_activate(&vq, &gm, false), -EINVAL);
 	vq = (struct virtqueue){.num = 12, .desc_gpa = 0, .avail_gpa = 0x400, .used_gpa = 0x800};
@@ -610,7 +610,7 @@ static void test_fuzz_ring_parser(void **state)
 	/* Guest RAM is its own allocation so ASan catches any access past it. */
 	uint8_t *mem = malloc(memsz);
 	assert_non_null(mem);
-	struct guest_mem gm = {mem, memsz};
+	struct guest_mem gm = {mem, memsz, 0};
 	static struct virtq_elem e;
 	const char *seed_env = getenv("PROVIUM_FUZZ_SEED");
 	fz_state = seed_env ? strtoull(seed_env, NULL, 0) : 12345;

@@ -4,7 +4,7 @@
  * cpuid_hook so callers can mask features, then KVM_SET_CPUID2.
  * Note (ENVIRONMENT.md): on PVM hosts masking XSAVE here does not stop a guest
  * from using it; use the kernel command line (noxsave, clearcpuid=) there. */
-#include "vmm/vm_internal.h"
+#include "vmm/x86/x86.h"
 #include "vmm/util.h"
 
 #include <errno.h>
@@ -23,7 +23,7 @@ int cpuid_init(struct vm *vm)
 			return pv_error(ENOMEM, "cpuid: out of memory");
 		c->nent = n;
 		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
-			vm->cpuid = c;
+			vm->arch->cpuid = c;
 			return 0;
 		}
 		int e = errno;
@@ -51,7 +51,7 @@ static struct kvm_cpuid_entry2 *find(struct kvm_cpuid2 *c, uint32_t fn)
 
 int cpuid_setup_vcpu(struct vm *vm, struct vcpu *vc)
 {
-	struct kvm_cpuid2 *src = vm->cpuid;
+	struct kvm_cpuid2 *src = vm->arch->cpuid;
 	/* One spare slot in case the KVM signature leaf has to be added. */
 	size_t sz = sizeof(*src) + (src->nent + 1) * sizeof(src->entries[0]);
 	struct kvm_cpuid2 *c = malloc(sz);

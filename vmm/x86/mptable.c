@@ -4,7 +4,7 @@
  * processor entry per vCPU, the ISA bus, the IOAPIC, IRQ 0..15 routing and the
  * local interrupt (LINT0 ExtINT, LINT1 NMI) entries. Layout and checksums are checked
  * by tests/unit/test_mptable.c, which parses the bytes back. */
-#include "vmm/boot.h"
+#include "vmm/x86/boot.h"
 #include "vmm/util.h"
 
 #include <errno.h>

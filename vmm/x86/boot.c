@@ -3,7 +3,7 @@
  * the initrd, identity-mapped page tables and a flat GDT for a direct 64-bit entry.
  * Works on a plain buffer standing for guest RAM (gpa == offset), so the unit tests
  * run it without KVM. Layout and errors: docs/boot.md. */
-#include "vmm/boot.h"
+#include "vmm/x86/boot.h"
 #include "vmm/util.h"
 
 #include <asm/bootparam.h>

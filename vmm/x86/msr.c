@@ -3,7 +3,7 @@
  * SYSCALL registers zeroed, the TSC at 0, fast strings on, MTRRs enabled with
  * write-back default. An MSR this host's KVM refuses is skipped with a debug note
  * (PVM rejects some); it is not fatal because Linux copes. */
-#include "vmm/vm_internal.h"
+#include "vmm/x86/x86.h"
 #include "vmm/util.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* clock.c — guest clock control: read kvmclock, jump guest time forward
  * (kvmclock, TSC, and the pending LAPIC / TSC-deadline / PIT timers as if the time
  * had passed), and KVM_KVMCLOCK_CTRL after a pause. docs/clock.md ("VMM"). */
-#include "vmm/vm_internal.h"
+#include "vmm/x86/x86.h"
 #include "vmm/util.h"
 
 #include <errno.h>
