@@ -34,6 +34,26 @@ static void exit_write(void *opaque, uint64_t off, const void *data, unsigned le
 
 static const struct bus_ops exit_ops = {.write = exit_write};
 
+/* arm64 has no ports: the same exit as a 32-bit register on the MMIO bus. */
+static void exit_mmio_write(void *opaque, uint64_t off, const void *data, unsigned len)
+{
+	struct vm *vm = opaque;
+	uint32_t v = 0;
+	(void)off;
+	memcpy(&v, data, len < 4 ? len : 4);
+	char detail[64];
+	snprintf(detail, sizeof(detail), "guest wrote %u to the exit register", v);
+	vm_request_exit(vm, VM_EXIT_PORT, (int)v, detail);
+}
+
+static const struct bus_ops exit_mmio_ops = {.write = exit_mmio_write};
+
+int platform_create_exit_mmio(struct vm *vm, uint64_t gpa)
+{
+	int err = bus_register(vm_mmio_bus(vm), gpa, 4, &exit_mmio_ops, vm);
+	return err ? pv_error_prefix(err, "exit register") : 0;
+}
+
 static void i8042_read(void *opaque, uint64_t off, void *data, unsigned len)
 {
 	(void)opaque;

@@ -13,6 +13,7 @@
 #include "vmm/vmm.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <msgpack.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -33,7 +34,7 @@ struct serial {
 	/* For serial_create(). */
 	struct vm *vm;
 	int gsi;
-	uint16_t base;
+	uint64_t base;
 };
 
 static unsigned rx_trigger(const struct serial *s)
@@ -382,7 +383,10 @@ static void vm_serial_cleanup(void *opaque)
 	serial_free(opaque);
 }
 
-int serial_create(struct vm *vm, uint16_t base, int irq, struct serial **out)
+/* The UART on `bus` (the port bus on x86, the MMIO bus on arm64: one byte per
+ * register either way, reg-shift 0). */
+static int serial_attach(struct vm *vm, struct bus *bus, uint64_t base, int irq,
+			 struct serial **out)
 {
 	struct serial *s;
 	int err = serial_new(NULL, &s);
@@ -392,14 +396,24 @@ int serial_create(struct vm *vm, uint16_t base, int irq, struct serial **out)
 	s->gsi = irq;
 	s->base = base;
 	s->hooks = (struct serial_hooks){vm_serial_irq, vm_serial_out, s};
-	err = bus_register(vm_pio_bus(vm), base, 8, &serial_bus_ops, s);
+	err = bus_register(bus, base, 8, &serial_bus_ops, s);
 	if (err) {
 		serial_free(s);
-		return pv_error_prefix(err, "serial at 0x%x", base);
+		return pv_error_prefix(err, "serial at 0x%" PRIx64, base);
 	}
 	vm_console_set_input(vm, 0, vm_serial_in, s);
 	vm_add_cleanup(vm, vm_serial_cleanup, s);
 	if (out)
 		*out = s;
 	return 0;
+}
+
+int serial_create(struct vm *vm, uint16_t base, int irq, struct serial **out)
+{
+	return serial_attach(vm, vm_pio_bus(vm), base, irq, out);
+}
+
+int serial_create_mmio(struct vm *vm, uint64_t base, int irq, struct serial **out)
+{
+	return serial_attach(vm, vm_mmio_bus(vm), base, irq, out);
 }

@@ -69,6 +69,8 @@ size_t serial_receive(struct serial *s, const void *data, size_t len);
 
 /* A UART on the VM's port bus at `base` raising ISA `irq`; freed by vm_destroy. */
 int serial_create(struct vm *vm, uint16_t base, int irq, struct serial **out);
+/* The same UART on the VM's MMIO bus (arm64's ns16550a, reg-shift 0). */
+int serial_create_mmio(struct vm *vm, uint64_t base, int irq, struct serial **out);
 /* The VM's UART at 0x3f8 (made by vm_create), for snapshots. */
 struct serial *vm_serial(struct vm *vm);
 

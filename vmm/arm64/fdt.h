@@ -7,7 +7,8 @@
  *   0x08000000  GICv3 distributor (64 KiB)
  *   0x080a0000  GICv3 redistributors, 128 KiB (RD + SGI frame) per vCPU
  *   0x09000000  the ns16550a UART (devices/serial.c), one byte per register
- *   0x0a000000  virtio-mmio devices, 0x200 apart
+ *   0x09010000  the exit register (devices/platform.c; not in the DT)
+ *   0x0a000000  virtio-mmio devices, a 4 KiB window each (vm_alloc_mmio)
  *   0x80000000  RAM; the kernel Image 2 MiB aligned, the DTB and initrd above it */
 #ifndef PROVIUM_ARM64_FDT_H
 #define PROVIUM_ARM64_FDT_H
@@ -21,6 +22,9 @@
 #define ARM64_GICR_SIZE_CPU   0x00020000ull
 #define ARM64_UART_GPA        0x09000000ull
 #define ARM64_UART_SIZE       0x00001000ull
+#define ARM64_UART_SPI        1
+/* The exit register (devices/platform.c), not in the device tree: test guests. */
+#define ARM64_EXIT_GPA        0x09010000ull
 #define ARM64_VIRTIO_GPA      0x0a000000ull
 #define ARM64_VIRTIO_STRIDE   0x00000200ull
 #define ARM64_RAM_GPA         0x80000000ull
