@@ -13,6 +13,7 @@
 #   --memory MIB  RAM of the simulated host (default 6144)
 #   --cpus N      its vCPUs (default 1: see below)
 #   --keep-log F  also write the simulated host's console to F
+#   --arch A      x86_64 (default) or arm64: an arm64 KVM host (below)
 # PROVIUM_KVMHOST_KVM_AMD: kvm_amd's module options inside (e.g. npt=0 for shadow paging).
 #
 # One vCPU by default: with two, QEMU 7.2's emulator now and then crashed the simulated
@@ -47,19 +48,36 @@
 # such stop said on stderr; otherwise the host is killed and the exit status is 123.
 # PROVIUM_KVMHOST_STALL: those 60 s (tier.sh tests this with a few). Nothing is left behind: the QEMU process and the
 # temporary directory go at exit, also on SIGINT/SIGTERM.
+#
+# --arch arm64 (docs/arm64.md): qemu-system-aarch64 -M virt,virtualization=on,
+# gic-version=3 -cpu max (TCG, EL2 for KVM) boots Debian's linux-image-arm64 kernel
+# (hostkernel.sh --arch arm64; KVM is built in there: "kvm [1]: VHE mode initialized"),
+# with busybox-static:arm64 (kernels/busybox.sh) in its initramfs and the 9p shares on
+# virtio-mmio. This host's root is shared the same way, so arm64 dynamic binaries find
+# /lib/ld-linux-aarch64.so.1 and the :arm64 libraries installed here; but its /bin is
+# x86: the command runs under the arm64 busybox's sh with its applets first in PATH
+# (/run/kvmhost-bin), and x86 programs inside fail with "Exec format error". No
+# stall kick there (the lost interrupt is x86 QEMU's APIC): a stopped host is killed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache=${PROVIUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/provium}
 timeout=900 memory=6144 shell=0 keeplog=
-cpus=1
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+cpus=1 arch=x86_64
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
   case $1 in
     --timeout) timeout=$2; shift ;;
     --memory) memory=$2; shift ;;
     --cpus) cpus=$2; shift ;;
     --keep-log) keeplog=$2; shift ;;
+    --arch)
+      case ${2-} in
+        x86_64|x86|amd64) arch=x86_64 ;;
+        arm64|aarch64) arch=arm64 ;;
+        *) echo "run.sh: unknown --arch ${2-} (x86_64 or arm64)" >&2; exit 2 ;;
+      esac
+      shift ;;
     --shell) shell=1 ;;
     -h|--help) usage 0 ;;
     --) shift; break ;;
@@ -72,22 +90,32 @@ done
 say() { printf '[kvmhost] %s\n' "$*" >&2; }
 die() { printf '[kvmhost] error: %s\n' "$*" >&2; exit 125; }
 
-qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 not found (apt-get install qemu-system-x86, or make deps)"
-[ -x /bin/busybox ] || die "no /bin/busybox (apt-get install busybox-static)"
-kdir=$("$here/hostkernel.sh") || die "cannot get the host kernel"
+bb=/bin/busybox
+if [ $arch = arm64 ]; then
+  qemu=$(command -v qemu-system-aarch64) || die "qemu-system-aarch64 not found (apt-get install qemu-system-arm, or make deps ARCH=arm64)"
+  bbdir=$("$root/kernels/busybox.sh" arm64) || die "cannot get busybox-static:arm64"
+  bb=$bbdir/busybox
+  kdir=$("$here/hostkernel.sh" --arch arm64) || die "cannot get the arm64 host kernel"
+  # virtio itself is built in there; the 9p shares are virtio-mmio devices
+  p9mods="virtio_mmio netfs fscache 9pnet 9pnet_virtio 9p"
+else
+  qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 not found (apt-get install qemu-system-x86, or make deps)"
+  kdir=$("$here/hostkernel.sh") || die "cannot get the host kernel"
+  p9mods="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci netfs fscache 9pnet 9pnet_virtio 9p"
+fi
+[ -x "$bb" ] || die "no $bb (apt-get install busybox-static)"
 kver=$(cat "$kdir/version")
 
 # ---- the initramfs: busybox, /init and the modules that mount the 9p shares ----
 # Cached by the hash of its inputs (reproducible cpio: kernels/mkinitramfs.sh).
-p9mods="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci netfs fscache 9pnet 9pnet_virtio 9p"
 modpath() { find "$kdir/lib/modules/$kver/kernel" -name "$1.ko" | head -1; }
-ihash=$( { echo "kvmhost-initramfs 1 $kver $p9mods"; cat "$here/init" /bin/busybox "$root/kernels/mkinitramfs.sh"; } |
+ihash=$( { echo "kvmhost-initramfs 1 $kver $p9mods"; cat "$here/init" "$bb" "$root/kernels/mkinitramfs.sh"; } |
          sha256sum | cut -c1-16)
 initrd=$cache/kvmhost/initramfs-$ihash.cpio
 if [ ! -f "$initrd" ]; then
   stage=$(mktemp -d "$cache/kvmhost/.stage.XXXXXX")
   mkdir -p "$stage/rootfs/bin" "$stage/rootfs/modules"
-  cp /bin/busybox "$stage/rootfs/bin/busybox"
+  cp "$bb" "$stage/rootfs/bin/busybox"
   cp "$here/init" "$stage/rootfs/init"; chmod 0755 "$stage/rootfs/init"
   for m in $p9mods; do
     f=$(modpath "$m"); [ -n "$f" ] || { rm -rf "$stage"; die "module $m not in $kdir"; }
@@ -120,6 +148,7 @@ q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
   echo "KVMHOST_MODULES='tun bridge veth nft_masq nft_chain_nat'"
   echo "KVMHOST_KVM_AMD=$(q "${PROVIUM_KVMHOST_KVM_AMD-}")"
   echo "KVMHOST_SHELL=$shell"
+  echo "KVMHOST_ARCH=$arch"
 } > "$tmp/out/config"
 # Inside, /tmp, /var/tmp and /run are fresh tmpfs: a checkout, working directory or
 # cache of this host under one of them is bound back in over it (init, "keep").
@@ -127,7 +156,8 @@ for p in "$root" "$PWD" "$(readlink -f "$cache" 2>/dev/null || echo "$cache")"; 
   case $p in /tmp/*|/var/tmp/*|/run/*) [ -d "$p" ] && printf '%s\n' "$p" ;; esac
 done | sort -u > "$tmp/out/keep"
 {
-  echo "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+  # (arm64: the arm64 busybox's applets first, the shared /bin being x86)
+  echo "export PATH=$([ $arch = arm64 ] && echo /run/kvmhost-bin:)/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
   echo "export HOME=/tmp/home TMPDIR=/tmp PROVIUM_CACHE_DIR=/tmp/cache KVMHOST=1"
   echo "mkdir -p /tmp/home /tmp/cache/kernel /tmp/cache/initramfs"
   # The guest kernels and initramfs images built on this host, linked into the cache.
@@ -146,7 +176,8 @@ done | sort -u > "$tmp/out/keep"
   echo "cd $(q "$PWD") || exit 125"
   if [ $shell = 1 ]; then
     echo "echo 'kvmhost: a shell inside the simulated KVM host; exit (or Ctrl-D) powers it off'"
-    echo "exec /bin/bash -i 2>/dev/null || exec /bin/sh -i"
+    if [ $arch = arm64 ]; then echo "exec sh -i"
+    else echo "exec /bin/bash -i 2>/dev/null || exec /bin/sh -i"; fi
   else
     # SIGTERM 20 s before the hard limit, so whatever the command wrote is saved.
     printf 'exec timeout -k 10 %d' $((timeout > 60 ? timeout - 20 : timeout))
@@ -155,12 +186,23 @@ done | sort -u > "$tmp/out/keep"
   fi
 } > "$tmp/out/cmd.sh"
 
+if [ $arch = arm64 ]; then
+  qargs=(-M virt,virtualization=on,gic-version=3 -accel tcg,thread=multi -cpu max
+         -smp "$cpus" -m "$memory" -nodefaults -no-user-config -display none -no-reboot
+         -kernel "$kdir/Image" -initrd "$initrd"
+         -append "console=ttyAMA0 quiet loglevel=3 panic=-1 rw ${PROVIUM_KVMHOST_APPEND-}"
+         -fsdev "local,id=host,path=/,security_model=none,readonly=on,multidevs=remap"
+         -device virtio-9p-device,fsdev=host,mount_tag=host
+         -fsdev "local,id=out,path=$tmp/out,security_model=none,multidevs=remap"
+         -device virtio-9p-device,fsdev=out,mount_tag=out)
+else
 qargs=(-M q35 -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$memory"
        -nodefaults -no-user-config -display none -no-reboot
        -kernel "$kdir/vmlinux" -initrd "$initrd"
        -append "console=ttyS0 quiet loglevel=3 panic=-1 rw nohz=off highres=off ${PROVIUM_KVMHOST_APPEND-}"
        -virtfs "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"
        -virtfs "local,path=$tmp/out,mount_tag=out,security_model=none,multidevs=remap")
+fi
 start=$(date +%s)
 if [ $shell = 1 ]; then
   # Interactive: the console on this terminal; Ctrl-A x quits QEMU.
@@ -189,14 +231,18 @@ else
     if [ $kicked -eq 0 ] && [ $((now - beat)) -ge "$stall" ]; then
       say "the simulated host stopped: no heartbeat for $((now - beat)) s (QEMU's lost timer interrupt?); its vCPU:"
       off=$(stat -c %s "$tmp/monitor.log")
-      printf 'info registers\ninfo lapic\n' > "$tmp/mon.in"; sleep 2
+      if [ $arch = arm64 ]; then printf 'info registers\n' > "$tmp/mon.in"
+      else printf 'info registers\ninfo lapic\n' > "$tmp/mon.in"; fi
+      sleep 2
       tail -c +$((off + 1)) "$tmp/monitor.log" | tr -d '\r' |
         grep -Ev '^(\(qemu\)|QEMU|[CDEFGS]S |LDT|TR |[GI]DT|DR[0-9]|EFER|FCW|FPR|XMM|YMM|ZMM|Opmask|$)' |
         head -40 | sed 's/^/[kvmhost]   /' >&2
-      say "raising the serial port's interrupt and injecting an NMI to wake it"
-      # IER = receive, transmit-empty and line-status interrupts: the 8250 driver's
-      # own, plus one it clears again when it finds nothing to send
-      printf 'o /b 0x3f9 0x07\nnmi\n' > "$tmp/mon.in"
+      if [ $arch = x86_64 ]; then
+        say "raising the serial port's interrupt and injecting an NMI to wake it"
+        # IER = receive, transmit-empty and line-status interrupts: the 8250 driver's
+        # own, plus one it clears again when it finds nothing to send
+        printf 'o /b 0x3f9 0x07\nnmi\n' > "$tmp/mon.in"
+      fi
       kicked=$now stopped=$((stopped + 1))
     elif [ $kicked -ne 0 ] && [ "$beat" -gt "$kicked" ]; then
       say "the simulated host came back (stop $stopped of this run)"
