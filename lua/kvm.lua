@@ -115,8 +115,11 @@ function K:_connect_agent()
 end
 
 -- Connects to the agent, retrying while the guest does not listen yet; watches for
--- the guest dying (exit, panic) meanwhile.
-local function wait_agent(vm, deadline, t0)
+-- the guest dying (exit, panic) meanwhile. `first` ({op, args, apiop}, optional) is
+-- a call sent on each try right behind the host's hello, so the agent answers it
+-- straight after its own: one round trip less than calling it after the hello (a
+-- restore's sethostname). Returns the connection, and first's result when given.
+local function wait_agent(vm, deadline, t0, first)
   local last
   while true do
     refresh(vm)
@@ -148,8 +151,18 @@ local function wait_agent(vm, deadline, t0)
       last = "the guest has not taken the transport reset yet (after a restore)"
     elseif ok then
       local conn = V.conn(fd, vm.name)
-      local ok2, ready = pcall(conn.ready_wait, conn, math.min(deadline, S.now() + 0.25))
-      if ok2 and ready then return conn end
+      local fid, ok2, ready = nil, true, nil
+      -- a refused stream (the guest does not listen yet) may already be closed
+      if first then ok2, fid = pcall(conn.send, conn, first[1], first[2], first[3]) end
+      if ok2 then ok2, ready = pcall(conn.ready_wait, conn, math.min(deadline, S.now() + 0.25))
+      else ready = fid end
+      if ok2 and ready then
+        if not fid then return conn end
+        local okr, r = pcall(conn.await, conn, fid, deadline, first[3], first[1])
+        if not okr then conn:close(); error(r, 0) end
+        if not r.ok then conn:close(); V.agent_error(r, first[3], vm.name) end
+        return conn, r.result
+      end
       last = ok2 and "no hello yet" or (provium._is_error(ready) and ready.message or tostring(ready))
       conn:close()
     else

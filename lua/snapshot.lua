@@ -121,8 +121,8 @@ local function restore_raw(lab, name, dir, prof, opts)
   local undo <close> = S.undo(function() vm:_teardown() end)
   if p.agent ~= false then
     local deadline = V.boot_deadline(p, nil)
-    vm._conn = V.kvm_wait_agent(vm, deadline, t0)
-    V.kvm_set_hostname(vm, deadline)
+    -- the guest's hostname is the snapshotted VM's: the new name goes with the connect
+    vm._conn = V.kvm_wait_agent(vm, deadline, t0, { "sethostname", { name = vm.name }, "lab:vm" })
   end
   undo.done = true
   vm._state = "running"
