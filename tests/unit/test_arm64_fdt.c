@@ -88,7 +88,7 @@ static uint64_t prop_u64(int off, const char *name)
 	const fdt64_t *p = prop(off, name, &len);
 
 	assert_int_equal(len, 8);
-	return fdt64_to_cpu(*p);
+	return fdt64_ld(p);
 }
 
 static void assert_str(int off, const char *name, const char *want)
@@ -106,8 +106,8 @@ static void assert_reg(int off, uint64_t gpa, uint64_t size)
 	const fdt64_t *p = prop(off, "reg", &len);
 
 	assert_int_equal(len, 16);
-	assert_int_equal(fdt64_to_cpu(p[0]), gpa);
-	assert_int_equal(fdt64_to_cpu(p[1]), size);
+	assert_int_equal(fdt64_ld(&p[0]), gpa);
+	assert_int_equal(fdt64_ld(&p[1]), size);
 }
 
 static void assert_irq(int off, uint32_t type, uint32_t num, uint32_t flags)
@@ -196,10 +196,10 @@ static void test_gic(void **state)
 	assert_int_equal(prop_u32(gic, "phandle"), ARM64_DT_GIC_PHANDLE);
 	reg = prop(gic, "reg", &len);
 	assert_int_equal(len, 32);
-	assert_int_equal(fdt64_to_cpu(reg[0]), ARM64_GICD_GPA);
-	assert_int_equal(fdt64_to_cpu(reg[1]), ARM64_GICD_SIZE);
-	assert_int_equal(fdt64_to_cpu(reg[2]), ARM64_GICR_GPA);
-	assert_int_equal(fdt64_to_cpu(reg[3]), 2 * ARM64_GICR_SIZE_CPU);
+	assert_int_equal(fdt64_ld(&reg[0]), ARM64_GICD_GPA);
+	assert_int_equal(fdt64_ld(&reg[1]), ARM64_GICD_SIZE);
+	assert_int_equal(fdt64_ld(&reg[2]), ARM64_GICR_GPA);
+	assert_int_equal(fdt64_ld(&reg[3]), 2 * ARM64_GICR_SIZE_CPU);
 }
 
 static void test_timer(void **state)

@@ -153,7 +153,7 @@ static uint64_t prop_u64(const void *fdt, const char *path, const char *name)
 	const fdt64_t *v = fdt_getprop(fdt, off, name, &len);
 	assert_non_null(v);
 	assert_int_equal(len, 8);
-	return fdt64_to_cpu(*v);
+	return fdt64_ld(v);
 }
 
 static void test_load(void **state)
