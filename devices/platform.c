@@ -20,16 +20,22 @@
 #include <stdio.h>
 #include <string.h>
 
-static void exit_write(void *opaque, uint64_t off, const void *data, unsigned len)
+/* The guest's exit: its value (up to 32 bits) becomes the VM's exit code. */
+static void guest_exit(struct vm *vm, const void *data, unsigned len, const char *where)
 {
-	struct vm *vm = opaque;
 	uint32_t v = 0;
-	(void)off;
 	memcpy(&v, data, len < 4 ? len : 4);
 	char detail[64];
-	snprintf(detail, sizeof(detail), "guest wrote %u to exit port 0x%x", v,
-		 PLATFORM_EXIT_PORT);
+	snprintf(detail, sizeof(detail), "guest wrote %u to %s", v, where);
 	vm_request_exit(vm, VM_EXIT_PORT, (int)v, detail);
+}
+
+static void exit_write(void *opaque, uint64_t off, const void *data, unsigned len)
+{
+	(void)off;
+	char where[32];
+	snprintf(where, sizeof(where), "exit port 0x%x", PLATFORM_EXIT_PORT);
+	guest_exit(opaque, data, len, where);
 }
 
 static const struct bus_ops exit_ops = {.write = exit_write};
@@ -37,13 +43,8 @@ static const struct bus_ops exit_ops = {.write = exit_write};
 /* arm64 has no ports: the same exit as a 32-bit register on the MMIO bus. */
 static void exit_mmio_write(void *opaque, uint64_t off, const void *data, unsigned len)
 {
-	struct vm *vm = opaque;
-	uint32_t v = 0;
 	(void)off;
-	memcpy(&v, data, len < 4 ? len : 4);
-	char detail[64];
-	snprintf(detail, sizeof(detail), "guest wrote %u to the exit register", v);
-	vm_request_exit(vm, VM_EXIT_PORT, (int)v, detail);
+	guest_exit(opaque, data, len, "the exit register");
 }
 
 static const struct bus_ops exit_mmio_ops = {.write = exit_mmio_write};
