@@ -34,7 +34,10 @@ end
 test("a host listener on the NAT veth's host end is reachable from a VM", function(t)
   t:match(net.nat_ip, "^10%.214%.%d+%.%d+$")
   t:match(a:succeed("ip route"), "default via " .. net.subnet:match("^(%d+%.%d+%.%d+%.)") .. "1")
-  local port = 20000 + math.random(0, 20000)
+  -- a free port: were something already listening on it, listening() below would
+  -- see that one, our nc would fail to bind, and the VM's line would go elsewhere
+  local port
+  repeat port = 20000 + math.random(0, 20000) until not listening(port)
   local out = provium.tmpdir() .. "/got"
   local busybox = provium.env("PROVIUM_BUILD") and (provium.env("PROVIUM_BUILD") .. "/rootfs/bin/busybox") or "build/rootfs/bin/busybox"
   os.execute(("timeout 15 %s nc -l -p %d > %s 2>&1 &"):format(busybox, port, out))
