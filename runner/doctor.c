@@ -33,6 +33,12 @@ int doctor_linux_guests_ok(char *why, size_t len)
 			 "guests cannot reach user space on it");
 		return 0;
 	}
+#if defined(__aarch64__)
+	/* arm64 KVM is part of the kernel (no vendor module): /dev/kvm answering API 12
+	 * without kvm_pvm is hardware virtualization (EL2, VHE or nVHE). */
+	snprintf(why, len, "/dev/kvm with hardware virtualization (arm64 KVM)");
+	return 1;
+#endif
 	if (!exists("/sys/module/kvm_intel") && !exists("/sys/module/kvm_amd")) {
 		snprintf(why, len, "/dev/kvm is not backed by kvm_intel or kvm_amd");
 		return 0;
