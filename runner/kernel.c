@@ -2,6 +2,7 @@
  * kernels/build.sh when they are missing (runner/kernel.h, docs/kernels.md). */
 #include "runner/kernel.h"
 #include "runner/layout.h"
+#include "vmm/arch.h"
 
 #include "vmm/util.h"
 
@@ -64,29 +65,34 @@ static int resolve(const char *link, char *out, size_t len, const char *missing_
 
 int kernel_cached_paths(bool pvm, char *vmlinux, char *bzimage, char *initrd, size_t len)
 {
-	char cache[PATH_MAX], link[PATH_MAX + 64];
+	char cache[PATH_MAX], link[PATH_MAX + 128];
 	int rc = kernel_cache_dir(cache, sizeof(cache));
 	if (rc < 0)
 		return rc;
-	const char *cur = pvm ? "current-pvm" : "current";
+	/* this build's architecture's links (kernels/build.sh --arch): current,
+	 * current-pvm, current-arm64; the kernel the kvm backend boots, and the
+	 * compressed boot image (x86's bzImage; arm64 has only Image) */
+	char cur[64];
+	snprintf(cur, sizeof(cur), "%s%s", pvm ? "current-pvm" : "current", arch_layout.cache_suffix);
+	const char *boot_image = arch_layout.cache_suffix[0] ? arch_layout.kernel_file : "bzImage";
 	char msg[PATH_MAX + 200];
 	snprintf(msg, sizeof(msg), "guest kernel%s not built (nothing in %s/kernel/%s): run `%s`",
 		 pvm ? " (PVM variant)" : "", cache, cur,
 		 pvm ? KERNEL_BUILD_CMD " --pvm" : KERNEL_BUILD_CMD);
 	if (vmlinux) {
-		snprintf(link, sizeof(link), "%s/kernel/%s/vmlinux", cache, cur);
+		snprintf(link, sizeof(link), "%s/kernel/%s/%s", cache, cur, arch_layout.kernel_file);
 		if ((rc = resolve(link, vmlinux, len, msg)) < 0)
 			return rc;
 	}
 	if (bzimage) {
-		snprintf(link, sizeof(link), "%s/kernel/%s/bzImage", cache, cur);
+		snprintf(link, sizeof(link), "%s/kernel/%s/%s", cache, cur, boot_image);
 		if ((rc = resolve(link, bzimage, len, msg)) < 0)
 			return rc;
 	}
 	if (initrd) {
-		snprintf(msg, sizeof(msg), "initramfs not built (nothing at %s/initramfs/current.cpio): run `%s`",
-			 cache, KERNEL_BUILD_CMD);
-		snprintf(link, sizeof(link), "%s/initramfs/current.cpio", cache);
+		snprintf(msg, sizeof(msg), "initramfs not built (nothing at %s/initramfs/current%s.cpio): run `%s`",
+			 cache, arch_layout.cache_suffix, KERNEL_BUILD_CMD);
+		snprintf(link, sizeof(link), "%s/initramfs/current%s.cpio", cache, arch_layout.cache_suffix);
 		if ((rc = resolve(link, initrd, len, msg)) < 0)
 			return rc;
 	}
@@ -165,7 +171,7 @@ int kernel_build(bool pvm)
 	int rc = kernel_build_script(script, sizeof(script));
 	if (rc < 0)
 		return pv_error_prefix(-rc, "cannot build the guest kernel");
-	char *argv[] = {script, pvm ? "--pvm" : NULL, NULL};
+	char *argv[] = {script, "--arch", (char *)arch_layout.name, pvm ? "--pvm" : NULL, NULL};
 	rc = run_script(false, argv);
 	if (rc < 0)
 		return pv_error_prefix(-rc, "guest kernel build failed (the log's tail is above)");
@@ -187,7 +193,7 @@ int kernel_ensure(bool build_if_missing)
 						    "one (reinstall provium, or set PROVIUM_KERNEL and PROVIUM_INITRD)");
 		return 0;
 	}
-	char *check[] = {script, "--paths", NULL};
+	char *check[] = {script, "--paths", "--arch", (char *)arch_layout.name, NULL};
 	pv_error_clear();
 	if (run_script(true, check) == 0 && kernel_paths(k, i, sizeof(k)) == 0)
 		return 0;

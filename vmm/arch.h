@@ -31,6 +31,11 @@ struct arch_layout {
 	unsigned min_ram_mib, max_ram_mib;
 	uint64_t mmio_base, mmio_end; /* where vm_alloc_mmio hands out windows */
 	int irq_first, irq_last;      /* what vm_alloc_irq hands out */
+	/* the guest kernel kernels/build.sh leaves for this architecture, the file the
+	 * kvm backend boots ("vmlinux": the ELF boots fastest on x86; "Image"), and the
+	 * suffix of its cache links ("", "-arm64": kernel/current-arm64,
+	 * initramfs/current-arm64.cpio; runner/kernel.c) */
+	const char *kernel_file, *cache_suffix;
 };
 extern const struct arch_layout arch_layout;
 

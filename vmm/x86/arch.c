@@ -31,6 +31,8 @@ const struct arch_layout arch_layout = {
 	/* 0 timer, 1 keyboard, 2 cascade, 3 COM2, 4 COM1 are taken. */
 	.irq_first = 5,
 	.irq_last = 23,
+	.kernel_file = "vmlinux",
+	.cache_suffix = "",
 };
 
 static const struct {
