@@ -96,6 +96,7 @@ if [ $arch = arm64 ]; then
   bbdir=$("$root/kernels/busybox.sh" arm64) || die "cannot get busybox-static:arm64"
   bb=$bbdir/busybox
   kdir=$("$here/hostkernel.sh" --arch arm64) || die "cannot get the arm64 host kernel"
+  tools=$("$here/arm64-tools.sh") || die "cannot get the arm64 bash and tcpdump (arm64-tools.sh)"
   # virtio itself is built in there; the 9p shares are virtio-mmio devices
   p9mods="virtio_mmio netfs fscache 9pnet 9pnet_virtio 9p"
 else
@@ -149,6 +150,7 @@ q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
   echo "KVMHOST_KVM_AMD=$(q "${PROVIUM_KVMHOST_KVM_AMD-}")"
   echo "KVMHOST_SHELL=$shell"
   echo "KVMHOST_ARCH=$arch"
+  [ $arch = arm64 ] && echo "KVMHOST_TOOLS=$(q "$tools")"
 } > "$tmp/out/config"
 # Inside, /tmp, /var/tmp and /run are fresh tmpfs: a checkout, working directory or
 # cache of this host under one of them is bound back in over it (init, "keep").
