@@ -91,7 +91,11 @@ busybox=${PROVIUM_BUSYBOX:-/bin/busybox}
 applets=
 if [ $arch = arm64 ] && [ -z "${PROVIUM_BUSYBOX:-}" ]; then
   busybox=
-  if bdir=$("$kdir/busybox.sh" --cached arm64 2>/dev/null); then
+  # PROVIUM_BUSYBOX_DIR: busybox.sh's directory, handed in by the arm64 simulated host
+  # (tests/kvmhost/run.sh), where busybox.sh's x86 apt and dpkg cannot run
+  if [ -n "${PROVIUM_BUSYBOX_DIR:-}" ] && [ -f "$PROVIUM_BUSYBOX_DIR/applets" ]; then
+    busybox=$PROVIUM_BUSYBOX_DIR/busybox applets=$PROVIUM_BUSYBOX_DIR/applets
+  elif bdir=$("$kdir/busybox.sh" --cached arm64 2>/dev/null); then
     busybox=$bdir/busybox applets=$bdir/applets
   fi
 fi
@@ -118,7 +122,10 @@ for f in ${PROVIUM_KERNEL_FRAGMENTS:-}; do
 done
 srcver() {
   local v
-  v=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || true)
+  # dpkg's status file, not dpkg-query: the arm64 simulated host shares this root but
+  # cannot run its x86 programs, and must compute the same key (tests/kvmhost)
+  v=$(awk '/^Package: linux-source-6.1$/ { p = 1 } p && /^Status:/ && !/ installed$/ { p = 0 }
+           p && /^Version:/ { print $2; exit } /^$/ { p = 0 }' /var/lib/dpkg/status 2>/dev/null || true)
   [ -n "$v" ] || v=$(stat -c '%s-%Y' "$src_tar" 2>/dev/null) || die "no kernel source: $src_tar is missing (apt-get install linux-source-6.1, or make deps)"
   echo "$v"
 }

@@ -3,6 +3,7 @@
  * kernel's cache key (docs/kernels.md). */
 #include "runner/commands.h"
 #include "runner/kernel.h"
+#include "vmm/arch.h"
 
 #include "vmm/util.h"
 
@@ -50,8 +51,10 @@ static int cmd_path(bool pvm, const char *only)
 		snprintf(slash + 1, sizeof(config) - (size_t)(slash + 1 - config), "config");
 
 	if (!only) {
-		printf("vmlinux   %s\n", vmlinux);
-		printf("bzImage   %s\n", bzimage);
+		/* arm64: one Image is both (arch_layout.kernel_file) */
+		printf("%-9s %s\n", arch_layout.kernel_file, vmlinux);
+		if (strcmp(vmlinux, bzimage))
+			printf("bzImage   %s\n", bzimage);
 		printf("initramfs %s\n", initrd);
 		printf("config    %s\n", config);
 	} else if (!strcmp(only, "vmlinux")) {

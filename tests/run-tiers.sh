@@ -61,12 +61,13 @@ for tier in "$@"; do
            "$root/tests/fuzz/run.sh" > "$log/fuzz.tap" 2>&1
            [ -n "${VERBOSE:-}" ] || grep -E '^ok [0-9]+ - ' "$log/fuzz.tap" | sed 's/^/  /'
            show fuzz "$log/fuzz.tap" ;;
-    kernel|lua|linux|slow|kvmhost)
+    kernel|lua|linux|slow|kvmhost|kvmhost-arm64)
       driver=$root/tests/$tier/run.sh
       [ $tier = kvmhost ] && driver=$root/tests/kvmhost/tier.sh
+      [ $tier = kvmhost-arm64 ] && driver=$root/tests/kvmhost/tier-arm64.sh
       if [ -x "$driver" ]; then
         # kvmhost runs for minutes: its progress (stderr) is shown as it comes
-        if [ $tier = kvmhost ]; then
+        if [ $tier = kvmhost ] || [ $tier = kvmhost-arm64 ]; then
           "$driver" > "$log/$tier.tap" 2> >(tee "$log/$tier.err" | grep --line-buffered -E '^(# kvmhost|\[kvmhost\]|\[kernel\])' >&2) || true
         else
           "$driver" > "$log/$tier.tap" 2>"$log/$tier.err" || true

@@ -33,6 +33,12 @@ for f in tests/linux/*_test.lua examples/*_test.lua examples/*/*_test.lua; do
   [ -f "$f" ] && files+=("$f")   # examples/: every headline scenario, on kvm
 done
 
+# PROVIUM_LINUX_FILES="F ...": only these files (the arm64 simulated host's CI subset,
+# tests/kvmhost/tier-arm64.sh)
+if [ -n "${PROVIUM_LINUX_FILES:-}" ]; then
+  read -r -a files <<< "$PROVIUM_LINUX_FILES"
+fi
+
 echo "TAP version 13"
 if [ ! -x "$provium" ]; then
   echo "not ok 1 - $provium is not built"; echo "1..1"; exit 1
