@@ -139,6 +139,13 @@ $(BUILD)/tests/unit/test_arm64_image: tests/unit/test_arm64_image.c \
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/vmm/arm64/image.o \
 		$(BUILD)/obj/vmm/arm64/fdt.o $(BUILD)/libprovium.a $(LDLIBS) -lfdt -lcmocka
 
+# The arm64 snapshot's register records (vmm/arm64/regs.c) are pure too.
+$(BUILD)/tests/unit/test_arm64_regs: tests/unit/test_arm64_regs.c \
+		$(BUILD)/obj/vmm/arm64/regs.o $(BUILD)/libprovium.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/vmm/arm64/regs.o $(BUILD)/libprovium.a \
+		$(LDLIBS) -lcmocka
+
 unit: $(UNIT_BINS)
 
 
