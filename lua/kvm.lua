@@ -118,7 +118,9 @@ end
 -- the guest dying (exit, panic) meanwhile. `first` ({op, args, apiop}, optional) is
 -- a call sent on each try right behind the host's hello, so the agent answers it
 -- straight after its own: one round trip less than calling it after the hello (a
--- restore's sethostname). Returns the connection, and first's result when given.
+-- restore's sethostname); its args may be a function, called for each try (a boot's
+-- clock_set sends the time of that try). Returns the connection, and first's result
+-- when given.
 local function wait_agent(vm, deadline, t0, first)
   local last
   while true do
@@ -153,7 +155,11 @@ local function wait_agent(vm, deadline, t0, first)
       local conn = V.conn(fd, vm.name)
       local fid, ok2, ready = nil, true, nil
       -- a refused stream (the guest does not listen yet) may already be closed
-      if first then ok2, fid = pcall(conn.send, conn, first[1], first[2], first[3]) end
+      if first then
+        local args = first[2]
+        if type(args) == "function" then args = args() end
+        ok2, fid = pcall(conn.send, conn, first[1], args, first[3])
+      end
       if ok2 then ok2, ready = pcall(conn.ready_wait, conn, math.min(deadline, S.now() + 0.25))
       else ready = fid end
       if ok2 and ready then
@@ -212,7 +218,12 @@ local function boot(vm, opts)
     if not ok then pcall(vm._sb.halt, vm._sb); vm._state, vm._exit = "crashed", "network setup failed"; error(err, 0) end
   end
   if p.agent ~= false then
-    local ok, conn = pcall(wait_agent, vm, V.boot_deadline(p, opts), t0)
+    -- A guest without a wall clock from the hypervisor (arm64: no kvmclock, no RTC)
+    -- boots in 1970: the agent sets the host's time first thing, as x86's kernel
+    -- takes it from kvmclock.
+    local first = not provium._c_kvm.guest_wall_clock and
+      { "clock_set", function() return { ns = provium._c_vm.wall_ns() } end, "vm:start" } or nil
+    local ok, conn = pcall(wait_agent, vm, V.boot_deadline(p, opts), t0, first)
     if not ok then
       pcall(vm._sb.halt, vm._sb)
       if vm._state == "booting" then vm._state, vm._exit = "crashed", "boot failed" end
