@@ -4,11 +4,13 @@
  * The state (vm.state, checked by vmm/snapshot_file.c) is one msgpack map:
  *   config   {arch, name, kernel, initrd, cmdline, memory_mib, cpus, created_ns}
  *            (arch: "x86_64" or "arm64"; absent in older snapshots: x86_64)
- *   vcpus    [the architecture's map per vCPU (arch_save_vcpu); x86: {regs,
+ *   vcpus    [the architecture's map per vCPU (arch_save_vcpu)]; x86: {regs,
  *             sregs, fpu, xsave, xcrs, lapic, events, debugregs: raw KVM structs
- *             as bin; mp_state; tsc; msrs: [[index, value], ...]}]
+ *             as bin; mp_state; tsc; msrs: [[index, value], ...]}; arm64: {regs:
+ *             (id, size, bytes) records of every ONE_REG register; mp_state; events}
  *   vm       the architecture's chips and clock (arch_save_vm); x86: {pic_master,
- *             pic_slave, ioapic, pit2: bin; clock_ns; tsc_khz}
+ *             pic_slave, ioapic, pit2: bin; clock_ns; tsc_khz}; arm64: {the GICv3's
+ *             attribute records by phase; counter; cntfrq; clock_ns}
  *   serial   the UART's own map (serial_save)
  *   devices  [{kind, id, mmio, irq, state: the device's save() map, image?}]
  * Restore re-creates the devices in the saved order (so MMIO windows and IRQs come

@@ -204,12 +204,13 @@ int vm_snapshot_info(const char *dir, struct vm_snapshot_info *info);
 
 /* ---- guest clock (vmm/clock.c, docs/clock.md) ---- */
 
-/* The guest's kvmclock in ns (KVM_GET_CLOCK). */
+/* The guest's kvmclock in ns (KVM_GET_CLOCK); arm64: its virtual counter in ns. */
 int vm_clock_get(struct vm *vm, uint64_t *ns);
 /* Jumps guest time forward by ns: kvmclock (KVM_SET_CLOCK), every vCPU's TSC by
  * the same amount, and pending LAPIC one-shot/periodic, TSC-deadline and PIT
- * timers as if the time had passed (a timer that would have expired fires now).
- * Pauses the VM for the change when it is running. */
+ * timers as if the time had passed (a timer that would have expired fires now);
+ * arm64: the virtual counter, against which its timers compare. Pauses the VM for
+ * the change when it is running. */
 int vm_clock_advance(struct vm *vm, uint64_t ns);
 
 #endif

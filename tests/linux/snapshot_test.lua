@@ -15,6 +15,38 @@ test("snapshot restore then run works (fresh CID, agent re-handshake)", function
   s:delete()
 end)
 
+-- x86: kvmclock is restored; arm64: the virtual counter (KVM_REG_ARM_TIMER_CNT)
+test("a restored guest's clock continues from the snapshot, without the time saved", function(t)
+  local vm = provium:vm("tick", "default")
+  local h0, m0 = os.time(), vm:clock():monotonic()
+  local s = vm:snapshot()
+  vm:kill()
+  provium.sleep(8) -- the snapshot sits on disk
+  local r = s:restore()
+  local m1, h1 = r:clock():monotonic(), os.time()
+  t:ge(m1, m0, "guest time goes on from the saved value, not from 0")
+  -- os.time() is whole seconds: at least 6 of the 8 s saved must not show
+  t:ge((h1 - h0) - (m1 - m0), 6, "the time on disk does not exist for the guest")
+  t:eq(r:succeed("echo alive"), "alive\n")
+  s:delete()
+end)
+
+-- both vCPUs' registers, the second one's powered-on state, its redistributor and
+-- CPU interface (arm64) or LAPIC (x86): work scheduled on CPU 1 after the restore
+test("a two-vCPU guest comes back with both CPUs running", function(t)
+  local vm = provium:vm("smp", "default", { cpus = 2 })
+  t:eq(vm:succeed("cat /sys/devices/system/cpu/online"), "0-1\n")
+  local s = vm:snapshot()
+  vm:kill()
+  local r = s:restore()
+  t:eq(r:succeed("cat /sys/devices/system/cpu/online"), "0-1\n")
+  for cpu = 0, 1 do
+    t:eq(r:succeed(("taskset -c %d sh -c 'sleep 0.2; echo on $(cut -d\" \" -f39 /proc/self/stat)'"):format(cpu)),
+      ("on %d\n"):format(cpu), "a process pinned to CPU " .. cpu .. " runs there")
+  end
+  s:delete()
+end)
+
 test("lab snapshot of two VMs restores both", function(t)
   local lab = provium:lab("pair")
   local a = lab:vm("a", "default")

@@ -7,7 +7,7 @@
  * boot vCPU's PC/X0/PSTATE through KVM_SET_ONE_REG. The architected timer is KVM's
  * own (PPIs in the DT). Power-off and reset arrive as KVM_EXIT_SYSTEM_EVENT, which
  * vcpu.c handles for every architecture. docs/arm64.md. */
-#include "vmm/vm_internal.h"
+#include "vmm/arm64/arm64.h"
 #include "vmm/arch.h"
 #include "vmm/arm64/image.h"
 #include "vmm/util.h"
@@ -45,13 +45,6 @@ const struct arch_layout arch_layout = {
 	.guest_wall_clock = false, /* the agent's clock_set at boot (lua/kvm.lua) */
 	.kernel_file = "Image",
 	.cache_suffix = "-arm64",
-};
-
-struct arch_vm {
-	int gic_fd;
-	struct kvm_vcpu_init init;           /* KVM_ARM_PREFERRED_TARGET's */
-	struct arm64_dt_dev virtio[ARM64_DT_MAX_VIRTIO]; /* for the device tree */
-	unsigned nvirtio;
 };
 
 static const struct {
@@ -145,10 +138,9 @@ int arch_vm_ready(struct vm *vm)
 			"KVM_DEV_ARM_VGIC_CTRL_INIT");
 }
 
-#define CORE_REG(x) (KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE | \
-		     KVM_REG_ARM_CORE_REG(x))
+#define CORE_REG(x) ARM64_CORE_REG(x)
 
-static int set_reg(struct vcpu *c, uint64_t id, uint64_t val, const char *name)
+int arm64_set_reg(struct vcpu *c, uint64_t id, uint64_t val, const char *name)
 {
 	struct kvm_one_reg r = {.id = id, .addr = (uintptr_t)&val};
 	if (ioctl(c->fd, KVM_SET_ONE_REG, &r) < 0)
@@ -157,7 +149,7 @@ static int set_reg(struct vcpu *c, uint64_t id, uint64_t val, const char *name)
 	return 0;
 }
 
-static int get_reg(struct vcpu *c, uint64_t id, uint64_t *val)
+int arm64_get_reg(struct vcpu *c, uint64_t id, uint64_t *val)
 {
 	struct kvm_one_reg r = {.id = id, .addr = (uintptr_t)val};
 	return ioctl(c->fd, KVM_GET_ONE_REG, &r) < 0 ? -errno : 0;
@@ -167,13 +159,13 @@ static int get_reg(struct vcpu *c, uint64_t id, uint64_t *val)
 static int set_entry(struct vcpu *c, uint64_t pc, uint64_t x0)
 {
 	int err;
-	if ((err = set_reg(c, CORE_REG(regs.pstate), ARM64_PSTATE_BOOT, "pstate")) ||
-	    (err = set_reg(c, CORE_REG(regs.regs[0]), x0, "x0")) ||
-	    (err = set_reg(c, CORE_REG(regs.regs[1]), 0, "x1")) ||
-	    (err = set_reg(c, CORE_REG(regs.regs[2]), 0, "x2")) ||
-	    (err = set_reg(c, CORE_REG(regs.regs[3]), 0, "x3")))
+	if ((err = arm64_set_reg(c, CORE_REG(regs.pstate), ARM64_PSTATE_BOOT, "pstate")) ||
+	    (err = arm64_set_reg(c, CORE_REG(regs.regs[0]), x0, "x0")) ||
+	    (err = arm64_set_reg(c, CORE_REG(regs.regs[1]), 0, "x1")) ||
+	    (err = arm64_set_reg(c, CORE_REG(regs.regs[2]), 0, "x2")) ||
+	    (err = arm64_set_reg(c, CORE_REG(regs.regs[3]), 0, "x3")))
 		return err;
-	return set_reg(c, CORE_REG(regs.pc), pc, "pc");
+	return arm64_set_reg(c, CORE_REG(regs.pc), pc, "pc");
 }
 
 int arch_boot(struct vm *vm)
@@ -236,7 +228,10 @@ uint32_t arch_irq_line_id(int irq)
 
 void arch_after_pause(struct vm *vm)
 {
-	(void)vm; /* the virtual counter stops with the vCPUs: nothing to tell */
+	/* The virtual counter (the host's minus the VM's offset) runs on through a
+	 * pause, as kvmclock does on x86; arm64 KVM has no KVMCLOCK_CTRL to tell the
+	 * guest it was stopped. */
+	(void)vm;
 }
 
 bool arch_handle_exit(struct vcpu *c)
@@ -264,58 +259,8 @@ void arch_probe_halt(struct vcpu *c)
 void arch_describe_pc(struct vcpu *c, char *buf, size_t len)
 {
 	uint64_t pc;
-	if (get_reg(c, CORE_REG(regs.pc), &pc) < 0)
+	if (arm64_get_reg(c, CORE_REG(regs.pc), &pc) < 0)
 		snprintf(buf, len, "pc unknown");
 	else
 		snprintf(buf, len, "pc=0x%" PRIx64, pc);
-}
-
-/* ---- not yet on arm64 (docs/arm64.md): snapshots and guest clock control ---- */
-
-static int not_yet(const char *what)
-{
-	return pv_error(ENOTSUP, "%s of arm64 VMs is not implemented yet (docs/arm64.md)",
-			what);
-}
-
-int arch_save_vcpu(struct vcpu *c, struct msgpack_packer *pk)
-{
-	(void)c, (void)pk;
-	return not_yet("saving the vCPU state");
-}
-
-int arch_save_vm(struct vm *vm, struct msgpack_packer *pk)
-{
-	(void)vm, (void)pk;
-	return not_yet("saving the GIC and timer state");
-}
-
-int arch_restore_chips(struct vm *vm, const struct msgpack_object *st)
-{
-	(void)vm, (void)st;
-	return not_yet("restoring the GIC state");
-}
-
-int arch_restore_vcpu(struct vcpu *c, const struct msgpack_object *st)
-{
-	(void)c, (void)st;
-	return not_yet("restoring the vCPU state");
-}
-
-int arch_restore_clock(struct vm *vm, const struct msgpack_object *st)
-{
-	(void)vm, (void)st;
-	return not_yet("restoring the clock");
-}
-
-int vm_clock_get(struct vm *vm, uint64_t *ns)
-{
-	(void)ns;
-	return pv_error_prefix(not_yet("reading the guest clock"), "vm %s", vm->name);
-}
-
-int vm_clock_advance(struct vm *vm, uint64_t ns)
-{
-	(void)ns;
-	return pv_error_prefix(not_yet("moving the guest clock"), "vm %s", vm->name);
 }
