@@ -11,7 +11,8 @@ sysroot=$root/build-arm64/sysroot
 pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross
       liblua5.4-dev:arm64 libmsgpack-dev:arm64 libjansson-dev:arm64 libnl-3-dev:arm64
       libnl-route-3-dev:arm64 libpcap-dev:arm64 libnftables-dev:arm64 libedit-dev:arm64
-      libcmocka-dev:arm64 libfdt1:arm64 qemu-system-arm)
+      libcmocka-dev:arm64 libfdt1:arm64 qemu-system-arm
+      libpcre2-8-0:arm64 libacl1:arm64 libselinux1:arm64)  # (the simulated host's GNU grep, sed: tests/kvmhost/arm64-tools.sh)
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then

@@ -2,13 +2,14 @@
 # arm64-tools.sh — the arm64 programs the arm64 simulated KVM host needs besides busybox
 # (run.sh --arch arm64; docs/arm64.md). Inside it the shared root's programs are x86,
 # which the arm64 kernel cannot run: the tier's scripts need bash, the pcap tests
-# tcpdump. Neither package is Multi-Arch (installing bash:arm64 would remove this
-# host's bash), so they are fetched with `apt-get download` and unpacked into the
-# cache; the libraries they load (libtinfo6, libpcap0.8, libssl3 :arm64) are
+# tcpdump, the progress lines GNU grep and sed. None of these packages is Multi-Arch
+# (installing bash:arm64 would remove this host's bash), so they are fetched with
+# `apt-get download` and unpacked into the cache; the libraries they load (libtinfo6,
+# libpcap0.8, libssl3, libpcre2-8-0, libacl1, libselinux1 :arm64) are
 # Multi-Arch and installed here by `make deps ARCH=arm64`, found inside through the
 # shared root. The simulated host's /init binds each over the x86 program.
 #
-#   tests/kvmhost/arm64-tools.sh [--cached]    prints DIR: DIR/bin/{bash,tcpdump}
+#   tests/kvmhost/arm64-tools.sh [--cached]    prints DIR: DIR/bin/{bash,tcpdump,grep,sed}
 #
 # Cached in $CACHE/kvmhost/arm64-tools-HASH/ (HASH of the package versions);
 # --cached fetches nothing (exit 1 if missing).
@@ -18,8 +19,9 @@ say() { printf '[kvmhost] %s\n' "$*" >&2; }
 die() { printf '[kvmhost] error: %s\n' "$*" >&2; exit 1; }
 cached=0
 [ "${1-}" = --cached ] && cached=1
-# package:arm64 and the program it holds (its path inside the package)
-tools="bash:bin/bash tcpdump:usr/bin/tcpdump"
+# package:arm64 and the program it holds (its path inside the package); GNU grep and
+# sed because scripts use what busybox's lack (--line-buffered, sed -u)
+tools="bash:bin/bash tcpdump:usr/bin/tcpdump grep:bin/grep sed:bin/sed"
 
 vers=
 for t in $tools; do

@@ -57,11 +57,12 @@ ls -d /tmp/provium-kvmhost.* > "$work/before" 2>/dev/null
 start=$(date +%s)
 out=$("$here/run.sh" --arch arm64 --timeout 300 -- sh -c '
   uname -m; [ -c /dev/kvm ] && echo kvm; bash -c "echo \${BASH_VERSINFO[0]}-bash"
-  /bin/sh -c "echo sh"; echo err-line >&2; exit 7' 2>"$work/err")
+  /bin/sh -c "echo sh"; bash -c "echo gnu | grep --line-buffered gnu | sed -u s/\\\$/-sed/"
+  echo err-line >&2; exit 7' 2>"$work/err")
 rc=$?
-want=$(printf 'aarch64\nkvm\n%s-bash\nsh' "$(bash -c 'echo ${BASH_VERSINFO[0]}')")
+want=$(printf 'aarch64\nkvm\n%s-bash\nsh\ngnu-sed' "$(bash -c 'echo ${BASH_VERSINFO[0]}')")
 if [ $rc -eq 7 ] && [ "$out" = "$want" ] && grep -q '^err-line$' "$work/err"; then
-  ok "kvmhost arm64: an aarch64 host with /dev/kvm; bash, /bin/sh, exit status and stderr pass through ($(( $(date +%s) - start )) s)"
+  ok "kvmhost arm64: an aarch64 host with /dev/kvm; bash, /bin/sh, GNU grep and sed; exit status and stderr pass through ($(( $(date +%s) - start )) s)"
 else
   nok "kvmhost arm64: the simulated host (exit $rc, want 7; stdout: $out)"
   sed 's/^/# /' "$work/err" | tail -30
