@@ -122,10 +122,9 @@ for f in ${PROVIUM_KERNEL_FRAGMENTS:-}; do
 done
 srcver() {
   local v
-  # dpkg's status file, not dpkg-query: the arm64 simulated host shares this root but
-  # cannot run its x86 programs, and must compute the same key (tests/kvmhost)
-  v=$(awk '/^Package: linux-source-6.1$/ { p = 1 } p && /^Status:/ && !/ installed$/ { p = 0 }
-           p && /^Version:/ { print $2; exit } /^$/ { p = 0 }' /var/lib/dpkg/status 2>/dev/null || true)
+  # PROVIUM_KERNEL_SRCVER: the version, handed in by the arm64 simulated host
+  # (tests/kvmhost/run.sh), which shares this root but cannot run its x86 dpkg-query
+  v=${PROVIUM_KERNEL_SRCVER:-$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || true)}
   [ -n "$v" ] || v=$(stat -c '%s-%Y' "$src_tar" 2>/dev/null) || die "no kernel source: $src_tar is missing (apt-get install linux-source-6.1, or make deps)"
   echo "$v"
 }

@@ -161,8 +161,10 @@ done | sort -u > "$tmp/out/keep"
   # (arm64: the arm64 busybox's applets first, the shared /bin being x86)
   echo "export PATH=$([ $arch = arm64 ] && echo /run/kvmhost-bin:)/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
   echo "export HOME=/tmp/home TMPDIR=/tmp PROVIUM_CACHE_DIR=/tmp/cache KVMHOST=1"
-  # (arm64: the busybox of the guests' initramfs, for kernels/build.sh --paths inside)
-  [ $arch = arm64 ] && echo "export PROVIUM_BUSYBOX_DIR=$(q "$bbdir")"
+  # (arm64: for kernels/build.sh --paths inside, the busybox of the guests' initramfs
+  # and the kernel source's version, which kernels/build.sh keys the kernel by)
+  [ $arch = arm64 ] && echo "export PROVIUM_BUSYBOX_DIR=$(q "$bbdir")" \
+    "PROVIUM_KERNEL_SRCVER=$(q "$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null)")"
   echo "mkdir -p /tmp/home /tmp/cache/kernel /tmp/cache/initramfs"
   # The guest kernels and initramfs images built on this host, linked into the cache.
   for sub in kernel initramfs; do
