@@ -43,14 +43,20 @@ test("a host listener on the NAT veth's host end is reachable from a VM", functi
   -- in the arm64 simulated host, has no sandbox root; busybox is its PATH's first)
   local busybox = (provium.env("PROVIUM_BUILD") or "build") .. "/rootfs/bin/busybox"
   if not io.open(busybox) then busybox = "busybox" end
-  os.execute(("timeout 15 %s nc -l -p %d > %s 2>&1 &"):format(busybox, port, out))
+  -- The listener's own limit is generous: the kernel completes a connection into the
+  -- listen backlog before nc accepts it, so a listener killed by its timeout on a busy
+  -- machine (15 s once) left the VM's nc thinking it delivered the line while nobody
+  -- ever read it. It ends after one connection; the cleanup stops it if none came.
+  local pidf = provium.tmpdir() .. "/nc.pid"
+  os.execute(("timeout 120 %s nc -l -p %d > %s 2>&1 & echo $! > %s"):format(busybox, port, out, pidf))
+  t:cleanup(function() os.execute(("kill $(cat %s) 2>/dev/null"):format(pidf)) end)
   -- listening, not just started: on a slow (simulated) host 0.3 s was not enough
   wait_until(function() return listening(port) end, { timeout = 10, message = "nc listens on port " .. port })
   local cap = net:capture({ filter = "tcp port " .. port })
   local r = a:run(("echo hello-from-vm | nc -w 2 %s %d"):format(net.nat_ip, port))
   t:eq(r.code, 0, r.stderr)
   wait_until(function() local f = io.open(out); local s = f and f:read("a"); if f then f:close() end; return s and s:find("hello-from-vm", 1, true) end,
-    { timeout = 5, message = "the host listener got the VM's line" })
+    { timeout = 15, message = "the host listener got the VM's line" })
   -- the bridge capture holds the VM's SYN and the answer the gateway sent
   local syn = cap:expect("bridge tcp " .. a:ip():gsub("%.", "%%.") .. " > " .. net.nat_ip:gsub("%.", "%%."), { timeout = 5 })
   t:eq(syn.dport, port)
