@@ -118,7 +118,8 @@ static int map_memory_file(struct vm *vm, const char *path)
 		return pv_error(errno, "mmap of guest memory %s: %s", path, strerror(errno));
 	}
 	madvise(vm->mem, vm->mem_size, MADV_DONTFORK);
-	snapshot_memory_populate(vm->mem_fd, vm->mem, vm->mem_size);
+	if (arch_layout.populate_restore)
+		snapshot_memory_populate(vm->mem_fd, vm->mem, vm->mem_size);
 	return 0;
 }
 

@@ -32,6 +32,7 @@ const struct arch_layout arch_layout = {
 	.irq_first = 5,
 	.irq_last = 23,
 	.guest_wall_clock = true,
+	.populate_restore = true,
 	.kernel_file = "vmlinux",
 	.cache_suffix = "",
 };
