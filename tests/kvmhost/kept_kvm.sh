@@ -132,7 +132,8 @@ if command -v tmux > /dev/null; then
   wait_pane 'RUN-EXIT=' 30
   tmp=$(pane | sed -n 's/.*k_test.lua: --keep: temp dir \(.*\) kept$/\1/p')
   sleep 1
-  if [ -n "$pid" ] && pane | grep -q '^RUN-EXIT=130$' && [ "$(cat /proc/$pid/comm 2>/dev/null)" = provium-hold ] &&
+  # (the terminal's echo of the Ctrl-C, "^C", may land at the start of that line)
+  if [ -n "$pid" ] && pane | grep -Eq '^(\^C)?RUN-EXIT=130$' && [ "$(cat /proc/$pid/comm 2>/dev/null)" = provium-hold ] &&
      ! pgrep -x provium > /dev/null && "$PROVIUM" ps | grep -Eq "^keepme +kvm +$pid " &&
      [ "$(printf 'hostname\n' | "$PROVIUM" shell keepme 2>&1)" = keepme ]; then
     ok "Ctrl-C on the run's terminal right after the kept message: the run ends interrupted (130), the holder and its VM stay"
