@@ -12,15 +12,14 @@
 # make ARCH=arm64 && make kernel ARCH=arm64; .ci/run builds them): without them, or
 # without qemu-system-aarch64 or root, it is one skip saying which. On an arm64 host
 # whose own KVM runs Linux guests, the linux tier does that and this tier is one skip.
-# PROVIUM_KVMHOST_TIMEOUT (seconds, default 1200) bounds each inner run;
-# PROVIUM_KVMHOST_SHARDS (default: this machine's CPUs, at most 4) is how many
-# simulated hosts share the files.
+# PROVIUM_KVMHOST_TIMEOUT, _SHARDS and _MEMORY: as in tier.sh (tests/kvmhost/shards.sh).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root" || exit 1
 abuild=${PROVIUM_ARM64_BUILD:-$root/build-arm64}
 . "$root/tests/tap-lib.sh"   # emit: renumbers TAP results into $n, counts $failed
+. "$here/shards.sh"          # kvmhost_shards, inner, kvmhost_leftovers
 n=0 failed=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
 nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
@@ -48,10 +47,7 @@ kernels/build.sh --paths --arch arm64 >/dev/null 2>&1 ||
 
 work=$(mktemp -d /tmp/provium-kvmhost-arm64.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-leftovers() { # anything of the harness still here?
-  pgrep -f 'qemu-system-aarch64.*mount_tag=host' >/dev/null && echo "a QEMU process"
-  ls -d /tmp/provium-kvmhost.* 2>/dev/null | grep -v -x -F -f "$work/before" | sed 's/^/temp dir /'
-}
+leftovers() { kvmhost_leftovers qemu-system-aarch64; }
 ls -d /tmp/provium-kvmhost.* > "$work/before" 2>/dev/null
 
 # ---- the arm64 host itself: an arm64 kernel with KVM, the command's status and output ----
@@ -77,32 +73,8 @@ else
   for f in $ARM64_SUBSET; do [ -f "$f" ] && files+=("$f"); done
   echo "# kvmhost arm64: the CI subset of the linux tier (${#files[@]} files; all: make test-kvmhost ARCH=arm64)" >&2
 fi
-shards=${PROVIUM_KVMHOST_SHARDS:-$(nproc)}
-[ "$shards" -gt 4 ] && shards=4
-export PROVIUM_TIMEOUT=${PROVIUM_TIMEOUT:-300}
-start=$(date +%s)
-pids=()
-shard() { # K: that shard in its own simulated host
-  PROVIUM_BUILD=$abuild PROVIUM_LINUX_FILES="${files[*]}" PROVIUM_LINUX_SHARD=$1/$shards \
-    "$here/run.sh" --arch arm64 --timeout "${PROVIUM_KVMHOST_TIMEOUT:-1200}" \
-    --memory "${PROVIUM_KVMHOST_MEMORY:-3072}" --keep-log "$work/console.$1.log" \
-    -- tests/linux/run.sh > "$work/linux.$1.tap" 2> >(sed -u "s/^# kvmhost: /# kvmhost arm64 $1\/$shards: /" >&2)
-}
-for k in $(seq "$shards"); do
-  shard "$k" &
-  pids+=($!)
-done
-for k in $(seq "$shards"); do
-  wait "${pids[$((k - 1))]}"; code=$?
-  before=$n
-  emit "- arm64 $k/$shards: " < "$work/linux.$k.tap"
-  if [ $n -eq $before ] || { [ $code -ne 0 ] && [ $failed -eq 0 ]; }; then
-    nok "arm64 linux tier $k/$shards inside the simulated host ended with status $code"
-    tail -40 "$work/console.$k.log" | sed 's/^/# /'
-  fi
-  echo "# kvmhost arm64: shard $k/$shards ended with status $code" >&2
-done
-echo "# kvmhost arm64: the linux tier took $(( $(date +%s) - start )) s inside $shards simulated host(s)" >&2
+export PROVIUM_BUILD=$abuild PROVIUM_LINUX_FILES="${files[*]}"
+kvmhost_shards "kvmhost arm64" arm64 "arm64 linux tier" --arch arm64
 left=$(leftovers)
 [ -z "$left" ] || nok "kvmhost arm64: left behind after the run: $left"
 echo "1..$n"

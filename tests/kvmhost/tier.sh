@@ -21,21 +21,10 @@ cd "$root" || exit 1
 export PROVIUM_BUILD=${PROVIUM_BUILD:-$root/build}
 provium=$PROVIUM_BUILD/provium
 . "$root/tests/tap-lib.sh"   # emit: renumbers TAP results into $n, counts $failed
+. "$here/shards.sh"          # kvmhost_shards, inner, kvmhost_leftovers
 n=0 failed=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
 nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
-# inner PREFIX TAP CODE WHAT LOG LINES: the TAP an inner run wrote, renumbered into ours;
-# a failure of its own (with the last LINES of LOG) when it wrote no result, or ended
-# with status CODE != 0 while no test had failed
-inner() {
-  local before=$n
-  emit "$1" < "$2"
-  if [ $n -eq $before ] || { [ "$3" -ne 0 ] && [ $failed -eq 0 ]; }; then
-    nok "$4 inside the simulated host ended with status $3"
-    tail -"$6" "$5" | sed 's/^/# /'
-  fi
-}
-
 echo "TAP version 13"
 if [ ! -x "$provium" ]; then nok "$provium is not built"; echo "1..$n"; exit 1; fi
 if "$provium" doctor 2>&1 | grep -q 'backend auto = kvm'; then
@@ -53,10 +42,7 @@ fi
 
 work=$(mktemp -d /tmp/provium-kvmhost-tier.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-leftovers() { # anything of the harness still here?
-  pgrep -f 'qemu-system-x86_64.*mount_tag=host' >/dev/null && echo "a QEMU process"
-  ls -d /tmp/provium-kvmhost.* 2>/dev/null | grep -v -x -F -f "$work/before" | sed 's/^/temp dir /'
-}
+leftovers() { kvmhost_leftovers qemu-system-x86_64; }
 ls -d /tmp/provium-kvmhost.* > "$work/before" 2>/dev/null
 
 # ---- the harness itself ----
@@ -149,38 +135,8 @@ start=$(date +%s)
 inner "- kept kvm: " "$work/kept.tap" $code "tests/kvmhost/kept_kvm.sh" "$work/kept.err" 20
 echo "# kvmhost: kept kvm VMs took $(( $(date +%s) - start )) s" >&2
 
-# ---- the linux tier inside, one simulated host per CPU ----
-# Each host has one vCPU and runs every Nth file (--shard K/N); side by side they boot
-# guests twice as fast as one host with two vCPUs (run.sh says why one).
-shards=${PROVIUM_KVMHOST_SHARDS:-$(nproc)}
-[ "$shards" -gt 4 ] && shards=4
-echo "# kvmhost: running tests/linux/run.sh inside $shards simulated KVM host(s)" >&2
-# Everything inside runs under the emulator, many times slower than hardware: the
-# default per-test timeout is raised there (tests that set their own keep theirs).
-export PROVIUM_TIMEOUT=${PROVIUM_TIMEOUT:-300}
-start=$(date +%s)
-pids=()
-shard() { # K: that shard in its own simulated host
-  PROVIUM_LINUX_SHARD=$1/$shards "$here/run.sh" --timeout "${PROVIUM_KVMHOST_TIMEOUT:-1200}" \
-    --memory "${PROVIUM_KVMHOST_MEMORY:-3072}" --keep-log "$work/console.$1.log" \
-    -- tests/linux/run.sh > "$work/linux.$1.tap" 2> >(sed -u "s/^# kvmhost: /# kvmhost $1\/$shards: /" >&2)
-}
-for k in $(seq "$shards"); do
-  shard "$k" &
-  pids+=($!)
-done
-for k in $(seq "$shards"); do
-  wait "${pids[$((k - 1))]}"; code=$?
-  if [ $code -eq 123 ]; then
-    # the emulator's lost timer interrupt (run.sh), not woken: the machine, not a test
-    echo "# kvmhost: shard $k/$shards: its simulated host stopped for good (run.sh, 123); running the shard again, once"
-    echo "# kvmhost: shard $k/$shards: its simulated host stopped for good; running it again, once" >&2
-    shard "$k"; code=$?
-  fi
-  inner "- linux $k/$shards: " "$work/linux.$k.tap" $code "linux tier $k/$shards" "$work/console.$k.log" 40
-  echo "# kvmhost: shard $k/$shards ended with status $code" >&2
-done
-echo "# kvmhost: the linux tier took $(( $(date +%s) - start )) s inside $shards simulated host(s)" >&2
+# ---- the linux tier inside, one simulated host per CPU (shards.sh) ----
+kvmhost_shards kvmhost linux "linux tier"
 left=$(leftovers)
 [ -z "$left" ] || nok "kvmhost: left behind after the run: $left"
 echo "1..$n"
