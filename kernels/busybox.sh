@@ -16,6 +16,7 @@ set -euo pipefail
 cache=${PROVIUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/provium}
 say() { printf '[busybox] %s\n' "$*" >&2; }
 die() { printf '[busybox] error: %s\n' "$*" >&2; exit 1; }
+. "$(dirname "$0")/aptfetch.sh"   # apt_candidate, cache_lock, apt_download, cache_publish
 cached=0
 [ "${1-}" = --cached ] && { cached=1; shift; }
 [ $# -eq 1 ] || { echo "usage: $0 [--cached] ARCH" >&2; exit 2; }
@@ -34,24 +35,16 @@ if [ "$arch" = "$(dpkg --print-architecture)" ]; then
   echo "$dir"; exit 0
 fi
 
-ver=$(apt-cache policy "busybox-static:$arch" 2>/dev/null | awk '/Candidate:/ { print $2; exit }')
-[ -n "$ver" ] && [ "$ver" != "(none)" ] ||
-  die "apt knows no busybox-static:$arch (dpkg --add-architecture $arch && apt-get update, or make deps ARCH=$arch)"
+ver=$(apt_candidate "busybox-static:$arch" "dpkg --add-architecture $arch && apt-get update, or make deps ARCH=$arch")
 dir=$cache/busybox/$arch-${ver//:/_}   # (no epoch colon in a path)
 if [ -f "$dir/.done" ]; then echo "$dir"; exit 0; fi
 [ $cached = 1 ] && { say "busybox-static:$arch $ver not fetched yet (kernels/busybox.sh $arch)"; exit 1; }
 
-mkdir -p "$cache/busybox"
-exec 9>"$cache/busybox/.lock"
-flock 9
-if [ -f "$dir/.done" ]; then echo "$dir"; exit 0; fi
+cache_lock "$dir" "$cache/busybox/.lock"
 tmp=$(mktemp -d "$cache/busybox/.tmp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-chmod 755 "$tmp"   # apt's sandbox user reads nothing here; download as root quietly
 say "downloading busybox-static:$arch $ver (about 1 MB, once)"
-( cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "busybox-static:$arch=$ver" >/dev/null ) ||
-  die "apt-get download busybox-static:$arch=$ver failed"
-deb=$(ls "$tmp"/*.deb)
+deb=$(apt_download "busybox-static:$arch" "$ver" "$tmp")
 src=$(dpkg-deb -f "$deb" Source | sed -n 's/.*(\(.*\)).*/\1/p')
 [ -n "$src" ] || src=$(dpkg-deb -f "$deb" Version)
 [ "$src" = "$hostver" ] ||
@@ -62,8 +55,6 @@ mkdir -p "$tmp/out"
 mv "$tmp/root/bin/busybox" "$tmp/out/busybox"
 /bin/busybox --list-full > "$tmp/out/applets"
 echo "$ver" > "$tmp/out/version"
-rm -rf "$dir"
-mv "$tmp/out" "$dir"
-touch "$dir/.done"
+cache_publish "$tmp/out" "$dir"
 say "busybox-static:$arch $ver in $dir"
 echo "$dir"

@@ -17,6 +17,7 @@ set -euo pipefail
 cache=${PROVIUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/provium}
 say() { printf '[kvmhost] %s\n' "$*" >&2; }
 die() { printf '[kvmhost] error: %s\n' "$*" >&2; exit 1; }
+. "$(dirname "$0")/../../kernels/aptfetch.sh"   # apt_candidate, cache_lock, apt_download, cache_publish
 cached=0
 [ "${1-}" = --cached ] && cached=1
 # package:arm64 and the program it holds (its path inside the package); GNU grep and
@@ -26,9 +27,7 @@ tools="bash:bin/bash tcpdump:usr/bin/tcpdump grep:bin/grep sed:bin/sed"
 vers=
 for t in $tools; do
   p=${t%%:*}
-  v=$(apt-cache policy "$p:arm64" 2>/dev/null | awk '/Candidate:/ { print $2; exit }')
-  [ -n "$v" ] && [ "$v" != "(none)" ] ||
-    die "apt knows no $p:arm64 (dpkg --add-architecture arm64 && apt-get update, or make deps ARCH=arm64)"
+  v=$(apt_candidate "$p:arm64" "dpkg --add-architecture arm64 && apt-get update, or make deps ARCH=arm64")
   vers="$vers $p=$v"
 done
 hash=$(echo "arm64-tools 1$vers" | sha256sum | cut -c1-16)
@@ -36,28 +35,20 @@ dir=$cache/kvmhost/arm64-tools-$hash
 if [ -f "$dir/.done" ]; then echo "$dir"; exit 0; fi
 [ $cached = 1 ] && { say "arm64 tools not fetched yet (tests/kvmhost/arm64-tools.sh)"; exit 1; }
 
-mkdir -p "$cache/kvmhost"
-exec 9>"$cache/kvmhost/.arm64-tools.lock"
-flock 9
-if [ -f "$dir/.done" ]; then echo "$dir"; exit 0; fi
+cache_lock "$dir" "$cache/kvmhost/.arm64-tools.lock"
 tmp=$(mktemp -d "$cache/kvmhost/.tools.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-chmod 755 "$tmp"   # apt's sandbox user reads nothing here; download as root quietly
 mkdir -p "$tmp/out/bin"
 for t in $tools; do
   p=${t%%:*} path=${t#*:}
   v=$(printf '%s\n' $vers | sed -n "s/^$p=//p")
   say "downloading $p:arm64 $v (once)"
-  ( cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$p:arm64=$v" >/dev/null ) ||
-    die "apt-get download $p:arm64=$v failed"
-  deb=$(ls "$tmp"/"${p}"_*_arm64.deb)
+  deb=$(apt_download "$p:arm64" "$v" "$tmp")
   dpkg-deb -x "$deb" "$tmp/root-$p"
   [ -f "$tmp/root-$p/$path" ] || die "$deb holds no $path"
   mv "$tmp/root-$p/$path" "$tmp/out/bin/${path##*/}"
 done
 printf '%s\n' $vers > "$tmp/out/versions"
-rm -rf "$dir"
-mv "$tmp/out" "$dir"
-touch "$dir/.done"
+cache_publish "$tmp/out" "$dir"
 say "arm64 tools in $dir"
 echo "$dir"

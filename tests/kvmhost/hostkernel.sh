@@ -16,6 +16,7 @@ set -euo pipefail
 cache=${PROVIUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/provium}
 say() { printf '[kvmhost] %s\n' "$*" >&2; }
 die() { printf '[kvmhost] error: %s\n' "$*" >&2; exit 1; }
+. "$(dirname "$0")/../../kernels/aptfetch.sh"   # apt_candidate, cache_lock, apt_download, cache_publish
 
 command -v depmod >/dev/null || [ -x /sbin/depmod ] || die "depmod not found (apt-get install kmod, or make deps)"
 depmod=$(command -v depmod || echo /sbin/depmod)
@@ -39,25 +40,17 @@ else
   pkg=$(apt-cache depends "$meta" 2>/dev/null |
         awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
   [ -n "$pkg" ] || die "apt-cache knows no $meta (run apt-get update$([ $arch = arm64 ] && echo "; dpkg --add-architecture arm64 first"))"
-  ver=$(apt-cache policy "$pkg" | awk '/Candidate:/ { print $2; exit }')
-  [ -n "$ver" ] && [ "$ver" != "(none)" ] || die "no candidate version of $pkg (run apt-get update)"
+  ver=$(apt_candidate "$pkg" "run apt-get update")
 fi
 dir=$cache/kvmhost/kernel-${pkg%:*}-$ver
 if [ -f "$dir/.done" ]; then echo "$dir"; exit 0; fi
 
-mkdir -p "$cache/kvmhost"
-exec 9>"$cache/kvmhost/.kernel.lock"
-flock 9
-if [ -f "$dir/.done" ]; then echo "$dir"; exit 0; fi
+cache_lock "$dir" "$cache/kvmhost/.kernel.lock"
 tmp=$(mktemp -d "$cache/kvmhost/.tmp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 if [ -z "$deb" ]; then
   say "downloading $pkg $ver (about 70 MB, once)"
-  chmod 755 "$tmp"
-  # apt's sandbox user cannot write into root's cache: download as root quietly.
-  ( cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg=$ver" >/dev/null ) ||
-    die "apt-get download $pkg=$ver failed"
-  deb=$(ls "$tmp"/*.deb)
+  deb=$(apt_download "$pkg" "$ver" "$tmp")
 fi
 say "unpacking $(basename "$deb")"
 dpkg-deb -x "$deb" "$tmp/root"
@@ -79,7 +72,7 @@ if [ $arch = arm64 ]; then
   [ "$(od -An -c -j56 -N4 "$tmp/out/Image" | tr -d ' ')" = 'ARMd' ] ||
     die "the unpacked vmlinuz is no arm64 Image (no ARM\x64 magic)"
   echo "$kver" > "$tmp/out/version"
-  rm -rf "$dir"; mv "$tmp/out" "$dir"; touch "$dir/.done"
+  cache_publish "$tmp/out" "$dir"
   say "host kernel $kver in $dir"
   echo "$dir"; exit 0
 fi
@@ -98,8 +91,6 @@ if elf[:4] != b"\x7fELF":
 open(sys.argv[2], "wb").write(elf)
 PY
 echo "$kver" > "$tmp/out/version"
-rm -rf "$dir"
-mv "$tmp/out" "$dir"
-touch "$dir/.done"
+cache_publish "$tmp/out" "$dir"
 say "host kernel $kver in $dir"
 echo "$dir"
