@@ -71,10 +71,9 @@ int kernel_cached_paths(bool pvm, char *vmlinux, char *bzimage, char *initrd, si
 		return rc;
 	/* this build's architecture's links (kernels/build.sh --arch): current,
 	 * current-pvm, current-arm64; the kernel the kvm backend boots, and the
-	 * compressed boot image (x86's bzImage; arm64 has only Image) */
+	 * compressed boot image (arch_layout) */
 	char cur[64];
 	snprintf(cur, sizeof(cur), "%s%s", pvm ? "current-pvm" : "current", arch_layout.cache_suffix);
-	const char *boot_image = arch_layout.cache_suffix[0] ? arch_layout.kernel_file : "bzImage";
 	char msg[PATH_MAX + 200];
 	snprintf(msg, sizeof(msg), "guest kernel%s not built (nothing in %s/kernel/%s): run `%s`",
 		 pvm ? " (PVM variant)" : "", cache, cur,
@@ -85,7 +84,7 @@ int kernel_cached_paths(bool pvm, char *vmlinux, char *bzimage, char *initrd, si
 			return rc;
 	}
 	if (bzimage) {
-		snprintf(link, sizeof(link), "%s/kernel/%s/%s", cache, cur, boot_image);
+		snprintf(link, sizeof(link), "%s/kernel/%s/%s", cache, cur, arch_layout.boot_image);
 		if ((rc = resolve(link, bzimage, len, msg)) < 0)
 			return rc;
 	}

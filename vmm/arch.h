@@ -32,10 +32,11 @@ struct arch_layout {
 	uint64_t mmio_base, mmio_end; /* where vm_alloc_mmio hands out windows */
 	int irq_first, irq_last;      /* what vm_alloc_irq hands out */
 	/* the guest kernel kernels/build.sh leaves for this architecture, the file the
-	 * kvm backend boots ("vmlinux": the ELF boots fastest on x86; "Image"), and the
-	 * suffix of its cache links ("", "-arm64": kernel/current-arm64,
-	 * initramfs/current-arm64.cpio; runner/kernel.c) */
-	const char *kernel_file, *cache_suffix;
+	 * kvm backend boots ("vmlinux": the ELF boots fastest on x86; "Image"), its
+	 * compressed boot image (`provium kernel path`'s bzImage line: x86's bzImage;
+	 * arm64 has only Image), and the suffix of its cache links ("", "-arm64":
+	 * kernel/current-arm64, initramfs/current-arm64.cpio; runner/kernel.c) */
+	const char *kernel_file, *boot_image, *cache_suffix;
 	/* The guest's kernel reads the wall clock from the hypervisor at boot (x86:
 	 * kvmclock's). arm64's has none (no RTC; the counter starts at 0). */
 	bool guest_wall_clock;

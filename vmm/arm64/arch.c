@@ -45,6 +45,7 @@ const struct arch_layout arch_layout = {
 	.guest_wall_clock = false, /* the agent's clock_set at boot (lua/kvm.lua) */
 	.populate_restore = false, /* vmm/arch.h says why */
 	.kernel_file = "Image",
+	.boot_image = "Image",
 	.cache_suffix = "-arm64",
 };
 

@@ -34,6 +34,7 @@ const struct arch_layout arch_layout = {
 	.guest_wall_clock = true,
 	.populate_restore = true,
 	.kernel_file = "vmlinux",
+	.boot_image = "bzImage",
 	.cache_suffix = "",
 };
 
