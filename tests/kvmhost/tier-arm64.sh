@@ -5,7 +5,8 @@
 # Debian's arm64 kernel, KVM built in). docs/arm64.md. Prints ONE TAP stream on stdout,
 # progress on stderr.
 #
-# `make test` runs the CI subset (ARM64_SUBSET below: 84 tests in about 5 minutes on
+# Before the linux tier, tests/kvmhost/arm64_halt.sh checks halt detection on arm64
+# (provium boot of hand-made Images). `make test` runs the CI subset (ARM64_SUBSET below: 84 tests in about 5 minutes on
 # 2 CPUs, the whole tier 137 in 8);
 # `make test-kvmhost ARCH=arm64` (PROVIUM_KVMHOST_ARM64=all) runs every file of the
 # linux tier. It needs the arm64 cross build and guest kernel (make deps ARCH=arm64 &&
@@ -64,6 +65,13 @@ else
   nok "kvmhost arm64: the simulated host (exit $rc, want 7; stdout: $out)"
   sed 's/^/# /' "$work/err" | tail -30
 fi
+
+# ---- halt detection on arm64 (provium boot of hand-made Images) ----
+start=$(date +%s)
+PROVIUM_BUILD=$abuild "$here/run.sh" --arch arm64 --timeout 400 -- bash tests/kvmhost/arm64_halt.sh \
+  > "$work/halt.tap" 2> "$work/halt.err"; code=$?
+inner "- arm64 halt: " "$work/halt.tap" $code "tests/kvmhost/arm64_halt.sh" "$work/halt.err" 20
+echo "# kvmhost arm64: halt detection took $(( $(date +%s) - start )) s" >&2
 
 # ---- the linux tier inside, one simulated host per CPU ----
 files=()

@@ -246,16 +246,51 @@ bool arch_handle_exit(struct vcpu *c)
 	return false;
 }
 
-/* WFI does not exit with an in-kernel GIC, and arm64's MP state does not say
- * whether a vCPU waits in WFI: only powered-off vCPUs are reported, so
- * VM_EXIT_HALT never comes from the probe on arm64. */
+#define A64_WFI 0xd503207fu
+#define A64_B_BACK1 0x17ffffffu /* b .-4 */
+#define PSTATE_DAIF (0xfu << 6)
+#define SCTLR_M 1u
+
+/* Is the vCPU in a `wfi; b .-4` loop with every exception masked and its MMU off,
+ * the arm64 `cli; hlt`? With an in-kernel GIC, WFI waits inside KVM (no exit, and
+ * the MP state stays RUNNABLE), so the probe looks at what the vCPU runs: a pending
+ * interrupt ends the WFI but is never taken (PSTATE.DAIF all set), and the loop holds
+ * nothing else, so nothing can ever lead it out. The kick that brought the vCPU here
+ * leaves its PC on the branch (KVM steps over the WFI it was waiting in) or on the
+ * WFI. With the MMU on (Linux) guest-virtual is not guest-physical and nothing is
+ * read: Linux stops through PSCI SYSTEM_OFF. Best effort: false on any failure. */
+static bool in_halt_loop(struct vcpu *c, uint64_t *pc_out)
+{
+	uint64_t pc, pstate, sctlr;
+	if (arm64_get_reg(c, ARM64_CORE_REG(regs.pc), &pc) < 0 ||
+	    arm64_get_reg(c, ARM64_CORE_REG(regs.pstate), &pstate) < 0 ||
+	    arm64_get_reg(c, ARM64_SYS_REG(3, 0, 1, 0, 0), &sctlr) < 0)
+		return false;
+	if ((pstate & PSTATE_DAIF) != PSTATE_DAIF || (sctlr & SCTLR_M) || pc % 4 || pc < 4)
+		return false;
+	const uint32_t *at = vm_gpa(c->vm, pc - 4, 12);
+	if (!at)
+		return false;
+	uint32_t prev = at[0], cur = at[1], next = at[2];
+	*pc_out = pc;
+	return (prev == A64_WFI && cur == A64_B_BACK1) || (cur == A64_WFI && next == A64_B_BACK1);
+}
+
+/* A halt probe (vm.c's halt_tick): powered-off vCPUs (PSCI CPU_OFF, or secondaries
+ * never started) count as idle; a vCPU in in_halt_loop() counts a halted round. */
 void arch_probe_halt(struct vcpu *c)
 {
 	struct kvm_mp_state mp;
 	if (ioctl(c->fd, KVM_GET_MP_STATE, &mp) < 0)
 		return;
 	atomic_store(&c->waiting_start, mp.mp_state == KVM_MP_STATE_STOPPED);
-	atomic_store(&c->halted_rounds, 0);
+	uint64_t pc;
+	if (mp.mp_state == KVM_MP_STATE_RUNNABLE && in_halt_loop(c, &pc)) {
+		c->halted_pc = pc;
+		atomic_fetch_add(&c->halted_rounds, 1);
+	} else {
+		atomic_store(&c->halted_rounds, 0);
+	}
 }
 
 void arch_describe_pc(struct vcpu *c, char *buf, size_t len)
