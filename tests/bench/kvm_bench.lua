@@ -115,7 +115,6 @@ test("Linux: lab:vm from a fixture and from a pool to the first command", functi
     local t0 = S.now()
     local vm = provium:vm("lpl" .. i, pooled)
     vm:succeed("true")
-    vm:succeed("true")
     pl[#pl + 1] = ms(t0)
     t:eq(vm:info().pool, true, "taken from the pool")
     vm:_teardown()
