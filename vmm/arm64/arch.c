@@ -262,11 +262,13 @@ bool arch_handle_exit(struct vcpu *c)
 static bool in_halt_loop(struct vcpu *c, uint64_t *pc_out)
 {
 	uint64_t pc, pstate, sctlr;
-	if (arm64_get_reg(c, ARM64_CORE_REG(regs.pc), &pc) < 0 ||
-	    arm64_get_reg(c, ARM64_CORE_REG(regs.pstate), &pstate) < 0 ||
-	    arm64_get_reg(c, ARM64_SYS_REG(3, 0, 1, 0, 0), &sctlr) < 0)
+	/* SCTLR_EL1 first: a Linux guest (MMU on) costs the probe this one read */
+	if (arm64_get_reg(c, ARM64_SYS_REG(3, 0, 1, 0, 0), &sctlr) < 0 || (sctlr & SCTLR_M))
 		return false;
-	if ((pstate & PSTATE_DAIF) != PSTATE_DAIF || (sctlr & SCTLR_M) || pc % 4 || pc < 4)
+	if (arm64_get_reg(c, ARM64_CORE_REG(regs.pc), &pc) < 0 ||
+	    arm64_get_reg(c, ARM64_CORE_REG(regs.pstate), &pstate) < 0)
+		return false;
+	if ((pstate & PSTATE_DAIF) != PSTATE_DAIF || pc % 4 || pc < 4)
 		return false;
 	const uint32_t *at = vm_gpa(c->vm, pc - 4, 12);
 	if (!at)
