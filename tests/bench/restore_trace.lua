@@ -4,8 +4,9 @@
 -- command done, with the host kernel's kvm tracepoints on; for each restore prints
 -- the wall time, the KVM exits by reason with the time L1 (the simulated host's KVM)
 -- spent on them, the guest's own run time, and the guest's page faults (nested on
--- x86, stage 2 on arm64: distinct 4 KiB pages, writes). The first restore of a snapshot is the one the bench's
--- "restore -> first command" row measures; later ones are what a fixture hit costs.
+-- x86, stage 2 on arm64: distinct 4 KiB pages, writes). The first restore of a
+-- snapshot is the one the bench's "restore -> first command" row measures; later
+-- ones are what a fixture hit costs.
 local S = provium._sched
 local T = "/sys/kernel/tracing"
 local AWK = debug.getinfo(1, "S").source:match("^@(.*/)") .. "restore_trace.awk"

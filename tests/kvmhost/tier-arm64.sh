@@ -6,8 +6,8 @@
 # progress on stderr.
 #
 # Before the linux tier, tests/kvmhost/arm64_halt.sh checks halt detection on arm64
-# (provium boot of hand-made Images). `make test` runs the CI subset (ARM64_SUBSET below: 84 tests in about 5 minutes on
-# 2 CPUs, the whole tier 137 in 8);
+# (provium boot of hand-made Images). `make test` runs the CI subset (ARM64_SUBSET
+# below: 84 tests in about 5 minutes on 2 CPUs, the whole tier 137 in 8);
 # `make test-kvmhost ARCH=arm64` (PROVIUM_KVMHOST_ARM64=all) runs every file of the
 # linux tier. It needs the arm64 cross build and guest kernel (make deps ARCH=arm64 &&
 # make ARCH=arm64 && make kernel ARCH=arm64; .ci/run builds them): without them, or
