@@ -132,7 +132,7 @@ static void conn_event(void *opaque, uint32_t events);
  * guest (and is not already waiting for RX buffers), EPOLLOUT while its ring
  * holds data. Nothing wanted: unregistered, so a closed peer cannot spin the loop
  * with EPOLLHUP. */
-static void conn_set_events(struct vs_conn *c)
+void vs_conn_watch(struct vs_conn *c)
 {
 	uint32_t want = 0;
 	if (c->state == CS_ESTABLISHED && !c->ready && !c->rd_eof && !c->guest_shut_rcv &&
@@ -281,7 +281,7 @@ static void flush_ring(struct vs_conn *c)
 		}
 		shutdown(c->fd, SHUT_WR);
 	}
-	conn_set_events(c);
+	vs_conn_watch(c);
 }
 
 /* Fills guest receive buffers: control packets first, then data round-robin. */
@@ -300,7 +300,7 @@ static bool rx_pump(struct virtio_vsock *s)
 				vs_ctrl_push(s, c->host_port, c->guest_port,
 					  VIRTIO_VSOCK_OP_CREDIT_REQUEST, 0);
 			}
-			conn_set_events(c);
+			vs_conn_watch(c);
 			continue;
 		}
 		if (!s->rx_held) {
@@ -343,7 +343,7 @@ static bool rx_pump(struct virtio_vsock *s)
 			continue;
 		if (r < 0 && errno == EAGAIN) {
 			ready_remove(s, c);
-			conn_set_events(c);
+			vs_conn_watch(c);
 			continue;
 		}
 		if (r <= 0) {
@@ -356,7 +356,7 @@ static bool rx_pump(struct virtio_vsock *s)
 			}
 			vs_ctrl_push(s, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_SHUTDOWN,
 				  VIRTIO_VSOCK_SHUTDOWN_SEND);
-			conn_set_events(c);
+			vs_conn_watch(c);
 			continue;
 		}
 		h = (struct virtio_vsock_hdr){
@@ -426,7 +426,7 @@ static void conn_event(void *opaque, uint32_t events)
 	if (!c->dead) {
 		if ((events & EPOLLIN) || ((events & (EPOLLHUP | EPOLLERR)) && (c->events & EPOLLIN))) {
 			ready_add(s, c);
-			conn_set_events(c);
+			vs_conn_watch(c);
 		}
 		if (!c->dead && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && c->r_len)
 			flush_ring(c);
@@ -486,7 +486,7 @@ static void guest_request(struct virtio_vsock *s, const struct virtio_vsock_hdr 
 		s->accepts = a;
 	}
 	vs_ctrl_push(s, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RESPONSE, 0);
-	conn_set_events(c);
+	vs_conn_watch(c);
 }
 
 /* Guest RW payload: straight to the fd while the ring is empty, the rest into it. */
@@ -609,7 +609,7 @@ static void guest_packet(struct virtio_vsock *s, const struct virtio_vsock_hdr *
 		vs_conn_reset(c);
 		return;
 	}
-	conn_set_events(c);
+	vs_conn_watch(c);
 }
 
 static void run_accepts(struct virtio_vsock *s)

@@ -66,6 +66,23 @@ int virtio_vsock_reset(struct virtio_vsock *s, uint32_t host_port, uint32_t gues
  * VIRTIO_VSOCK_EVENT_TRANSPORT_RESET event for the guest (delivered when it posts
  * an event buffer). Use after a restore. */
 void virtio_vsock_transport_reset(struct virtio_vsock *s);
+/* After a load, once the VM runs: ends the streams the guest held when the
+ * snapshot was taken. A snapshot that lists them had an RST queued for each by the
+ * load (delivered now, and always ahead of a later connect's REQUEST, so a connect
+ * need not wait): returns true. One that does not (older snapshots) gets
+ * virtio_vsock_transport_reset(): returns false. */
+bool virtio_vsock_restored(struct virtio_vsock *s);
+
+/* Carrying a stream across a snapshot (the runner's spare agent connection, so a
+ * restored VM need not connect and handshake again): a stream marked with
+ * virtio_vsock_carry() is saved whole when a snapshot finds it idle (established,
+ * nothing in flight either way); otherwise it ends at the load like the others.
+ * After a load, virtio_vsock_adopt() gives a carried stream to guest_port a new
+ * host end (the fd, as virtio_vsock_connect() returns; *host_port its port), or
+ * -ENOENT; call it before virtio_vsock_restored(), which resets the carried
+ * streams left. carry: 0 or -ENOENT. */
+int virtio_vsock_carry(struct virtio_vsock *s, uint32_t host_port, uint32_t guest_port);
+int virtio_vsock_adopt(struct virtio_vsock *s, uint32_t guest_port, uint32_t *host_port);
 
 struct virtio_vsock_stats {
 	uint64_t streams;            /* open now */
@@ -74,6 +91,7 @@ struct virtio_vsock_stats {
 	uint64_t credit_stalls;      /* times host->guest data waited for guest credit */
 	uint64_t dropped_packets;    /* bad type/CID/state packets answered or ignored */
 	uint64_t events_sent;
+	uint64_t adopted;            /* carried streams given a new host end */
 };
 void virtio_vsock_stats(struct virtio_vsock *s, struct virtio_vsock_stats *st);
 

@@ -149,6 +149,65 @@ void virtio_vsock_transport_reset(struct virtio_vsock *s)
 	pthread_mutex_unlock(&s->vdev.lock);
 }
 
+int virtio_vsock_carry(struct virtio_vsock *s, uint32_t host_port, uint32_t guest_port)
+{
+	pthread_mutex_lock(&s->vdev.lock);
+	struct vs_conn *c = vs_conn_find(s, host_port, guest_port);
+	if (c)
+		c->carry = true;
+	pthread_mutex_unlock(&s->vdev.lock);
+	return c ? 0 : -ENOENT;
+}
+
+int virtio_vsock_adopt(struct virtio_vsock *s, uint32_t guest_port, uint32_t *host_port)
+{
+	pthread_mutex_lock(&s->vdev.lock);
+	unsigned i = 0;
+	while (i < s->ncarried && s->carried[i].guest_port != guest_port)
+		i++;
+	if (i == s->ncarried) {
+		pthread_mutex_unlock(&s->vdev.lock);
+		return -ENOENT;
+	}
+	struct vs_carried k = s->carried[i];
+	s->carried[i] = s->carried[--s->ncarried];
+	struct vs_conn *c = vs_conn_find(s, k.host_port, k.guest_port);
+	if (c)
+		vs_conn_watch(c); /* the load may have come before the event loop */
+	s->st.adopted++;
+	pthread_mutex_unlock(&s->vdev.lock);
+	if (host_port)
+		*host_port = k.host_port;
+	return k.fd;
+}
+
+void vs_carried_drop(struct virtio_vsock *s)
+{
+	for (unsigned i = 0; i < s->ncarried; i++) {
+		struct vs_conn *c = vs_conn_find(s, s->carried[i].host_port, s->carried[i].guest_port);
+		if (c)
+			vs_conn_reset(c);
+		close(s->carried[i].fd);
+	}
+	free(s->carried);
+	s->carried = NULL;
+	s->ncarried = 0;
+}
+
+bool virtio_vsock_restored(struct virtio_vsock *s)
+{
+	pthread_mutex_lock(&s->vdev.lock);
+	bool rst = s->loaded_streams;
+	s->loaded_streams = false;
+	vs_carried_drop(s); /* carried streams nobody adopted end like the others */
+	if (rst)
+		vs_pump(s);
+	pthread_mutex_unlock(&s->vdev.lock);
+	if (!rst)
+		virtio_vsock_transport_reset(s);
+	return rst;
+}
+
 void virtio_vsock_stats(struct virtio_vsock *s, struct virtio_vsock_stats *st)
 {
 	pthread_mutex_lock(&s->vdev.lock);

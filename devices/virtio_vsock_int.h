@@ -32,7 +32,16 @@ struct vs_conn {
 	uint8_t *ring;
 	uint32_t r_head, r_len, fwd_cnt, fwd_cnt_sent;
 	bool guest_shut_send;
+	bool carry; /* virtio_vsock_carry(): a snapshot saves it whole when it is idle */
 	struct vs_conn *next, *rnext;
+};
+
+/* A stream a snapshot carried (saved whole, idle). The load re-creates it, before the
+ * guest runs again (a packet of the guest's for it must find it), and keeps the new
+ * host end in `fd` until virtio_vsock_adopt() hands it out. */
+struct vs_carried {
+	uint32_t host_port, guest_port, peer_buf_alloc, peer_fwd_cnt, tx_cnt, fwd_cnt;
+	int fd;
 };
 
 struct vs_pkt {
@@ -75,6 +84,12 @@ struct virtio_vsock {
 	bool reset_wait;
 	uint16_t reset_avail;
 	uint64_t reset_at;
+	/* After a load: the streams the snapshot had open (the guest still holds
+	 * them). loaded_streams says the snapshot listed them, so RSTs (queued by
+	 * load) end them instead of a transport reset (virtio_vsock_restored). */
+	bool loaded_streams;
+	struct vs_carried *carried; /* loaded, not adopted yet */
+	unsigned ncarried;
 	struct vs_conn *grave;    /* closed streams, freed on the loop thread */
 	struct virtio_vsock_stats st;
 	struct virtq_elem rxe, txe, eve;
@@ -86,6 +101,8 @@ struct vs_conn *vs_conn_find(struct virtio_vsock *s, uint32_t hp, uint32_t gp);
 struct vs_conn *vs_conn_new(struct virtio_vsock *s, uint32_t hp, uint32_t gp, int fd);
 void vs_conn_free(struct vs_conn *c);        /* closes the host end, no packet */
 void vs_conn_reset(struct vs_conn *c);       /* RST to the guest, then free */
+void vs_conn_watch(struct vs_conn *c);       /* (un)watches its fd for what it needs now */
+void vs_carried_drop(struct virtio_vsock *s); /* resets carried streams not adopted */
 void vs_ctrl_push(struct virtio_vsock *s, uint32_t hp, uint32_t gp, uint16_t op, uint32_t flags);
 void vs_close_all(struct virtio_vsock *s);   /* every stream and queued packet */
 struct vs_listener *vs_listener_find(struct virtio_vsock *s, uint32_t port);

@@ -28,15 +28,31 @@ struct agentconn {
 	char err[256];
 };
 
-int agentconn_new(int fd, const char *vmname, struct agentconn **out)
+static struct agentconn *conn_alloc(int fd, const char *vmname)
 {
 	struct agentconn *c = calloc(1, sizeof(*c));
 	if (!c)
-		return pv_error(ENOMEM, "agent connection: out of memory");
+		return NULL;
 	c->fd = fd;
 	c->vm = strdup(vmname ? vmname : "?");
 	pv_frame_reader_init(&c->rd, 0);
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	return c;
+}
+
+int agentconn_adopt(int fd, const char *vmname, struct agentconn **out)
+{
+	if (!(*out = conn_alloc(fd, vmname)))
+		return pv_error(ENOMEM, "agent connection: out of memory");
+	(*out)->ready = true;
+	return 0;
+}
+
+int agentconn_new(int fd, const char *vmname, struct agentconn **out)
+{
+	struct agentconn *c = conn_alloc(fd, vmname);
+	if (!c)
+		return pv_error(ENOMEM, "agent connection: out of memory");
 	struct pv_fbuf b;
 	pv_fbuf_init(&b);
 	static const char *const features[] = {"streams"};
@@ -679,7 +695,8 @@ static int l_tostring(lua_State *L)
 	return 1;
 }
 
-/* provium._c_agent.connect(fd, vmname) -> AgentConn (takes ownership of fd) */
+/* provium._c_agent.connect(fd, vmname [, adopted]) -> AgentConn (takes ownership of
+ * fd); `adopted`: the handshake was done before (agentconn_adopt). */
 static int l_connect(lua_State *L)
 {
 	int fd = (int)luaL_checkinteger(L, 1);
@@ -694,7 +711,8 @@ static int l_connect(lua_State *L)
 	lua_setiuservalue(L, -2, 2);
 	lua_newtable(L);
 	lua_setiuservalue(L, -2, 3);
-	if (agentconn_new(fd, vm, &lc->c) < 0) {
+	int err = lua_toboolean(L, 3) ? agentconn_adopt(fd, vm, &lc->c) : agentconn_new(fd, vm, &lc->c);
+	if (err < 0) {
 		close(fd);
 		pv_lua_error(L, "infra", "connect", vm, "%s", pv_errmsg());
 	}

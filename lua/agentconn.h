@@ -22,6 +22,9 @@ struct agentconn;
 
 /* Takes ownership of fd (made non-blocking) and queues the host's hello. */
 int agentconn_new(int fd, const char *vmname, struct agentconn **out);
+/* A connection whose handshake is already done (a stream a snapshot carried, whose
+ * hellos both went before the snapshot): ready at once, no hello sent. */
+int agentconn_adopt(int fd, const char *vmname, struct agentconn **out);
 void agentconn_free(struct agentconn *c);
 
 int agentconn_fd(const struct agentconn *c);

@@ -22,9 +22,10 @@ local Conn = {}
 Conn.__index = Conn
 V.Conn = Conn
 
--- V.conn(fd, vmname) -> Conn (owns fd)
-function V.conn(fd, vmname)
-  local c = provium._c_agent.connect(fd, vmname)
+-- V.conn(fd, vmname [, adopted]) -> Conn (owns fd); `adopted`: a stream whose
+-- handshake was done before a snapshot carried it (no hello sent, ready at once)
+function V.conn(fd, vmname, adopted)
+  local c = provium._c_agent.connect(fd, vmname, adopted)
   return setmetatable({ c = c, vm = vmname, cond = S.cond(), reader = nil }, Conn)
 end
 

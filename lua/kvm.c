@@ -155,6 +155,7 @@ static struct kvmvm *push_new(lua_State *L, const char *name)
 	}
 	pthread_mutex_init(&k->lock, NULL);
 	snprintf(k->name, sizeof(k->name), "%s", name);
+	k->adopted_fd = -1;
 	u->k = k;
 	return k;
 }
@@ -307,21 +308,47 @@ static int l_resume(lua_State *L)
 }
 
 /* k:connect([port [, try]]) -> fd of a new vsock stream to the guest port (default
- * 1024). A port nobody listens on yet reads as EOF (the guest answers RST). With
- * `try`, nil (rather than an error) while a restored guest has not yet taken the
- * transport reset: nothing reached the guest, so trying again soon is cheap. */
+ * 1024), and its host port. A port nobody listens on yet reads as EOF (the guest
+ * answers RST). With `try`, nil (rather than an error) while a restored guest has
+ * not yet taken the transport reset: nothing reached the guest, so trying again
+ * soon is cheap. */
 static int l_connect(lua_State *L)
 {
 	struct kvmvm *k = pv_kvm_check(L, 1);
 	uint32_t port = (uint32_t)luaL_optinteger(L, 2, 1024);
 	if (!k->vsock || k->exited)
 		pv_lua_error(L, "closed", "connect", k->name, "the VM is not running");
-	int fd = virtio_vsock_connect(k->vsock, port, NULL);
+	uint32_t hp = 0;
+	int fd = virtio_vsock_connect(k->vsock, port, &hp);
 	if (fd == -EAGAIN && lua_toboolean(L, 3))
 		return 0;
 	if (fd < 0)
 		pv_lua_error(L, "infra", "connect", k->name, "vsock port %u: %s", port, pv_errmsg());
 	lua_pushinteger(L, fd);
+	lua_pushinteger(L, hp);
+	return 2;
+}
+
+/* k:carry(host_port [, guest_port]) -> true when the stream exists: a snapshot saves
+ * it whole if it is idle then, and a restore of that snapshot adopts it (the spare
+ * agent connection, lua/snapshot.lua). */
+static int l_carry(lua_State *L)
+{
+	struct kvmvm *k = pv_kvm_check(L, 1);
+	uint32_t hp = (uint32_t)luaL_checkinteger(L, 2);
+	uint32_t gp = (uint32_t)luaL_optinteger(L, 3, 1024);
+	lua_pushboolean(L, k->vsock && virtio_vsock_carry(k->vsock, hp, gp) == 0);
+	return 1;
+}
+
+/* k:adopted() -> the fd of the agent stream a restore adopted (once), else nil. */
+static int l_adopted(lua_State *L)
+{
+	struct kvmvm *k = pv_kvm_check(L, 1);
+	if (k->adopted_fd < 0)
+		return 0;
+	lua_pushinteger(L, k->adopted_fd);
+	k->adopted_fd = -1;
 	return 1;
 }
 
@@ -424,8 +451,8 @@ struct restore_ctx {
 	int err;
 };
 
-/* Re-creates the devices lua code needs pointers to: vsock (fresh CID) and disks
- * (a private copy of the snapshot's image in the work dir). */
+/* Re-creates the devices lua code needs pointers to: vsock (its load brings back
+ * the saved CID) and disks (a private copy of the snapshot's image in the work dir). */
 static int restore_hook(void *opaque, struct vm *vm, const char *kind, const char *id,
 			const struct msgpack_object *state, const char *files_dir)
 {
@@ -449,8 +476,9 @@ static int restore_hook(void *opaque, struct vm *vm, const char *kind, const cha
 	return -ENOENT;
 }
 
-/* provium._c_kvm.restore(dir, name, work_dir) -> KvmVM, running (vsock transport
- * reset so the agent re-handshakes on the fresh CID). */
+/* provium._c_kvm.restore(dir, name, work_dir) -> KvmVM, running. The guest's old
+ * vsock streams are ended (an RST each, or a transport reset for an older snapshot)
+ * and the agent, still listening, takes a new connection. */
 static int l_restore(lua_State *L)
 {
 	const char *dir = luaL_checkstring(L, 1);
@@ -472,8 +500,13 @@ static int l_restore(lua_State *L)
 	}
 	k->vm = vm;
 	k->started = true;
-	if (k->vsock)
-		virtio_vsock_transport_reset(k->vsock);
+	if (k->vsock) {
+		/* the spare agent stream the snapshot carried, before the rest is reset */
+		int fd = virtio_vsock_adopt(k->vsock, 1024, NULL);
+		k->adopted_fd = fd >= 0 ? fd : -1;
+		virtio_vsock_restored(k->vsock);
+		k->cid = virtio_vsock_cid(k->vsock); /* the guest's: the saved VM's */
+	}
 	pv_kvm_nics_link_down(k);
 	struct vm_snapshot_info info;
 	if (vm_snapshot_info(dir, &info) == 0) {
@@ -531,6 +564,30 @@ static int l_info(lua_State *L)
 	return 1;
 }
 
+/* k:vsock_stats() -> {streams, opened, rst_sent, rst_received, events_sent, ...}:
+ * the vsock device's counters (tests check how a restore ended the old streams). */
+static int l_vsock_stats(lua_State *L)
+{
+	struct kvmvm *k = pv_kvm_check(L, 1);
+	if (!k->vsock)
+		return 0;
+	struct virtio_vsock_stats st;
+	virtio_vsock_stats(k->vsock, &st);
+	lua_createtable(L, 0, 10);
+	const struct { const char *k; uint64_t v; } f[] = {
+		{"streams", st.streams}, {"opened", st.opened}, {"rst_sent", st.rst_sent},
+		{"rst_received", st.rst_received}, {"to_guest_bytes", st.to_guest_bytes},
+		{"to_host_bytes", st.to_host_bytes}, {"credit_stalls", st.credit_stalls},
+		{"dropped_packets", st.dropped_packets}, {"events_sent", st.events_sent},
+		{"adopted", st.adopted},
+	};
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		lua_pushinteger(L, (lua_Integer)f[i].v);
+		lua_setfield(L, -2, f[i].k);
+	}
+	return 1;
+}
+
 /* The VMM runs inside this process. */
 static int l_pid(lua_State *L)
 {
@@ -547,6 +604,8 @@ static int l_destroy(lua_State *L)
 		return 0;
 	vm_free(k);
 	u->k = NULL;
+	if (k->adopted_fd >= 0)
+		close(k->adopted_fd);
 	pthread_mutex_destroy(&k->lock);
 	free(k->ring);
 	free(k);
@@ -584,7 +643,7 @@ int pv_luaopen_kvm(lua_State *L)
 		{"connect", l_connect}, {"console_pos", l_console_pos},
 		{"console_read", l_console_read}, {"console_write", l_console_write},
 		{"clock_advance", l_clock_advance}, {"clock_get", l_clock_get},
-		{"snapshot", l_snapshot}, {"info", l_info}, {"pid", l_pid}, {"ndisks", pv_kvm_l_ndisks}, {"slots", pv_kvm_l_slots},
+		{"snapshot", l_snapshot}, {"info", l_info}, {"vsock_stats", l_vsock_stats}, {"carry", l_carry}, {"adopted", l_adopted}, {"pid", l_pid}, {"ndisks", pv_kvm_l_ndisks}, {"slots", pv_kvm_l_slots},
 		{"add_nic", pv_kvm_l_add_nic}, {"nic_take", pv_kvm_l_nic_take}, {"nic_fd", pv_kvm_l_nic_fd},
 		{"nic_link", pv_kvm_l_nic_link}, {"nic_release", pv_kvm_l_nic_release}, {"nic_slots", pv_kvm_l_nic_slots},
 		{"destroy", l_destroy}, {"free", l_destroy}, {NULL, NULL},

@@ -18,6 +18,7 @@ provium._vm = V
 local K = provium._methods("VM", "vm", function(x) return getmetatable(x) == V.VM_mt end)
 V.KVM = K
 local AGENT_PORT = 1024
+V.AGENT_PORT = AGENT_PORT
 local BOOT_TIMEOUT = 60         -- seconds from start to the agent's hello (hardware KVM boots in < 1 s)
 local DEFAULT_SLOTS = 2           -- empty disk slots a Linux VM gets for attach_disk while running
 local DEFAULT_NIC_SLOTS = 2       -- link-down virtio-net slots a Linux VM gets for bridge:attach while running

@@ -51,6 +51,7 @@ struct kvmvm {
 	struct vm_exit ex;
 	struct virtio_vsock *vsock;
 	uint64_t cid;
+	int adopted_fd;         /* the agent stream a restore adopted, until k:adopted() */
 	int ndisks;             /* disks and slots, in guest order (vda, vdb...) */
 	int want_slots;         /* empty slots to provision at start */
 	char work_dir[PATH_MAX];

@@ -121,8 +121,19 @@ local function restore_raw(lab, name, dir, prof, opts)
   local undo <close> = S.undo(function() vm:_teardown() end)
   if p.agent ~= false then
     local deadline = V.boot_deadline(p, nil)
-    -- the guest's hostname is the snapshotted VM's: the new name goes with the connect
-    vm._conn = V.kvm_wait_agent(vm, deadline, t0, { "sethostname", { name = vm.name }, "lab:vm" })
+    -- the spare agent connection the snapshot carried (save_vm): handshaken already,
+    -- so the new name is the first call on it
+    local fd = sb:adopted()
+    if fd then
+      local conn = V.conn(fd, vm.name, true)
+      local ok = pcall(conn.call, conn, "sethostname", { name = vm.name }, math.min(deadline, S.now() + 10), "lab:vm")
+      if ok then vm._conn = conn else conn:close() end
+    end
+    -- else connect; the guest's hostname is the snapshotted VM's: the new name goes
+    -- with the connect
+    if not vm._conn then
+      vm._conn = V.kvm_wait_agent(vm, deadline, t0, { "sethostname", { name = vm.name }, "lab:vm" })
+    end
   end
   undo.done = true
   vm._state = "running"
@@ -143,13 +154,33 @@ function V.kvm_restore_vm(lab, name, dir, prof, opts)
 end
 
 -- Saving --------------------------------------------------------------------------------
+-- A spare agent connection for the snapshot to carry (docs/snapshot.md): opened and
+-- handshaken while the VM runs and marked to carry, so that a restore adopts it
+-- ready rather than connecting and handshaking again. Best effort: nil when the
+-- agent does not answer soon (a restore then connects as before). The caller closes
+-- it after the snapshot (the guest's end is reset; the snapshot keeps its copy).
+local function open_spare(vm)
+  if vm._profile.agent == false or not vm._conn or vm:state() ~= "running" then return nil end
+  local ok, fd, hp = pcall(vm._sb.connect, vm._sb, V.AGENT_PORT)
+  if not ok or not fd then return nil end
+  local conn = V.conn(fd, vm.name)
+  local ok2, ready = pcall(conn.ready_wait, conn, S.now() + 5)
+  if ok2 and ready and vm._sb:carry(hp, V.AGENT_PORT) then return conn end
+  conn:close()
+  return nil
+end
+
 -- writes vm's snapshot into dir (must not exist); `paused` = the caller paused it
-local function save_vm(vm, dir, paused)
+-- (and opened the spare, when given, before)
+local function save_vm(vm, dir, paused, spare)
   local st = vm:state()
   if st == "created" then
     perr({ code = "invalid", op = "vm:snapshot", vm = vm.name, message = "the VM has not started" }, 4)
   end
-  vm._sb:snapshot(dir, paused)
+  if not paused then spare = open_spare(vm) end
+  local ok, err = pcall(vm._sb.snapshot, vm._sb, dir, paused)
+  if spare then spare:close() end
+  if not ok then error(err, 0) end
   write_json(dir .. "/" .. META, { kind = "vm", vm = vm.name, profile = vm._profile.name,
     agent = vm._profile.agent ~= false, created = provium._c_vm.wall_ns() / 1e9 })
 end
@@ -277,16 +308,19 @@ function Lab:snapshot(name)
   local final = root .. "/" .. name
   local tmp = unique_tmp(final)
   C.mkdir_p(tmp)
-  local paused, names = {}, {}
+  local paused, names, spares = {}, {}, {}
   local ok, err = pcall(function()
+    for _, vm in ipairs(vms) do spares[vm] = open_spare(vm) end -- before the cut
     for _, vm in ipairs(vms) do
       if vm:state() == "running" then vm._sb:pause(); paused[#paused + 1] = vm end
     end
     for _, vm in ipairs(vms) do
-      save_vm(vm, tmp .. "/" .. vm.name, true)
+      save_vm(vm, tmp .. "/" .. vm.name, true, spares[vm])
+      spares[vm] = nil
       names[#names + 1] = vm.name
     end
   end)
+  for _, c in pairs(spares) do c:close() end
   for _, vm in ipairs(paused) do pcall(vm._sb.resume, vm._sb) end
   if not ok then pcall(C.rm_tree, tmp); error(err, 0) end
   write_json(tmp .. "/" .. LAB_META, { kind = "lab", name = name, vms = json.array(names),

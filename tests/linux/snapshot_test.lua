@@ -3,13 +3,21 @@
 local KVM_ONLY = provium.backend() ~= "kvm" and "Linux-guest test: needs --backend kvm on a hardware-KVM host (tests/linux/run.sh)" or nil
 local function test(name, fn) return _G.test(name, fn, { skip = KVM_ONLY, tags = { "linux" } }) end
 
-test("snapshot restore then run works (fresh CID, agent re-handshake)", function(t)
+test("snapshot restore then run works (the snapshot's CID, the carried agent connection)", function(t)
   local vm = provium:vm("orig", "default")
   vm:succeed("echo before > /tmp/state")
   local s = vm:snapshot()
   local r = s:restore()
   t:eq(r:succeed("cat /tmp/state"), "before\n")
-  t:ne(r:info().cid, vm:info().cid)
+  -- the CID is in the guest's memory: the restored guest keeps it (docs/snapshot.md)
+  t:eq(r:info().cid, vm:info().cid)
+  -- the restored VM's agent connection is the spare the snapshot carried, handshaken
+  -- before it; the old agent stream got an RST (no transport reset to wait for)
+  local st = r._sb:vsock_stats()
+  t:eq(st.adopted, 1, "the carried agent stream was adopted")
+  t:eq(st.opened, 1, "and no other stream was needed")
+  t:eq(st.events_sent, 0, "no transport reset")
+  t:ge(st.rst_sent, 1, "the stream the snapshot held was reset")
   r:succeed("echo after > /tmp/state")
   t:eq(vm:succeed("cat /tmp/state"), "before\n", "the original is independent")
   s:delete()
@@ -59,6 +67,8 @@ test("lab snapshot of two VMs restores both", function(t)
   t:eq(#vms, 2)
   t:eq(vms[1]:read_file("/tmp/who"), "a")
   t:eq(vms[2]:read_file("/tmp/who"), "b")
+  -- each spare agent stream was opened before the lab's cut, and carried
+  for _, v in ipairs(vms) do t:eq(v._sb:vsock_stats().adopted, 1, v.name .. ": carried agent stream") end
   ls:delete()
 end)
 
