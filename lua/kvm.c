@@ -588,6 +588,15 @@ static int l_vsock_stats(lua_State *L)
 	return 1;
 }
 
+/* k:prewritten() -> pages of guest RAM the restore copied in before the guest ran
+ * (the last restore's write set; 0 for a boot), for tests and the bench. */
+static int l_prewritten(lua_State *L)
+{
+	struct kvmvm *k = pv_kvm_check(L, 1);
+	lua_pushinteger(L, k->vm ? (lua_Integer)vm_restore_prewritten(k->vm) : 0);
+	return 1;
+}
+
 /* The VMM runs inside this process. */
 static int l_pid(lua_State *L)
 {
@@ -643,7 +652,7 @@ int pv_luaopen_kvm(lua_State *L)
 		{"connect", l_connect}, {"console_pos", l_console_pos},
 		{"console_read", l_console_read}, {"console_write", l_console_write},
 		{"clock_advance", l_clock_advance}, {"clock_get", l_clock_get},
-		{"snapshot", l_snapshot}, {"info", l_info}, {"vsock_stats", l_vsock_stats}, {"carry", l_carry}, {"adopted", l_adopted}, {"pid", l_pid}, {"ndisks", pv_kvm_l_ndisks}, {"slots", pv_kvm_l_slots},
+		{"snapshot", l_snapshot}, {"info", l_info}, {"vsock_stats", l_vsock_stats}, {"prewritten", l_prewritten}, {"carry", l_carry}, {"adopted", l_adopted}, {"pid", l_pid}, {"ndisks", pv_kvm_l_ndisks}, {"slots", pv_kvm_l_slots},
 		{"add_nic", pv_kvm_l_add_nic}, {"nic_take", pv_kvm_l_nic_take}, {"nic_fd", pv_kvm_l_nic_fd},
 		{"nic_link", pv_kvm_l_nic_link}, {"nic_release", pv_kvm_l_nic_release}, {"nic_slots", pv_kvm_l_nic_slots},
 		{"destroy", l_destroy}, {"free", l_destroy}, {NULL, NULL},

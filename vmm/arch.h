@@ -40,11 +40,6 @@ struct arch_layout {
 	/* The guest's kernel reads the wall clock from the hypervisor at boot (x86:
 	 * kvmclock's). arm64's has none (no RTC; the counter starts at 0). */
 	bool guest_wall_clock;
-	/* A restore populates the mapped memory file up front (vm.c, MADV_POPULATE_READ
-	 * of its data ranges): x86 yes; arm64 no, where it took 240-530 ms for 28 MiB in
-	 * the arm64 simulated host, and the bench's restores were 15-20 % and its pool's
-	 * resumes 2x faster without it (docs/arm64.md). */
-	bool populate_restore;
 };
 extern const struct arch_layout arch_layout;
 

@@ -406,6 +406,7 @@ int vm_restore(const char *dir, const struct vm_restore_opts *o, struct vm **out
 		goto fail;
 	if ((err = vm_create_from(&cfg, mem, &vm)))
 		goto fail;
+	vm->writes = snapshot_writes_apply(dir, vm->mem, vm->mem_size, vm->mem_fd);
 	if ((err = restore_devices(vm, &l, dir, o)))
 		goto fail;
 	if ((err = serial_load(vm->serial, (const struct msgpack_object *)l.serial)))

@@ -5,7 +5,8 @@
  *   vm.state   magic "PVSNAP\r\n" | u32 format version | u32 0 | u64 state length |
  *              msgpack state | u32 CRC-32 (IEEE) of everything before it; all LE
  *   memory     raw guest RAM, sparse (holes read as zero)
- *   disk-*.img copies of the VM's disk images (the restored VM works on a copy) */
+ *   disk-*.img copies of the VM's disk images (the restored VM works on a copy)
+ *   written    the pages the VM restored last wrote (snapshot_writes.c; a hint) */
 #ifndef PROVIUM_SNAPSHOT_H
 #define PROVIUM_SNAPSHOT_H
 
@@ -18,6 +19,7 @@
 #define SNAPSHOT_HEADER_SIZE 24u
 #define SNAPSHOT_STATE_FILE "vm.state"
 #define SNAPSHOT_MEMORY_FILE "memory"
+#define SNAPSHOT_WRITES_FILE "written" /* snapshot_writes.c: a hint, not part of the state */
 
 uint32_t snapshot_crc32(uint32_t crc, const void *buf, size_t len);
 
@@ -32,10 +34,19 @@ int snapshot_state_read(const char *path, void **state, size_t *len);
  * for fresh anonymous RAM) and the anonymous pages of the mapping, which the guest
  * wrote or read in (from /proc/self/pagemap). */
 int snapshot_memory_write(const char *path, const void *mem, uint64_t size, int backing_fd);
-/* Maps in the pages of `mem` (a private mapping of the memory file `fd`) that hold
- * the file's data (SEEK_DATA), without copying them; best effort (a kernel
- * without MADV_POPULATE_READ leaves them to fault in). */
-void snapshot_memory_populate(int fd, void *mem, uint64_t size);
+
+/* A restore's write set (snapshot_writes.c): apply copies in the pages the last VM
+ * restored from `dir` wrote (its SNAPSHOT_WRITES_FILE; none when missing or
+ * malformed) into `mem`, a private mapping of the memory file `mem_fd`, and returns
+ * the tracker (NULL: out of memory). save, when the VM is done, replaces the file
+ * with the pages this VM wrote, unless it wrote none or more than the cap. */
+#define SNAPSHOT_WRITES_MAX_PAGES 8192u /* 32 MiB */
+struct snapshot_writes;
+struct snapshot_writes *snapshot_writes_apply(const char *dir, void *mem, uint64_t size,
+					      int mem_fd);
+uint64_t snapshot_writes_prewritten(const struct snapshot_writes *w);
+int snapshot_writes_save(struct snapshot_writes *w, const void *mem);
+void snapshot_writes_free(struct snapshot_writes *w);
 
 /* Copies a file keeping holes (FICLONE reflink when the file system can). */
 int snapshot_copy_file(const char *src, const char *dst);

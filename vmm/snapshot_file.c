@@ -358,16 +358,3 @@ int snapshot_rm_tree(const char *path)
 	}
 	return unlink(path) < 0 ? -errno : 0;
 }
-
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
-
-void snapshot_memory_populate(int fd, void *mem, uint64_t size)
-{
-	off_t pos = 0, d, h;
-	while (next_data(fd, pos, size, &d, &h) > 0) {
-		madvise((uint8_t *)mem + d, (size_t)(h - d), MADV_POPULATE_READ);
-		pos = h;
-	}
-}

@@ -96,9 +96,11 @@ static void *map_ram(uint64_t size)
 }
 
 /* Guest RAM from a snapshot's memory file: a private mapping, so guest writes
- * never reach the file and nothing is copied. The file's data ranges are
- * populated up front (MADV_POPULATE_READ: page-cache pages mapped, not copied), so
- * the guest's first touch of a page costs KVM a nested fault but no host fault. */
+ * never reach the file and nothing is copied. Nothing is mapped up front: the
+ * guest's first touch of a page maps its page-cache page (a nested fault and a
+ * host one), except the pages the last restore wrote, which vm_restore copies in
+ * (vmm/snapshot_writes.c). Populating every data range (MADV_POPULATE_READ) cost
+ * a restore more than the host faults it saved (docs/vmm.md, "What a restore costs"). */
 static int map_memory_file(struct vm *vm, const char *path)
 {
 	vm->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -118,8 +120,6 @@ static int map_memory_file(struct vm *vm, const char *path)
 		return pv_error(errno, "mmap of guest memory %s: %s", path, strerror(errno));
 	}
 	madvise(vm->mem, vm->mem_size, MADV_DONTFORK);
-	if (arch_layout.populate_restore)
-		snapshot_memory_populate(vm->mem_fd, vm->mem, vm->mem_size);
 	return 0;
 }
 
@@ -467,6 +467,11 @@ void vm_destroy(struct vm *vm)
 		c->fn(c->opaque);
 		free(c);
 	}
+	/* with the devices gone nothing writes guest RAM any more; a VM whose guest
+	 * never ran (a paused restore) tells nothing */
+	if (vm->writes && vm->first_exit_ns)
+		snapshot_writes_save(vm->writes, vm->mem);
+	snapshot_writes_free(vm->writes);
 	for (unsigned i = 0; i < VM_MAX_CPUS; i++)
 		if (vm->vcpus[i].vm)
 			vcpu_close(&vm->vcpus[i]);
@@ -714,4 +719,9 @@ void vm_add_cleanup(struct vm *vm, void (*fn)(void *opaque), void *opaque)
 uint64_t vm_first_exit_ns(const struct vm *vm)
 {
 	return __atomic_load_n(&vm->first_exit_ns, __ATOMIC_SEQ_CST);
+}
+
+uint64_t vm_restore_prewritten(const struct vm *vm)
+{
+	return snapshot_writes_prewritten(vm->writes);
 }

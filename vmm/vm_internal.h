@@ -106,6 +106,7 @@ struct vm {
 	struct vm_device devices[VM_MAX_DEVICES];
 	unsigned ndevices;
 	bool was_paused;
+	struct snapshot_writes *writes; /* a restore's write set (vm_restore), or NULL */
 };
 
 /* vcpu.c */

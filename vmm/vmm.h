@@ -140,6 +140,9 @@ int vm_start_raw(struct vm *vm, uint64_t rip, bool long_mode);
 int vm_start_exit_guest(struct vm *vm, uint8_t code);
 /* pv_now_ns() of the first vCPU exit (0 before any): "first guest instruction". */
 uint64_t vm_first_exit_ns(const struct vm *vm);
+/* Pages of guest RAM a restore copied in before the guest ran: the write set the
+ * last VM restored from the same snapshot left (vmm/snapshot_writes.c); 0 for a boot. */
+uint64_t vm_restore_prewritten(const struct vm *vm);
 
 /* KVM fds, for snapshot code and tests. */
 int vm_kvm_fd(const struct vm *vm);

@@ -33,6 +33,13 @@ local function finish(vm, salt)
   return (con:expect("result=(%x+)[\r\n]", { timeout = 120 }))
 end
 
+-- a VM of `name` snapshotted as `snap` part way through its work
+local function mid_snapshot(name, snap)
+  local vm = provium:vm(name, prof())
+  vm:console():expect("progress 30000", { timeout = 300 })
+  return vm:snapshot(snap), vm
+end
+
 local reference
 local function reference_result(t)
   if not reference then
@@ -46,9 +53,7 @@ end
 test("a guest snapshotted mid-work and restored finishes with the uninterrupted result", function(t)
   need(t)
   local want = reference_result(t)
-  local vm = provium:vm("count", prof())
-  vm:console():expect("progress 30000", { timeout = 300 })
-  local s = vm:snapshot("mid")
+  local s, vm = mid_snapshot("count", "mid")
   t:eq(s.name, "mid")
   t:eq(s.vm, "count")
   t:eq(s.profile, "count")
@@ -66,6 +71,25 @@ test("a guest snapshotted mid-work and restored finishes with the uninterrupted 
   local info = s:info()
   t:eq(info.memory, 64)
   t:contains(info.kernel, "snapshot_count.elf")
+end)
+
+test("a restore copies in the pages the last restore of the snapshot wrote", function(t)
+  need(t)
+  local want = reference_result(t)
+  local s, vm = mid_snapshot("wcount", "writes")
+  vm:_teardown()
+  local r1 = s:restore(provium, "writes-a")
+  t:eq(r1._sb:prewritten(), 0, "the first restore has no write set to go by")
+  t:eq(finish(r1, "7"), want)
+  r1:_teardown() -- leaves the pages it wrote beside the snapshot
+  local f = io.open(s.path .. "/written", "rb")
+  t:ok(f, "the write set is kept in the snapshot directory")
+  if f then f:close() end
+  local r2 = s:restore(provium, "writes-b")
+  t:ok(r2._sb:prewritten() > 0, "the second restore copied pages in before the guest ran")
+  t:eq(finish(r2, "7"), want, "and the guest still computes the uninterrupted result")
+  r2:_teardown()
+  s:delete()
 end)
 
 test("provium.snapshots / provium.snapshot / s:delete", function(t)

@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -245,41 +244,6 @@ static void test_memory_anonymous_saves_touched_pages(void **state)
 	munmap(m, size);
 }
 
-/* pagemap bit 63: the page is mapped in this process */
-static bool mapped(const void *addr)
-{
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-	uint64_t e = 0;
-	ssize_t r = pread(fd, &e, 8, (off_t)((uintptr_t)addr / 4096 * 8));
-	close(fd);
-	return r == 8 && (e >> 63) & 1;
-}
-
-static void test_memory_populate_maps_data_only(void **state)
-{
-	char p[128];
-	const uint64_t size = 8ull << 20;
-	(void)state;
-	path_of(p, sizeof(p), "mem-pop");
-	int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	assert_int_equal(ftruncate(fd, (off_t)size), 0);
-	assert_int_equal(pwrite(fd, "data", 4, 4ull << 20), 4);
-	uint8_t *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-	assert_true(m != MAP_FAILED);
-	assert_false(mapped(m + (4ull << 20)));
-	snapshot_memory_populate(fd, m, size);
-	/* the data page is mapped before any touch (where the kernel has
-	 * MADV_POPULATE_READ: 5.14), a hole is not; the contents are the file's */
-	struct utsname u;
-	uname(&u);
-	if (strverscmp(u.release, "5.14") >= 0)
-		assert_true(mapped(m + (4ull << 20)));
-	assert_false(mapped(m + (1ull << 20)));
-	assert_memory_equal(m + (4ull << 20), "data", 4);
-	munmap(m, size);
-	close(fd);
-}
-
 static void test_copy_keeps_holes(void **state)
 {
 	char a[128], b[128];
@@ -322,7 +286,6 @@ int main(void)
 		cmocka_unit_test(test_memory_sparse_from_memfd),
 		cmocka_unit_test(test_memory_private_saves_changed_pages),
 		cmocka_unit_test(test_memory_anonymous_saves_touched_pages),
-		cmocka_unit_test(test_memory_populate_maps_data_only),
 		cmocka_unit_test(test_copy_keeps_holes),
 	};
 	return cmocka_run_group_tests_name("snapshot", tests, setup, teardown);

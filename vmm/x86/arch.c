@@ -32,7 +32,6 @@ const struct arch_layout arch_layout = {
 	.irq_first = 5,
 	.irq_last = 23,
 	.guest_wall_clock = true,
-	.populate_restore = true,
 	.kernel_file = "vmlinux",
 	.boot_image = "bzImage",
 	.cache_suffix = "",
