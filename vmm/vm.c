@@ -155,14 +155,17 @@ region:;
 
 static int setup_kvm(struct vm *vm, const char *mem_path)
 {
-	int err = open_kvm(vm->name, &vm->kvm_fd);
-	if (err)
+	int err;
+	/* a restore takes the KVM VM the last restored VM's destroy made ahead */
+	if ((!mem_path || !vm_spare_take(&vm->kvm_fd, &vm->vm_fd)) &&
+	    (err = open_kvm(vm->name, &vm->kvm_fd)))
 		return err;
 	for (size_t i = 0; i < PV_ARRAY_SIZE(required_caps); i++)
 		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, required_caps[i].cap) <= 0)
 			return pv_error(ENOTSUP, "this host's KVM lacks %s, which provium needs",
 					required_caps[i].name);
-	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
 		vm->vm_fd = -1;
 		return pv_error(errno, "KVM_CREATE_VM: %s", strerror(errno));
@@ -442,6 +445,9 @@ void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
+	/* restores come in series: the next one's KVM VM is made while this one goes */
+	if (vm->writes)
+		vm_spare_prepare();
 	if (vm->started) {
 		pthread_mutex_lock(&vm->lock);
 		atomic_store(&vm->stopping, true);

@@ -140,6 +140,17 @@ int vm_start_raw(struct vm *vm, uint64_t rip, bool long_mode);
 int vm_start_exit_guest(struct vm *vm, uint8_t code);
 /* pv_now_ns() of the first vCPU exit (0 before any): "first guest instruction". */
 uint64_t vm_first_exit_ns(const struct vm *vm);
+/* A KVM VM made ahead of the next restore (vmm/vm_spare.c): prepare starts a thread
+ * making one unless one exists or is being made (a restored VM's destroy calls it);
+ * take hands it over (waiting up to 2 s for one being made), false when there is
+ * none. made/taken count them, for tests. */
+struct vm_spare_stats {
+	uint64_t made, taken;
+};
+void vm_spare_prepare(void);
+bool vm_spare_take(int *kvm_fd, int *vm_fd);
+void vm_spare_stats(struct vm_spare_stats *out);
+
 /* Pages of guest RAM a restore copied in before the guest ran: the write set the
  * last VM restored from the same snapshot left (vmm/snapshot_writes.c); 0 for a boot. */
 uint64_t vm_restore_prewritten(const struct vm *vm);

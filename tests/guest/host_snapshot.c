@@ -4,7 +4,8 @@
  * independent VMs that each finish right, without changing the snapshot; a
  * corrupted, truncated or other-version state file is refused with a message
  * naming the file and the problem; a virtio-rng device comes back at the same
- * address and keeps working. */
+ * address and keeps working; a restored VM's destroy makes the next restore's KVM VM
+ * ahead. */
 #include "tests/guest/host.h"
 #include "vmm/snapshot.h"
 
@@ -141,6 +142,30 @@ static void test_two_restores_are_independent(void **state)
 	assert_int_equal(file_crc(mem), before);
 }
 
+/* A restored VM's destroy makes the next restore's KVM VM ahead (vmm/vm_spare.c);
+ * the next restore takes it, and its guest finishes right. */
+static void test_next_restore_takes_the_spare_vm(void **state)
+{
+	struct vm_spare_stats s0, s1 = {0, 0};
+
+	(void)state;
+	restore_into(&ga, snapdir, "before-spare"); /* takes any spare already made */
+	vm_spare_stats(&s0);
+	guest_destroy(&ga);
+	for (int i = 0; i < 500; i++) {
+		vm_spare_stats(&s1);
+		if (s1.made > s0.made)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(s1.made, s0.made + 1);
+	restore_into(&ga, snapdir, "on-spare");
+	vm_spare_stats(&s1);
+	assert_int_equal(s1.taken, s0.taken + 1);
+	finish_with_salt(&ga, 3);
+	guest_expect_not(&ga, "snapshot_count: start");
+}
+
 /* A restored VM (private memory mapping) snapshotted again mid-work: the second
  * generation holds the pages it changed since the first and finishes right. */
 static void test_snapshot_of_a_restored_vm(void **state)
@@ -274,6 +299,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_restore_finishes_the_work, teardown_ab),
 		cmocka_unit_test_teardown(test_two_restores_are_independent, teardown_ab),
 		cmocka_unit_test_teardown(test_snapshot_of_a_restored_vm, teardown_ab),
+		cmocka_unit_test_teardown(test_next_restore_takes_the_spare_vm, teardown_ab),
 		cmocka_unit_test(test_corrupt_state_refused),
 		cmocka_unit_test(test_truncated_memory_refused),
 		cmocka_unit_test(test_info),
