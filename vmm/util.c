@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,6 +140,37 @@ int pv_read_file(const char *path, char **data, size_t *len)
 	if (len)
 		*len = n;
 	return 0;
+}
+
+int pv_map_file(const char *path, const unsigned char **data, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pv_error(errno, "%s: %s", path, strerror(errno));
+	struct stat st;
+	int e = 0;
+	void *p = NULL;
+	if (fstat(fd, &st) < 0)
+		e = errno;
+	else if (!S_ISREG(st.st_mode))
+		e = EINVAL;
+	else if (st.st_size > 0 &&
+		 (p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED)
+		e = errno;
+	close(fd);
+	if (e)
+		return pv_error(e, "%s: %s", path, e == EINVAL ? "not a regular file" : strerror(e));
+	if (p)
+		madvise(p, (size_t)st.st_size, MADV_WILLNEED);
+	*data = p;
+	*len = (size_t)st.st_size;
+	return 0;
+}
+
+void pv_unmap_file(const unsigned char *data, size_t len)
+{
+	if (data && len)
+		munmap((void *)data, len);
 }
 
 int pv_write_full(int fd, const void *buf, size_t len)

@@ -21,22 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[64];
-
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/provium-test-snapshot-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmd[128];
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
-}
+#include "tests/unit/tmpdir_util.h"
 
 static void path_of(char *buf, size_t len, const char *name)
 {
@@ -274,6 +259,12 @@ static void test_copy_keeps_holes(void **state)
 	close(fd);
 }
 
+static int group_setup(void **state)
+{
+	tmpdir_name = "snapshot";
+	return tmpdir_setup(state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -288,5 +279,5 @@ int main(void)
 		cmocka_unit_test(test_memory_anonymous_saves_touched_pages),
 		cmocka_unit_test(test_copy_keeps_holes),
 	};
-	return cmocka_run_group_tests_name("snapshot", tests, setup, teardown);
+	return cmocka_run_group_tests_name("snapshot", tests, group_setup, tmpdir_teardown);
 }

@@ -82,9 +82,10 @@ int arm64_boot_layout(uint64_t ram_gpa, uint64_t ram_size, const struct arm64_im
 	return 0;
 }
 
-static int read_file(const char *what, const char *path, char **data, size_t *len)
+static int read_file(const char *what, const char *path, const unsigned char **data,
+		     size_t *len)
 {
-	int r = pv_read_file(path, data, len);
+	int r = pv_map_file(path, data, len);
 	if (r == -ENOENT)
 		return pv_error(ENOENT, "%s %s: not found", what, path);
 	if (r < 0)
@@ -93,8 +94,8 @@ static int read_file(const char *what, const char *path, char **data, size_t *le
 }
 
 static int load(uint8_t *mem, uint64_t ram_gpa, uint64_t ram_size,
-		const struct arm64_boot_in *in, const char *kernel, size_t klen,
-		const char *initrd, size_t ilen, struct arm64_boot_info *out)
+		const struct arm64_boot_in *in, const unsigned char *kernel, size_t klen,
+		const unsigned char *initrd, size_t ilen, struct arm64_boot_info *out)
 {
 	struct arm64_image img;
 	struct arm64_layout *l = &out->layout;
@@ -125,14 +126,14 @@ static int load(uint8_t *mem, uint64_t ram_gpa, uint64_t ram_size,
 int arm64_boot_load(void *mem, uint64_t ram_gpa, uint64_t ram_size,
 		    const struct arm64_boot_in *in, struct arm64_boot_info *out)
 {
-	char *kernel = NULL, *initrd = NULL;
+	const unsigned char *kernel = NULL, *initrd = NULL;
 	size_t klen = 0, ilen = 0;
 	int err = read_file("kernel", in->kernel, &kernel, &klen);
 	if (!err && in->initrd)
 		err = read_file("initrd", in->initrd, &initrd, &ilen);
 	if (!err)
 		err = load(mem, ram_gpa, ram_size, in, kernel, klen, initrd, ilen, out);
-	free(kernel);
-	free(initrd);
+	pv_unmap_file(kernel, klen);
+	pv_unmap_file(initrd, ilen);
 	return err;
 }

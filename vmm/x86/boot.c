@@ -30,7 +30,7 @@
 
 struct image {
 	const char *path;
-	unsigned char *data;
+	const unsigned char *data; /* pv_map_file's */
 	size_t len;
 };
 
@@ -75,18 +75,18 @@ static void write_gdt(unsigned char *mem)
 
 static int read_image(const char *what, const char *path, struct image *img)
 {
-	char *data;
+	const unsigned char *data;
 	size_t len;
 	int r;
 
 	img->path = path;
-	r = pv_read_file(path, &data, &len);
+	r = pv_map_file(path, &data, &len);
 	if (r < 0) {
 		if (r == -ENOENT)
 			return pv_error(ENOENT, "%s %s: not found", what, path);
 		return pv_error(-r, "%s %s: cannot read: %s", what, path, strerror(-r));
 	}
-	img->data = (unsigned char *)data;
+	img->data = data;
 	img->len = len;
 	return 0;
 }
@@ -250,7 +250,7 @@ static int load_initrd(unsigned char *mem, uint64_t mem_size, const char *path,
 	out->initrd_addr = addr;
 	out->initrd_size = rd.len;
 out:
-	free(rd.data);
+	pv_unmap_file(rd.data, rd.len);
 	return r;
 }
 
@@ -330,6 +330,6 @@ int boot_load(void *memv, uint64_t mem_size, const struct boot_params_in *in,
 	out->ds = 0x18;
 	out->stack = BOOT_STACK_TOP;
 out:
-	free(k.data);
+	pv_unmap_file(k.data, k.len);
 	return r;
 }
