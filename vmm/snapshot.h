@@ -34,6 +34,10 @@ int snapshot_state_read(const char *path, void **state, size_t *len);
  * for fresh anonymous RAM) and the anonymous pages of the mapping, which the guest
  * wrote or read in (from /proc/self/pagemap). */
 int snapshot_memory_write(const char *path, const void *mem, uint64_t size, int backing_fd);
+/* Sets bit n of `bm` for each page n of the private mapping `mem` (`size` bytes)
+ * that has a copy of its own (written, or swapped out), from /proc/self/pagemap.
+ * 0, or -errno with the message set. */
+int snapshot_private_pages(const void *mem, uint64_t size, uint8_t *bm);
 
 /* A restore's write set (snapshot_writes.c): apply copies in the pages the last VM
  * restored from `dir` wrote (its SNAPSHOT_WRITES_FILE; none when missing or

@@ -179,7 +179,7 @@ static void mark_data(int fd, uint8_t *bm, uint64_t size)
 
 /* Pages of a private mapping the guest wrote (anonymous copies) or that were
  * swapped out: pagemap bit 63 present, 62 swapped, 61 file page. */
-static int mark_private(const void *mem, uint8_t *bm, uint64_t size)
+int snapshot_private_pages(const void *mem, uint64_t size, uint8_t *bm)
 {
 	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -213,7 +213,7 @@ int snapshot_memory_write(const char *path, const void *mem, uint64_t size, int 
 	int err = 0;
 	if (backing_fd >= 0)
 		mark_data(backing_fd, bm, size);
-	if ((err = mark_private(mem, bm, size)) < 0) {
+	if ((err = snapshot_private_pages(mem, size, bm)) < 0) {
 		free(bm);
 		return err;
 	}

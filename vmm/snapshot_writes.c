@@ -136,46 +136,29 @@ static bool unchanged(const struct snapshot_writes *w, const uint8_t *mem, uint6
 	return !memcmp(buf, mem + pg * PAGE, PAGE);
 }
 
-/* The pages the guest wrote: the anonymous pages of the mapping (pagemap: bit 63
- * present, 61 file page; 62 swapped), except those the restore copied in that still
- * hold the file's bytes. Returns the count, or -errno. */
+/* The pages the guest wrote: those with a copy of their own, except the ones the
+ * restore copied in that still hold the file's bytes. Returns the count, or -errno. */
 static int64_t written(const struct snapshot_writes *w, const uint8_t *mem, uint8_t *bm)
 {
-	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	uint64_t buf[4096], base = (uintptr_t)mem / PAGE;
+	int err = snapshot_private_pages(mem, w->npages * PAGE, bm);
+	if (err < 0)
+		return err;
 	int64_t count = 0;
-	for (uint64_t pg = 0; pg < w->npages;) {
-		uint64_t n = PV_MIN(w->npages - pg, (uint64_t)PV_ARRAY_SIZE(buf));
-		ssize_t r = pread(fd, buf, n * 8, (off_t)((base + pg) * 8));
-		if (r <= 0) {
-			close(fd);
-			return r < 0 ? -errno : -EIO;
-		}
-		n = (uint64_t)r / 8;
-		for (uint64_t i = 0; i < n; i++) {
-			uint64_t e = buf[i], p = pg + i;
-			bool anon = ((e >> 63) & 1 && !((e >> 61) & 1)) || (e >> 62) & 1;
-			if (!anon || (bit(w->pre, p) && unchanged(w, mem, p)))
-				continue;
-			set_bit(bm, p);
-			/* past the cap the count is all that matters */
-			if (++count > SNAPSHOT_WRITES_MAX_PAGES) {
-				close(fd);
-				return count;
-			}
-		}
-		pg += n;
+	for (uint64_t p = 0; p < w->npages; p++) {
+		if (!bit(bm, p))
+			continue;
+		if (bit(w->pre, p) && unchanged(w, mem, p))
+			bm[p / 8] &= (uint8_t)~(1u << (p % 8));
+		else
+			count++;
 	}
-	close(fd);
 	return count;
 }
 
 static int write_file(const struct snapshot_writes *w, const uint8_t *bm, uint32_t npages)
 {
-	uint32_t nranges = 0, cap = npages;
-	struct writes_range *r = malloc((size_t)cap * sizeof(*r));
+	uint32_t nranges = 0;
+	struct writes_range *r = malloc((size_t)npages * sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	for (uint64_t pg = 0; pg < w->npages;) {
