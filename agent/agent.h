@@ -118,6 +118,8 @@ struct cmd {
 	char **argv;
 	char **envp;
 	char *path;               /* resolved program */
+	char **sh_argv;           /* a plain shell command run directly: the shell's
+				   * argv, for a program only the shell can run */
 	char cwd[4096];
 	bool has_cwd;
 	bool set_ids;

@@ -43,6 +43,7 @@ static void free_strv(char **v)
 void cmd_free(struct cmd *cmd)
 {
 	free_strv(cmd->argv);
+	free_strv(cmd->sh_argv);
 	free_strv(cmd->envp);
 	free(cmd->path);
 	memset(cmd, 0, sizeof(*cmd));
@@ -189,39 +190,64 @@ static bool sh_builtin(const char *w, size_t n)
 	return false;
 }
 
-/* busybox ash, the guest's /bin/sh, ignores SIGQUIT for itself, and when it execs the
- * last command of `sh -c` in place (no fork) that command keeps the ignore (its
- * `exec` builtin resets it). So a shell string that is one plain command of an
- * existing program (words of [A-Za-z0-9_./:=,+@%-], no quoting, expansion,
- * redirection or operators, not a builtin or an assignment) is run as `exec CMD`:
- * the same process and pid as before, with default dispositions. Anything else is
- * left as written; commands the shell forks get defaults from it anyway. */
-static int sh_exec_in_place(struct cmd *cmd)
+/* busybox ash, the guest's /bin/sh, ignores SIGQUIT for as long as it runs, and
+ * when it execs the last command of `sh -c` in place (no fork) that command keeps
+ * the ignore. Even `sh -c 'exec CMD'` leaves a window: a QUIT sent between the
+ * shell's start and its exec is lost, and `p:signal("QUIT")` right after a spawn
+ * lands in it. So a shell string that is one plain command of an existing program
+ * (words of [A-Za-z0-9_./:=,+@%-], no quoting, expansion, redirection or operators,
+ * not a builtin or an assignment) runs without a shell: its words are the argv, as
+ * the shell would have split them, and the process is the program from the start.
+ * The shell's own argv is kept for a program the kernel cannot exec (ENOEXEC: a
+ * script without #!), which the shell runs as a script. Anything else is left as
+ * written; commands the shell forks get defaults from it anyway. */
+static int sh_run_direct(struct cmd *cmd, size_t *nenv)
 {
-	const char *s = cmd->argv[2], *w;
-	char prog[256], buf[PATH_MAX];
-	size_t n;
-	char *out;
+	const char *s = cmd->argv[2];
+	char prog[256], buf[PATH_MAX], **argv = NULL, *script = NULL, *pwd = NULL;
+	size_t n, nargv = 0;
 
 	while (*s == ' ' || *s == '\t')
 		s++;
 	if (!*s || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 			      "0123456789_./:=,+@%- \t") != strlen(s))
 		return 0;
-	w = s;
-	n = strcspn(w, " \t");
-	if (n >= sizeof(prog) || memchr(w, '=', n) || sh_builtin(w, n))
+	n = strcspn(s, " \t");
+	if (n >= sizeof(prog) || memchr(s, '=', n) || sh_builtin(s, n))
 		return 0;
-	memcpy(prog, w, n);
+	memcpy(prog, s, n);
 	prog[n] = 0;
 	if (strchr(prog, '/') ? (prog[0] != '/' || access(prog, X_OK) != 0)
 			      : !path_lookup(prog, cmd->envp, buf, sizeof(buf)))
 		return 0; /* the shell reports it as it always does */
-	if (asprintf(&out, "exec %s", s) < 0)
-		return -ENOMEM;
+	for (; *s; s += strspn(s, " \t")) {
+		n = strcspn(s, " \t");
+		if (strv_push(&argv, &nargv, strndup(s, n)) < 0)
+			goto oom;
+		s += n;
+	}
+	/* what the shell would have exported: PWD, the directory it starts in */
+	if (cmd->has_cwd) {
+		if (!(pwd = realpath(cmd->cwd, NULL)) && !(pwd = strdup(cmd->cwd)))
+			goto oom;
+		if (env_set(&cmd->envp, nenv, "PWD", 3, pwd, strlen(pwd)) < 0)
+			goto oom;
+		free(pwd);
+		pwd = NULL;
+	}
+	if (asprintf(&script, "exec %s", cmd->argv[2]) < 0) {
+		script = NULL;
+		goto oom;
+	}
 	free(cmd->argv[2]);
-	cmd->argv[2] = out;
+	cmd->argv[2] = script;
+	cmd->sh_argv = cmd->argv;
+	cmd->argv = argv;
 	return 0;
+oom:
+	free(pwd);
+	free_strv(argv);
+	return -ENOMEM;
 }
 
 int cmd_parse(struct req *r, struct cmd *cmd)
@@ -379,7 +405,7 @@ int cmd_parse(struct req *r, struct cmd *cmd)
 	}
 	if ((rc = pty_parse(r, cmd)) < 0)
 		goto err;
-	if (shell && sh_exec_in_place(cmd) < 0) {
+	if (shell && sh_run_direct(cmd, &nenv) < 0) {
 		rc = fail(r, ENOMEM, "out of memory");
 		goto err;
 	}
@@ -443,6 +469,8 @@ static void child(struct cmd *cmd, int in, int out, int err, int errfd)
 		}
 	}
 	execve(cmd->path, cmd->argv, cmd->envp);
+	if (errno == ENOEXEC && cmd->sh_argv)
+		execve(cmd->sh_argv[0], cmd->sh_argv, cmd->envp);
 	report[0] = 4;
 fail:
 	report[1] = errno;

@@ -125,7 +125,7 @@ end)
 
 test("a plain shell command is the process itself: its pid, its signals", function(t)
   -- busybox ash ignores SIGQUIT; the agent runs a lone plain command with `exec`
-  -- so the program does not inherit that (agent/exec.c sh_exec_in_place)
+  -- so the program does not inherit that (agent/exec.c sh_run_direct)
   t:eq(sigmasks(v():succeed("cat /proc/self/status")), NONE)
   local p = v():spawn("cat /proc/self/status")
   local r = p:wait({ timeout = 10 })

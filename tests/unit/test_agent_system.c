@@ -288,6 +288,113 @@ static void test_runs_in_a_busybox_only_root(void **state)
 	assert_int_equal(ac_stop(&a), 0);
 }
 
+/* ---- plain shell commands run without the shell ---- */
+
+/* The stdout of `cmd` run through the agent (cwd when not NULL); the test fails on
+ * an error reply. */
+static char *run_sh(struct ac *a, const char *cmd, const char *cwd)
+{
+	struct ac_rep r;
+	char *out;
+
+	if (cwd)
+		assert_int_equal(ac_callf(a, &r, PV_OP_EXEC, "cmd=s cwd=s", cmd, cwd), 0);
+	else
+		assert_int_equal(ac_callf(a, &r, PV_OP_EXEC, "cmd=s", cmd), 0);
+	assert_true(r.f->ok);
+	assert_int_equal(ac_res_int(&r, "code"), 0);
+	out = ac_res_str(&r, "stdout");
+	ac_rep_free(&r);
+	return out;
+}
+
+static bool host_file_has(const char *p, const char *s)
+{
+	char buf[4096] = "";
+	FILE *f = fopen(p, "r");
+	size_t n;
+
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return strstr(buf, s) != NULL;
+}
+
+/* /bin/sh is replaced, inside the agent's own mount namespace, by a shell that
+ * records each start: a plain command (one program and its words) must not start
+ * it, so no signal sent right after the spawn can land in the shell's ignore of
+ * SIGQUIT; anything else, and a script only a shell runs, still goes through it. */
+static void test_plain_shell_command_runs_without_a_shell(void **state)
+{
+	char fake[600], log[600], script[600], sub[600], body[1200], quoted[1300];
+	struct ac a;
+	struct ac_rep r;
+	char *out;
+
+	(void)state;
+	if (getuid() != 0 || access("/bin/bash", X_OK) < 0)
+		skip();
+	snprintf(fake, sizeof(fake), "%s", path("fake-sh"));
+	snprintf(log, sizeof(log), "%s", path("sh-starts"));
+	snprintf(script, sizeof(script), "%s", path("no-shebang"));
+	snprintf(sub, sizeof(sub), "%s", path("sub"));
+	assert_int_equal(mkdir(sub, 0755), 0);
+	snprintf(body, sizeof(body), "#!/bin/bash\necho \"sh $*\" >> %s\nexec /bin/bash \"$@\"\n",
+		 log);
+	ac_write_host(fake, body);
+	assert_int_equal(chmod(fake, 0755), 0);
+	ac_write_host(script, "echo from-a-script-without-shebang\n");
+	assert_int_equal(chmod(script, 0755), 0);
+
+	assert_int_equal(ac_start(&a, &(struct ac_opts){ .unshare_flags = CLONE_NEWNS }), 0);
+	assert_int_equal(ac_hello(&a), 0);
+	const char *margs[] = { fake, "/bin/sh", "", "bind", NULL };
+	assert_int_equal(ac_callf(&a, &r, PV_OP_SYSCALL, "name=s args=a", "mount", margs), 0);
+	assert_true(r.f->ok);
+	ac_rep_free(&r);
+
+	/* the control: a list still goes through the (fake) shell */
+	out = run_sh(&a, "printf '%s\\n' listed; true", NULL);
+	assert_string_equal(out, "listed\n");
+	free(out);
+	assert_true(host_file_has(log, "sh -c printf"));
+
+	/* plain commands: words split as the shell would, PWD as it would export it */
+	out = run_sh(&a, "  /usr/bin/printf  %s:  one\ttwo  ", NULL);
+	assert_string_equal(out, "one:two:");
+	free(out);
+	out = run_sh(&a, "printenv PWD", sub);
+	snprintf(body, sizeof(body), "%s\n", sub);
+	assert_string_equal(out, body);
+	free(out);
+	uint64_t id = ac_sendf(&a, PV_OP_SPAWN, "cmd=s", "sleep 30");
+	assert_int_equal(ac_wait(&a, id, &r, 10000), 0);
+	assert_true(r.f->ok);
+	int64_t pid = ac_res_int(&r, "pid");
+	ac_rep_free(&r);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_PROC_SIGNAL, "pid=I signal=s", (long long)pid,
+				  "QUIT"), 0);
+	assert_true(r.f->ok);
+	ac_rep_free(&r);
+	assert_int_equal(ac_callf(&a, &r, PV_OP_PROC_WAIT, "pid=I", (long long)pid), 0);
+	assert_true(r.f->ok);
+	assert_int_equal(ac_res_int(&r, "signal"), SIGQUIT);
+	ac_rep_free(&r);
+	assert_false(host_file_has(log, "usr/bin/printf"));
+	assert_false(host_file_has(log, "printenv"));
+	assert_false(host_file_has(log, "sleep"));
+
+	/* a program the kernel cannot exec is run by the shell, as before */
+	out = run_sh(&a, script, NULL);
+	assert_string_equal(out, "from-a-script-without-shebang\n");
+	free(out);
+	snprintf(quoted, sizeof(quoted), "sh -c exec %s", script);
+	assert_true(host_file_has(log, quoted));
+	ac_stop(&a);
+}
+
 /* ---- many connections at once ---- */
 
 struct worker {
@@ -407,6 +514,7 @@ int main(void)
 		cmocka_unit_test(test_fd_agent_exits_when_connection_closes),
 		cmocka_unit_test(test_vsock_listener_and_usage),
 		cmocka_unit_test(test_runs_in_a_busybox_only_root),
+		cmocka_unit_test(test_plain_shell_command_runs_without_a_shell),
 		cmocka_unit_test(test_many_connections_mixed_work),
 	};
 
