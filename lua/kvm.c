@@ -673,8 +673,6 @@ int pv_luaopen_kvm(lua_State *L)
 	lua_getglobal(L, "provium");
 	if (lua_istable(L, -1)) {
 		luaL_newlib(L, funcs);
-		lua_pushboolean(L, vm_guest_has_wall_clock());
-		lua_setfield(L, -2, "guest_wall_clock");
 		lua_setfield(L, -2, "_c_kvm");
 	}
 	lua_pop(L, 1);

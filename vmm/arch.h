@@ -37,9 +37,6 @@ struct arch_layout {
 	 * arm64 has only Image), and the suffix of its cache links ("", "-arm64":
 	 * kernel/current-arm64, initramfs/current-arm64.cpio; runner/kernel.c) */
 	const char *kernel_file, *boot_image, *cache_suffix;
-	/* The guest's kernel reads the wall clock from the hypervisor at boot (x86:
-	 * kvmclock's). arm64's has none (no RTC; the counter starts at 0). */
-	bool guest_wall_clock;
 };
 extern const struct arch_layout arch_layout;
 

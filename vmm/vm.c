@@ -588,7 +588,6 @@ uint64_t vm_mem_gpa(const struct vm *vm)
 }
 
 const char *vm_arch_name(void) { return arch_layout.name; }
-bool vm_guest_has_wall_clock(void) { return arch_layout.guest_wall_clock; }
 
 uint64_t vm_mem_size(const struct vm *vm) { return vm->mem_size; }
 void *vm_mem_base(const struct vm *vm) { return vm->mem; }

@@ -96,9 +96,6 @@ void *vm_mem_base(const struct vm *vm);
 uint64_t vm_mem_gpa(const struct vm *vm);
 /* The guest architecture this VMM was built for: "x86_64" or "arm64". */
 const char *vm_arch_name(void);
-/* Whether the guest kernel gets its wall clock from the hypervisor at boot (x86:
- * kvmclock). When not (arm64), the host sets it through the agent as it connects. */
-bool vm_guest_has_wall_clock(void);
 
 struct bus *vm_pio_bus(struct vm *vm);
 struct bus *vm_mmio_bus(struct vm *vm);

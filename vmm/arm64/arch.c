@@ -42,7 +42,6 @@ const struct arch_layout arch_layout = {
 	.mmio_end = ARM64_VIRTIO_GPA + ARM64_DT_MAX_VIRTIO * 0x1000ull,
 	.irq_first = ARM64_FIRST_SPI,
 	.irq_last = ARM64_FIRST_SPI + ARM64_DT_MAX_VIRTIO - 1,
-	.guest_wall_clock = false, /* the agent's clock_set at boot (lua/kvm.lua) */
 	.kernel_file = "Image",
 	.boot_image = "Image",
 	.cache_suffix = "-arm64",

@@ -31,7 +31,6 @@ const struct arch_layout arch_layout = {
 	/* 0 timer, 1 keyboard, 2 cascade, 3 COM2, 4 COM1 are taken. */
 	.irq_first = 5,
 	.irq_last = 23,
-	.guest_wall_clock = true,
 	.kernel_file = "vmlinux",
 	.boot_image = "bzImage",
 	.cache_suffix = "",
