@@ -154,24 +154,33 @@ bool netpath_link_up(struct netpath *np)
 	return up;
 }
 
-/* Delivers `copies` copies through the sink; counts. No lock held. */
+/* Delivers `copies` copies through the sink; counts. No lock held. The copies are
+ * counted as delivered before the sink runs, and moved to `dropped` after if it
+ * refused them: the receiver may act on a frame at once (a guest's ping gets its
+ * last reply and exits), and a counter read after that must include it. */
 static enum netpath_verdict deliver(struct netpath *np, enum netpath_dir dir,
 				    const uint8_t *frame, size_t len, unsigned copies)
 {
 	pthread_mutex_lock(&np->lock);
 	netpath_sink_fn sink = np->sink[dir];
 	void *opaque = np->sink_opaque[dir];
+	struct netpath_dir_counters *c = &np->c.dir[dir];
+	c->packets += copies;
+	c->bytes += copies * (uint64_t)len;
 	pthread_mutex_unlock(&np->lock);
 	unsigned ok = 0;
 	for (unsigned i = 0; i < copies; i++)
 		if (sink && sink(opaque, dir, frame, len) == 0)
 			ok++;
-	pthread_mutex_lock(&np->lock);
-	struct netpath_dir_counters *c = &np->c.dir[dir];
-	c->packets += ok;
-	c->bytes += ok * (uint64_t)len;
-	c->dropped += copies - ok;
-	pthread_mutex_unlock(&np->lock);
+	if (ok < copies) {
+		pthread_mutex_lock(&np->lock);
+		/* (saturating: a counter reset may have come in between) */
+		uint64_t n = copies - ok;
+		c->packets -= n < c->packets ? n : c->packets;
+		c->bytes -= n * len < c->bytes ? n * len : c->bytes;
+		c->dropped += copies - ok;
+		pthread_mutex_unlock(&np->lock);
+	}
 	return ok ? NETPATH_DELIVERED : NETPATH_DROPPED;
 }
 

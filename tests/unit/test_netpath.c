@@ -82,6 +82,49 @@ static void counts_both_directions(void **st)
 	netpath_destroy(np);
 }
 
+/* A sink that reads the counters while it takes the frame, as a receiver that acts on
+ * it at once (and a test that reads nic:counters() after) would. */
+struct peeking_sink {
+	struct netpath *np;
+	uint64_t seen_packets, seen_bytes;
+	int refuse;
+};
+
+static int peeking_sink_fn(void *opaque, enum netpath_dir dir, const uint8_t *f, size_t len)
+{
+	struct peeking_sink *p = opaque;
+	struct netpath_counters c;
+
+	(void)f; (void)len;
+	netpath_counters(p->np, &c);
+	p->seen_packets = c.dir[dir].packets;
+	p->seen_bytes = c.dir[dir].bytes;
+	return p->refuse;
+}
+
+static void counted_before_the_receiver_sees_it(void **st)
+{
+	(void)st;
+	struct peeking_sink p = {0};
+	struct netpath_counters c;
+
+	assert_int_equal(netpath_create("t0", NULL, 1, &p.np), 0);
+	netpath_set_sink(p.np, NETPATH_TO_GUEST, peeking_sink_fn, &p);
+	assert_int_equal(netpath_send(p.np, NETPATH_TO_GUEST, frame, 60), NETPATH_DELIVERED);
+	assert_int_equal(p.seen_packets, 1);
+	assert_int_equal(p.seen_bytes, 60);
+	assert_int_equal(netpath_send(p.np, NETPATH_TO_GUEST, frame, 64), NETPATH_DELIVERED);
+	assert_int_equal(p.seen_packets, 2);
+	/* a refused frame moves to dropped once the sink has said so */
+	p.refuse = -ENOBUFS;
+	assert_int_equal(netpath_send(p.np, NETPATH_TO_GUEST, frame, 64), NETPATH_DROPPED);
+	netpath_counters(p.np, &c);
+	assert_int_equal(c.dir[NETPATH_TO_GUEST].packets, 2);
+	assert_int_equal(c.dir[NETPATH_TO_GUEST].bytes, 124);
+	assert_int_equal(c.dir[NETPATH_TO_GUEST].dropped, 1);
+	netpath_destroy(p.np);
+}
+
 static void link_down_drops_both_ways(void **st)
 {
 	(void)st;
@@ -286,6 +329,7 @@ int main(void)
 		cmocka_unit_test(duplicate_and_corrupt),
 		cmocka_unit_test(delay_uses_the_event_loop),
 		cmocka_unit_test(refusing_sink_counts_dropped),
+		cmocka_unit_test(counted_before_the_receiver_sees_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
