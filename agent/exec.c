@@ -198,8 +198,9 @@ static bool sh_builtin(const char *w, size_t n)
  * (words of [A-Za-z0-9_./:=,+@%-], no quoting, expansion, redirection or operators,
  * not a builtin or an assignment) runs without a shell: its words are the argv, as
  * the shell would have split them, and the process is the program from the start.
- * The shell's own argv is kept for a program the kernel cannot exec (ENOEXEC: a
- * script without #!), which the shell runs as a script. Anything else is left as
+ * The shell's own argv is kept for a program the kernel cannot exec: the shell runs
+ * a script without #! (ENOEXEC) and reports any other failure as it always does
+ * (a directory on PATH: 126). Anything else is left as
  * written; commands the shell forks get defaults from it anyway. */
 static int sh_run_direct(struct cmd *cmd, size_t *nenv)
 {
@@ -469,7 +470,7 @@ static void child(struct cmd *cmd, int in, int out, int err, int errfd)
 		}
 	}
 	execve(cmd->path, cmd->argv, cmd->envp);
-	if (errno == ENOEXEC && cmd->sh_argv)
+	if (cmd->sh_argv) /* the shell runs a script without #! and reports the rest */
 		execve(cmd->sh_argv[0], cmd->sh_argv, cmd->envp);
 	report[0] = 4;
 fail:

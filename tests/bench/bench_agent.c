@@ -1,6 +1,7 @@
 /* bench_agent.c — provium-agent round trips over a unix socket, natively: a no-op
- * request (ping), `exec true`, and whole-file transfer MB/s both ways (streamed
- * write_file / read_file of 64 MiB). Prints a small table. Usage: bench_agent BUILD */
+ * request (ping), `exec true` through the shell and `exec /bin/true` without it, and
+ * whole-file transfer MB/s both ways (streamed write_file / read_file of 64 MiB).
+ * Prints a small table. Usage: bench_agent BUILD */
 #include "tests/unit/agent_client.h"
 
 #include <stdint.h>
@@ -81,6 +82,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	row("exec true (/bin/sh -c)", ns, 300);
+	/* a plain command runs without the shell (agent/exec.c sh_run_direct) */
+	if (timed_calls(&a, PV_OP_EXEC, "/bin/true", ns, 300) < 0) {
+		status = 1;
+		goto out;
+	}
+	row("exec /bin/true (no shell)", ns, 300);
 
 	/* write_file: streamed chunks, timed until the agent's reply */
 	buf = malloc(chunk);

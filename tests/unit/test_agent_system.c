@@ -392,6 +392,21 @@ static void test_plain_shell_command_runs_without_a_shell(void **state)
 	free(out);
 	snprintf(quoted, sizeof(quoted), "sh -c exec %s", script);
 	assert_true(host_file_has(log, quoted));
+
+	/* so is one whose exec fails otherwise: a directory first on PATH has the name,
+	 * and the shell, which skips directories, finds the program further on */
+	snprintf(body, sizeof(body), "%s/printenv", sub);
+	assert_int_equal(mkdir(body, 0755), 0);
+	snprintf(body, sizeof(body), "%s:/usr/bin:/bin", sub);
+	const char *env[] = { "PATH", body, "MARK", "found-on-path", NULL };
+	assert_int_equal(ac_callf(&a, &r, PV_OP_EXEC, "cmd=s env=m", "printenv MARK", env), 0);
+	assert_true(r.f->ok);
+	assert_int_equal(ac_res_int(&r, "code"), 0);
+	out = ac_res_str(&r, "stdout");
+	assert_string_equal(out, "found-on-path\n");
+	free(out);
+	ac_rep_free(&r);
+	assert_true(host_file_has(log, "sh -c exec printenv MARK"));
 	ac_stop(&a);
 }
 
