@@ -158,6 +158,8 @@ static int resolve(struct req *r, struct cmd *cmd)
 	const char *prog = cmd->argv[0];
 	char buf[PATH_MAX];
 
+	if (cmd->path) /* a plain shell command: sh_run_direct found it */
+		return 0;
 	if (!prog[0])
 		return invalid(r, "empty program name");
 	if (strchr(prog, '/')) {
@@ -238,6 +240,10 @@ static int sh_run_direct(struct cmd *cmd, size_t *nenv)
 	}
 	if (asprintf(&script, "exec %s", cmd->argv[2]) < 0) {
 		script = NULL;
+		goto oom;
+	}
+	if (!(cmd->path = strdup(strchr(prog, '/') ? prog : buf))) {
+		free(script);
 		goto oom;
 	}
 	free(cmd->argv[2]);

@@ -178,7 +178,7 @@ static enum netpath_verdict deliver(struct netpath *np, enum netpath_dir dir,
 		uint64_t n = copies - ok;
 		c->packets -= n < c->packets ? n : c->packets;
 		c->bytes -= n * len < c->bytes ? n * len : c->bytes;
-		c->dropped += copies - ok;
+		c->dropped += n;
 		pthread_mutex_unlock(&np->lock);
 	}
 	return ok ? NETPATH_DELIVERED : NETPATH_DROPPED;
