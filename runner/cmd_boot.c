@@ -25,7 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -103,22 +106,107 @@ static int check_kvm(void)
 	return 0;
 }
 
-/* Runs on a vCPU thread. A write blocked on a full pipe must not keep the vCPU from
- * stopping: the stop's kick interrupts it (EINTR) and pending output is dropped. */
+/* Console output. The vCPU thread that handles a THR write appends the byte here,
+ * and the main thread writes the buffer to stdout: whole lines as soon as they end
+ * (the vCPU thread wakes it through `wake`), a line's unfinished tail once the guest
+ * has printed nothing for OUT_TAIL_MS (a prompt, an echoed key). One write(2) per
+ * line rather than per byte: a Linux boot prints some 24 000 bytes, and each write
+ * wakes whoever reads the pipe (docs/vmm.md, "What the boot costs"). When the buffer
+ * is full the vCPU waits for room; a stop or a closed output ends the wait and pending
+ * output is dropped, so a reader that never reads cannot keep the VM from stopping. */
+#define OUT_CAP (64u << 10)
+#define OUT_TAIL_MS 2
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t room;
+	char buf[OUT_CAP];
+	size_t len;
+	bool woken; /* `wake` was written since the main thread last drained it */
+	int wake;   /* eventfd */
+} out = {.lock = PTHREAD_MUTEX_INITIALIZER, .room = PTHREAD_COND_INITIALIZER, .wake = -1};
+
 static void console_to_stdout(void *opaque, const char *buf, size_t len)
 {
 	(void)opaque;
+	pthread_mutex_lock(&out.lock);
 	while (len && !out_closed && !stopping) {
-		ssize_t r = write(1, buf, len);
+		if (out.len == OUT_CAP) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L)
+				ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+			pthread_cond_timedwait(&out.room, &out.lock, &ts);
+			continue;
+		}
+		size_t n = PV_MIN(len, OUT_CAP - out.len);
+		memcpy(out.buf + out.len, buf, n);
+		out.len += n;
+		bool line = memchr(buf, '\n', n) || out.len == OUT_CAP;
+		buf += n;
+		len -= n;
+		if (line && !out.woken) {
+			out.woken = true;
+			uint64_t one = 1;
+			ssize_t w = write(out.wake, &one, sizeof(one));
+			(void)w;
+		}
+	}
+	pthread_mutex_unlock(&out.lock);
+}
+
+/* Writes what the buffer holds to stdout: its whole lines, and the unfinished tail
+ * too with `all` (or when no line ends in a full buffer). Main thread only. */
+static void flush_out(bool all)
+{
+	static char chunk[OUT_CAP];
+	pthread_mutex_lock(&out.lock);
+	if (out.woken) {
+		uint64_t v;
+		ssize_t r = read(out.wake, &v, sizeof(v));
+		(void)r;
+		out.woken = false;
+	}
+	size_t n = out.len;
+	if (!all && n < OUT_CAP) {
+		while (n && out.buf[n - 1] != '\n')
+			n--;
+	}
+	memcpy(chunk, out.buf, n);
+	memmove(out.buf, out.buf + n, out.len - n);
+	out.len -= n;
+	pthread_cond_broadcast(&out.room);
+	pthread_mutex_unlock(&out.lock);
+	/* A write blocked on a full pipe ends with EINTR on SIGINT/SIGTERM/SIGHUP (the
+	 * handlers are installed without SA_RESTART). */
+	for (const char *p = chunk; n && !out_closed && !got_signal;) {
+		ssize_t r = write(1, p, n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
 			out_closed = 1;
-			return;
+			break;
 		}
-		buf += r;
-		len -= (size_t)r;
+		p += r;
+		n -= (size_t)r;
 	}
+}
+
+static bool out_pending(void)
+{
+	pthread_mutex_lock(&out.lock);
+	bool p = out.len > 0;
+	pthread_mutex_unlock(&out.lock);
+	return p;
+}
+
+/* Sets `stopping` and lets a vCPU waiting for room in the buffer go on. */
+static void stop_output(void)
+{
+	pthread_mutex_lock(&out.lock);
+	stopping = 1;
+	pthread_cond_broadcast(&out.room);
+	pthread_mutex_unlock(&out.lock);
 }
 
 struct term {
@@ -251,6 +339,10 @@ int cmd_boot(int argc, char **argv)
 	if (rc)
 		return rc;
 
+	if ((out.wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		fprintf(stderr, "provium boot: eventfd: %s\n", strerror(errno));
+		return 3;
+	}
 	struct vm *vm;
 	int err = vm_create(&cfg, &vm);
 	if (err) {
@@ -267,6 +359,7 @@ int cmd_boot(int argc, char **argv)
 		term_restore(&t);
 		fprintf(stderr, "provium boot: %s\n", pv_errmsg());
 		vm_destroy(vm);
+		close(out.wake);
 		return 2;
 	}
 
@@ -281,11 +374,14 @@ int cmd_boot(int argc, char **argv)
 	bool stdin_open = true, esc = false, quit = false;
 	struct vm_exit ex;
 	for (;;) {
-		if (vm_wait(vm, 0, &ex) == 0)
+		if (vm_wait(vm, 0, &ex) == 0) {
+			if (!stopping)
+				flush_out(true); /* the guest's last words, a tail without "\n" too */
 			break;
+		}
 		if (got_signal || quit || out_closed) {
 			if (!stopping) {
-				stopping = 1;
+				stop_output();
 				vm_stop(vm);
 			}
 			vm_wait(vm, 100, &ex); /* no busy loop while the vCPUs stop */
@@ -293,15 +389,21 @@ int cmd_boot(int argc, char **argv)
 		}
 		/* stdout too: a closed pipe or a hung-up terminal shows as POLLERR/POLLHUP
 		 * even while the guest prints nothing */
-		struct pollfd p[2] = {{.fd = 1, .events = 0}, {.fd = 0, .events = POLLIN}};
-		int n = poll(p, stdin_open ? 2 : 1, 50);
+		struct pollfd p[3] = {{.fd = 1, .events = 0}, {.fd = out.wake, .events = POLLIN},
+				      {.fd = 0, .events = POLLIN}};
+		bool tail = out_pending();
+		int n = poll(p, stdin_open ? 3 : 2, tail ? OUT_TAIL_MS : 50);
+		if (n == 0 && tail)
+			flush_out(true); /* nothing more for OUT_TAIL_MS: the tail too */
 		if (n <= 0)
 			continue;
 		if (p[0].revents & (POLLERR | POLLHUP)) {
 			out_closed = 1;
 			continue;
 		}
-		if (!stdin_open || !(p[1].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (p[1].revents & POLLIN)
+			flush_out(false);
+		if (!stdin_open || !(p[2].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		char buf[512];
 		ssize_t r = read(0, buf, sizeof(buf));
@@ -320,6 +422,7 @@ int cmd_boot(int argc, char **argv)
 	if (stats)
 		print_stats(vm, stats_file);
 	vm_destroy(vm);
+	close(out.wake);
 
 	switch (ex.reason) {
 	case VM_EXIT_PORT:
