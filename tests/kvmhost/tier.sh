@@ -81,7 +81,7 @@ else
   sleep 3; kill -INT $rpid; wait $rpid; rc=$?
   sleep 0.5; left=$(leftovers)
   if [ $rc -eq 130 ] && [ -z "$left" ]; then ok "kvmhost: SIGINT ends the run with 130 and leaves nothing behind"
-  else nok "kvmhost: SIGINT ends the run (exit $rc, want 130; left: ${left:-nothing})"; fi
+  else nok "kvmhost: SIGINT ends the run (exit $rc, want 130; left: ${left:-nothing})"; sed 's/^/# /' "$work/err" | tail -15; fi
 fi
 
 # a stopped simulated host (QEMU's lost timer interrupt, run.sh): its heartbeat is
