@@ -597,6 +597,36 @@ static int l_prewritten(lua_State *L)
 	return 1;
 }
 
+/* k:ram_warm() -> whether this restore took the RAM of the VM its snapshot was
+ * taken of (vmm/snapshot_warm.c), for tests and the bench. */
+static int l_ram_warm(lua_State *L)
+{
+	struct kvmvm *k = pv_kvm_check(L, 1);
+	lua_pushboolean(L, k->vm && vm_ram_warm(k->vm));
+	return 1;
+}
+
+/* provium._c_kvm.warm_stats() -> {usable, cached, given, taken, evicted, dirty_pages,
+ * repaired_pages}: the process's handed-over RAMs (vmm/snapshot_warm.c). usable is
+ * "yes", "no" (this kernel keeps no soft-dirty bits) or "unknown" (no snapshot yet). */
+static int l_warm_stats(lua_State *L)
+{
+	struct snapshot_warm_stats s;
+	snapshot_warm_stats(&s);
+	lua_createtable(L, 0, 7);
+	lua_pushstring(L, s.usable > 0 ? "yes" : s.usable < 0 ? "no" : "unknown");
+	lua_setfield(L, -2, "usable");
+	const struct { const char *k; uint64_t v; } f[] = {
+		{"cached", s.cached}, {"given", s.given}, {"taken", s.taken}, {"evicted", s.evicted},
+		{"dirty_pages", s.dirty_pages}, {"repaired_pages", s.repaired_pages},
+	};
+	for (size_t i = 0; i < PV_ARRAY_SIZE(f); i++) {
+		lua_pushinteger(L, (lua_Integer)f[i].v);
+		lua_setfield(L, -2, f[i].k);
+	}
+	return 1;
+}
+
 /* The VMM runs inside this process. */
 static int l_pid(lua_State *L)
 {
@@ -652,7 +682,7 @@ int pv_luaopen_kvm(lua_State *L)
 		{"connect", l_connect}, {"console_pos", l_console_pos},
 		{"console_read", l_console_read}, {"console_write", l_console_write},
 		{"clock_advance", l_clock_advance}, {"clock_get", l_clock_get},
-		{"snapshot", l_snapshot}, {"info", l_info}, {"vsock_stats", l_vsock_stats}, {"prewritten", l_prewritten}, {"carry", l_carry}, {"adopted", l_adopted}, {"pid", l_pid}, {"ndisks", pv_kvm_l_ndisks}, {"slots", pv_kvm_l_slots},
+		{"snapshot", l_snapshot}, {"info", l_info}, {"vsock_stats", l_vsock_stats}, {"prewritten", l_prewritten}, {"ram_warm", l_ram_warm}, {"carry", l_carry}, {"adopted", l_adopted}, {"pid", l_pid}, {"ndisks", pv_kvm_l_ndisks}, {"slots", pv_kvm_l_slots},
 		{"add_nic", pv_kvm_l_add_nic}, {"nic_take", pv_kvm_l_nic_take}, {"nic_fd", pv_kvm_l_nic_fd},
 		{"nic_link", pv_kvm_l_nic_link}, {"nic_release", pv_kvm_l_nic_release}, {"nic_slots", pv_kvm_l_nic_slots},
 		{"destroy", l_destroy}, {"free", l_destroy}, {NULL, NULL},
@@ -668,7 +698,7 @@ int pv_luaopen_kvm(lua_State *L)
 	lua_pop(L, 1);
 	static const luaL_Reg funcs[] = {
 		{"new", l_new}, {"restore", l_restore}, {"snapshot_info", l_snapshot_info},
-		{"kernel_paths", l_kernel_paths}, {NULL, NULL},
+		{"kernel_paths", l_kernel_paths}, {"warm_stats", l_warm_stats}, {NULL, NULL},
 	};
 	lua_getglobal(L, "provium");
 	if (lua_istable(L, -1)) {

@@ -65,6 +65,10 @@ static int l_du(lua_State *L)
 static int l_rm_tree(lua_State *L)
 {
 	const char *p = luaL_checkstring(L, 1);
+	char mem[PATH_MAX];
+	/* a snapshot's directory: the RAM cached for its restore goes with it */
+	if (snprintf(mem, sizeof(mem), "%s/%s", p, SNAPSHOT_MEMORY_FILE) < (int)sizeof(mem))
+		snapshot_warm_forget(mem);
 	int err = snapshot_rm_tree(p);
 	if (err < 0 && err != -ENOENT)
 		pv_lua_error(L, "infra", "snapshot:delete", NULL, "%s: %s", p, strerror(-err));

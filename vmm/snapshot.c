@@ -153,6 +153,9 @@ int vm_snapshot(struct vm *vm, const char *dir)
 		if ((err = save_device(vm, &devs[i], tmp, &pk)))
 			goto fail;
 
+	/* Anonymous RAM may go to the next restore when this VM is destroyed: the
+	 * writes from here on are tracked (snapshot_warm.c). */
+	uint64_t gen = vm->mem_fd < 0 ? snapshot_warm_begin() : 0;
 	if ((err = join(path, sizeof(path), tmp, SNAPSHOT_MEMORY_FILE)) ||
 	    (err = snapshot_memory_write(path, vm->mem, vm->mem_size, vm->mem_fd)))
 		goto fail;
@@ -163,6 +166,10 @@ int vm_snapshot(struct vm *vm, const char *dir)
 		err = pv_error(errno, "rename %s to %s: %s", tmp, dir, strerror(errno));
 		goto fail;
 	}
+	snapshot_warm_free(vm->warm);
+	vm->warm = NULL;
+	if (gen && !join(path, sizeof(path), dir, SNAPSHOT_MEMORY_FILE))
+		vm->warm = snapshot_warm_claim(gen, path);
 	msgpack_sbuffer_destroy(&sb);
 	return 0;
 fail:
@@ -406,7 +413,16 @@ int vm_restore(const char *dir, const struct vm_restore_opts *o, struct vm **out
 		goto fail;
 	if ((err = vm_create_from(&cfg, mem, &vm)))
 		goto fail;
-	vm->writes = snapshot_writes_apply(dir, vm->mem, vm->mem_size, vm->mem_fd);
+	/* RAM taken from the snapshotted VM is anonymous: nothing to copy in, and it
+	 * may go back to the cache when this VM is destroyed, its writes tracked from
+	 * here (restores come in series: a fixture's VMs, a test restoring again). The
+	 * clear that takes write-protects every page of the process, and each VM's next
+	 * write to a page is then a fault: not while another VM runs here (a pool's
+	 * parked VMs, a lab) */
+	if (vm->mem_fd >= 0)
+		vm->writes = snapshot_writes_apply(dir, vm->mem, vm->mem_size, vm->mem_fd);
+	else if (vm->ram_warm && vm_live_count() == 1)
+		vm->warm = snapshot_warm_claim(snapshot_warm_begin(), mem);
 	if ((err = restore_devices(vm, &l, dir, o)))
 		goto fail;
 	if ((err = serial_load(vm->serial, (const struct msgpack_object *)l.serial)))

@@ -52,6 +52,35 @@ uint64_t snapshot_writes_prewritten(const struct snapshot_writes *w);
 int snapshot_writes_save(struct snapshot_writes *w, const void *mem);
 void snapshot_writes_free(struct snapshot_writes *w);
 
+/* The RAM of a snapshotted VM, handed to the next restore of that snapshot in this
+ * process (snapshot_warm.c, docs/vmm.md). begin, with the VM paused and before the
+ * memory file is written: clears the process's soft-dirty bits; the generation, or
+ * 0 when this kernel does not keep them. claim, once the file is complete: a claim
+ * on it (NULL for generation 0 or when it cannot be opened). give, when nothing
+ * writes `mem` any more: puts the file's bytes back into the pages written since
+ * the clear and caches `mem` (true: the caller must not unmap it); false when a
+ * later clear ended the claim, more than SNAPSHOT_WARM_MAX_REPAIR pages were
+ * written, the file changed or is gone, or a read failed. take,
+ * at a restore with the memory file open: the cached RAM of that file, or NULL.
+ * forget: drops the cached RAM of a memory file about to be removed. */
+#define SNAPSHOT_WARM_MAX 2 /* cached RAMs; the oldest is dropped for a third */
+#define SNAPSHOT_WARM_MAX_REPAIR 16384u /* pages (64 MiB) written since: not kept */
+struct snapshot_warm;
+struct snapshot_warm_stats {
+	int usable;              /* soft-dirty bits: 1 kept, -1 not, 0 not tried yet */
+	unsigned cached;         /* RAMs in the cache now */
+	uint64_t given, taken, evicted;
+	uint64_t dirty_pages;    /* pages written after their snapshot, over all gives */
+	uint64_t repaired_pages; /* of them, the ones that differed from the file */
+};
+uint64_t snapshot_warm_begin(void);
+struct snapshot_warm *snapshot_warm_claim(uint64_t gen, const char *memory_path);
+bool snapshot_warm_give(const struct snapshot_warm *c, void *mem, uint64_t size);
+void snapshot_warm_free(struct snapshot_warm *c);
+void *snapshot_warm_take(int fd, uint64_t size);
+void snapshot_warm_forget(const char *memory_path);
+void snapshot_warm_stats(struct snapshot_warm_stats *s);
+
 /* Copies a file keeping holes (FICLONE reflink when the file system can). */
 int snapshot_copy_file(const char *src, const char *dst);
 

@@ -113,6 +113,14 @@ static int map_memory_file(struct vm *vm, const char *path)
 		return pv_error(EINVAL, "guest memory %s: %lld bytes, the state says %" PRIu64
 				" (truncated or from another snapshot)", path,
 				(long long)st.st_size, vm->mem_size);
+	/* the RAM of the VM this snapshot was taken of, when it went away since: it
+	 * holds the file's bytes, and is then this VM's own anonymous RAM */
+	if ((vm->mem = snapshot_warm_take(vm->mem_fd, vm->mem_size))) {
+		close(vm->mem_fd);
+		vm->mem_fd = -1;
+		vm->ram_warm = true;
+		return 0;
+	}
 	vm->mem = mmap(NULL, vm->mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
 		       vm->mem_fd, 0);
 	if (vm->mem == MAP_FAILED) {
@@ -183,6 +191,14 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	return vm_create_from(cfg, NULL, out);
 }
 
+/* VMs of this process not yet destroyed (vm_live_count) */
+static atomic_uint live_vms;
+
+unsigned vm_live_count(void)
+{
+	return atomic_load(&live_vms);
+}
+
 int vm_create_from(const struct vm_config *cfg, const char *mem_path, struct vm **out)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
@@ -244,6 +260,8 @@ int vm_create_from(const struct vm_config *cfg, const char *mem_path, struct vm 
 			goto fail;
 	if ((err = arch_vm_ready(vm)))
 		goto fail;
+	vm->counted = true;
+	atomic_fetch_add(&live_vms, 1);
 	*out = vm;
 	return 0;
 fail:
@@ -445,8 +463,11 @@ void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
-	/* restores come in series: the next one's KVM VM is made while this one goes */
-	if (vm->writes)
+	if (vm->counted)
+		atomic_fetch_sub(&live_vms, 1);
+	/* restores come in series, and one often follows a snapshot: the next one's
+	 * KVM VM is made while this one goes */
+	if (vm->writes || vm->ram_warm || vm->warm)
 		vm_spare_prepare();
 	if (vm->started) {
 		pthread_mutex_lock(&vm->lock);
@@ -483,6 +504,11 @@ void vm_destroy(struct vm *vm)
 			vcpu_close(&vm->vcpus[i]);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
+	/* nothing writes guest RAM now: a snapshot's claim hands it to the next restore */
+	if (vm->mem && vm->warm && vm->mem_fd < 0 && snapshot_warm_give(vm->warm, vm->mem,
+									  vm->mem_size))
+		vm->mem = NULL;
+	snapshot_warm_free(vm->warm);
 	if (vm->mem)
 		munmap(vm->mem, vm->mem_size);
 	if (vm->mem_fd >= 0)
@@ -724,6 +750,11 @@ void vm_add_cleanup(struct vm *vm, void (*fn)(void *opaque), void *opaque)
 uint64_t vm_first_exit_ns(const struct vm *vm)
 {
 	return __atomic_load_n(&vm->first_exit_ns, __ATOMIC_SEQ_CST);
+}
+
+bool vm_ram_warm(const struct vm *vm)
+{
+	return vm->ram_warm;
 }
 
 uint64_t vm_restore_prewritten(const struct vm *vm)

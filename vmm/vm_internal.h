@@ -107,6 +107,11 @@ struct vm {
 	unsigned ndevices;
 	bool was_paused;
 	struct snapshot_writes *writes; /* a restore's write set (vm_restore), or NULL */
+	/* The claim of the last snapshot on its memory file: the RAM goes to the next
+	 * restore of it when this VM is destroyed (snapshot_warm.c), or NULL. */
+	struct snapshot_warm *warm;
+	bool ram_warm;             /* this restore took a snapshotted VM's RAM */
+	bool counted;              /* in vm_live_count() */
 };
 
 /* vcpu.c */
@@ -122,5 +127,7 @@ void vm_vcpu_finished(struct vm *vm);
  * a VM whose registers were loaded (optionally parked). */
 int vm_create_from(const struct vm_config *cfg, const char *memory_path, struct vm **out);
 int vm_start_loaded(struct vm *vm, bool paused);
+/* VMs of this process created and not yet destroyed. */
+unsigned vm_live_count(void);
 
 #endif

@@ -151,6 +151,9 @@ void vm_spare_stats(struct vm_spare_stats *out);
 /* Pages of guest RAM a restore copied in before the guest ran: the write set the
  * last VM restored from the same snapshot left (vmm/snapshot_writes.c); 0 for a boot. */
 uint64_t vm_restore_prewritten(const struct vm *vm);
+/* Whether this restore took, as its RAM, the RAM of the VM the snapshot was taken
+ * of, which was destroyed since (vmm/snapshot_warm.c); false for a boot. */
+bool vm_ram_warm(const struct vm *vm);
 
 /* KVM fds, for snapshot code and tests. */
 int vm_kvm_fd(const struct vm *vm);

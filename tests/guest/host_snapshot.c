@@ -7,34 +7,13 @@
  * address and keeps working; a restored VM's destroy makes the next restore's KVM VM
  * ahead. */
 #include "tests/guest/host.h"
+#include "tests/guest/host_snapshot_count.h"
 #include "vmm/snapshot.h"
 
 #include <sys/stat.h>
 
-#define ITERS 300000
-#define STEP 30000
-#define WORDS 4096
-
 static char snapdir[256];
 static char base[128];
-
-/* The hash snapshot_count prints for `salt` (the same computation). */
-static uint64_t expected(uint64_t salt)
-{
-	static uint64_t table[WORDS];
-	uint64_t acc = 1, h = 14695981039346656037ull;
-
-	memset(table, 0, sizeof(table));
-	for (uint64_t i = 0; i < ITERS; i++) {
-		acc = acc * 6364136223846793005ull + 1442695040888963407ull + i;
-		table[i % WORDS] ^= acc;
-	}
-	for (uint64_t k = 0; k < WORDS; k++) {
-		table[k] ^= salt * (k + 1);
-		h = (h ^ table[k]) * 1099511628211ull;
-	}
-	return h;
-}
 
 static uint32_t file_crc(const char *path)
 {
@@ -76,12 +55,8 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	char cmd[300];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", base);
+	remove_scratch(base);
 	return 0;
 }
 
@@ -92,21 +67,6 @@ static void restore_into(struct guest *g, const char *dir, const char *name)
 	struct vm_restore_opts o = {.name = name};
 
 	guest_restore(g, dir, &o);
-}
-
-static void finish_with_salt(struct guest *g, uint64_t salt)
-{
-	char line[64];
-
-	guest_wait_output(g, "waiting for salt", GUEST_TIMEOUT_MS);
-	snprintf(line, sizeof(line), "%lu\n", (unsigned long)salt);
-	if (vm_console_input(g->vm, line, strlen(line)) < 0)
-		guest_fail(g, "console input: %s", pv_errmsg());
-	guest_wait_exit(g, GUEST_TIMEOUT_MS);
-	snprintf(line, sizeof(line), "result=%lx", (unsigned long)expected(salt));
-	guest_expect(g, line);
-	if (g->ex.reason != VM_EXIT_PORT || g->ex.code != 0)
-		guest_fail(g, "exit %s code %d", vm_exit_reason_name(g->ex.reason), g->ex.code);
 }
 
 static int teardown_ab(void **state)

@@ -29,6 +29,38 @@ test("snapshot restore then run works (the snapshot's CID, the carried agent con
   s:delete()
 end)
 
+-- A VM destroyed after its snapshot hands its RAM to the next restore of it
+-- (vmm/snapshot_warm.c): the pages written since are put back from the memory file
+-- first, so the restore sees the snapshot, not what the guest did after it.
+test("a VM gone since its snapshot hands its RAM to the next restore, as it was at the snapshot", function(t)
+  local vm = provium:vm("handover", "default")
+  vm:succeed("echo before > /tmp/state; head -c 1048576 /dev/urandom > /tmp/pre")
+  local sum = vm:succeed("md5sum < /tmp/pre")
+  local s = vm:snapshot()
+  -- after the snapshot the guest changes its memory: none of this may come back
+  vm:succeed("echo after > /tmp/state; head -c 4194304 /dev/urandom > /tmp/post; rm /tmp/pre")
+  local w0 = provium._c_kvm.warm_stats()
+  vm:_teardown() -- destroyed (vm:kill() only stops it)
+  local w1 = provium._c_kvm.warm_stats()
+  local r = s:restore()
+  if w1.usable == "yes" then
+    t:eq(w1.given, w0.given + 1, "the destroyed VM's RAM was kept for the restore")
+    t:ge(w1.repaired_pages - w0.repaired_pages, 256, "the pages written after the snapshot were put back")
+    t:ok(r._sb:ram_warm(), "the restore took it")
+  else
+    t:log("this kernel keeps no soft-dirty bits: every restore maps the memory file")
+    t:eq(r._sb:ram_warm(), false)
+  end
+  t:eq(r:succeed("cat /tmp/state"), "before\n")
+  t:eq(r:succeed("md5sum < /tmp/pre"), sum, "a file from before the snapshot is whole")
+  t:eq(r:run("test -e /tmp/post").code, 1, "one written after it does not exist")
+  local r2 = s:restore()
+  t:eq(r2._sb:ram_warm(), false, "taken once: the next restore maps the memory file")
+  t:eq(r2:succeed("cat /tmp/state"), "before\n")
+  t:eq(r2:succeed("md5sum < /tmp/pre"), sum)
+  s:delete()
+end)
+
 -- x86: kvmclock is restored; arm64: the virtual counter (KVM_REG_ARM_TIMER_CNT)
 test("a restored guest's clock continues from the snapshot, without the time saved", function(t)
   local vm = provium:vm("tick", "default")
