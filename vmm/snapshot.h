@@ -38,6 +38,10 @@ int snapshot_memory_write(const char *path, const void *mem, uint64_t size, int 
  * that has a copy of its own (written, or swapped out), from /proc/self/pagemap.
  * 0, or -errno with the message set. */
 int snapshot_private_pages(const void *mem, uint64_t size, uint8_t *bm);
+/* The scan under it: sets bit n of `bm` for each page n of `mem` whose pagemap
+ * entry `keep` accepts; the number of them, or -errno (no message set). */
+int64_t snapshot_pagemap_scan(const void *mem, uint64_t size, bool (*keep)(uint64_t entry),
+			      uint8_t *bm);
 
 /* A restore's write set (snapshot_writes.c): apply copies in the pages the last VM
  * restored from `dir` wrote (its SNAPSHOT_WRITES_FILE; none when missing or

@@ -177,30 +177,46 @@ static void mark_data(int fd, uint8_t *bm, uint64_t size)
 		mark(bm, pos, size - pos, size);
 }
 
-/* Pages of a private mapping the guest wrote (anonymous copies) or that were
- * swapped out: pagemap bit 63 present, 62 swapped, 61 file page. */
-int snapshot_private_pages(const void *mem, uint64_t size, uint8_t *bm)
+int64_t snapshot_pagemap_scan(const void *mem, uint64_t size, bool (*keep)(uint64_t entry),
+			      uint8_t *bm)
 {
 	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return pv_error(errno, "/proc/self/pagemap: %s", strerror(errno));
+		return -errno;
 	uint64_t buf[4096], npages = size / PAGE, base = (uintptr_t)mem / PAGE;
+	int64_t count = 0;
 	for (uint64_t pg = 0; pg < npages;) {
 		uint64_t n = PV_MIN(npages - pg, (uint64_t)PV_ARRAY_SIZE(buf));
 		ssize_t r = pread(fd, buf, n * 8, (off_t)((base + pg) * 8));
 		if (r <= 0) {
+			int e = r < 0 ? errno : EIO;
 			close(fd);
-			return pv_error(r < 0 ? errno : EIO, "/proc/self/pagemap: short read");
+			return -e;
 		}
 		n = (uint64_t)r / 8;
-		for (uint64_t i = 0; i < n; i++) {
-			uint64_t e = buf[i];
-			if (((e >> 63) & 1 && !((e >> 61) & 1)) || (e >> 62) & 1)
+		for (uint64_t i = 0; i < n; i++)
+			if (keep(buf[i])) {
 				bm[(pg + i) / 8] |= 1u << ((pg + i) % 8);
-		}
+				count++;
+			}
 		pg += n;
 	}
 	close(fd);
+	return count;
+}
+
+/* A page of a private mapping the guest wrote (an anonymous copy) or that was
+ * swapped out: pagemap bit 63 present, 62 swapped, 61 file page. */
+static bool private_page(uint64_t e)
+{
+	return ((e >> 63) & 1 && !((e >> 61) & 1)) || (e >> 62) & 1;
+}
+
+int snapshot_private_pages(const void *mem, uint64_t size, uint8_t *bm)
+{
+	int64_t n = snapshot_pagemap_scan(mem, size, private_page, bm);
+	if (n < 0)
+		return pv_error((int)-n, "/proc/self/pagemap: %s", strerror((int)-n));
 	return 0;
 }
 

@@ -95,17 +95,17 @@ static void ident_of(const struct stat *st, struct ident *id)
 	*id = (struct ident){st->st_dev, st->st_ino, st->st_size, st->st_mtim};
 }
 
-static int pagemap_fd(void)
+static bool soft_dirty(uint64_t entry)
 {
-	return open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	return entry & PM_SOFT_DIRTY;
 }
 
-static int soft_dirty(int pm, const void *p)
+/* Whether the probe page's soft-dirty bit is set: 1, 0, or -1 when unreadable. */
+static int probe_dirty(void)
 {
-	uint64_t e;
-	if (pread(pm, &e, sizeof(e), (off_t)((uintptr_t)p / PAGE * sizeof(e))) != sizeof(e))
-		return -1;
-	return !!(e & PM_SOFT_DIRTY);
+	uint8_t bm = 0;
+	int64_t n = snapshot_pagemap_scan(w.probe, PAGE, soft_dirty, &bm);
+	return n < 0 ? -1 : (int)n;
 }
 
 /* Clears every soft-dirty bit of the process, and checks on the probe page that the
@@ -125,17 +125,10 @@ static bool clear_and_probe(void)
 		return false;
 	bool ok = write(fd, "4", 1) == 1;
 	close(fd);
-	int pm = pagemap_fd();
-	if (!ok || pm < 0) {
-		if (pm >= 0)
-			close(pm);
+	if (!ok || probe_dirty() != 0)
 		return false;
-	}
-	int before = soft_dirty(pm, w.probe);
 	((volatile char *)w.probe)[0]++;
-	int after = soft_dirty(pm, w.probe);
-	close(pm);
-	return before == 0 && after == 1;
+	return probe_dirty() == 1;
 }
 
 uint64_t snapshot_warm_begin(void)
@@ -183,33 +176,14 @@ void snapshot_warm_free(struct snapshot_warm *c)
 
 /* The pages of `mem` written since the claim's clear, into bm; false when the claim
  * is no longer good (a later clear) or pagemap cannot be read. Lock held. */
-static bool harvest(const struct snapshot_warm *c, const void *mem, uint64_t npages,
+static bool harvest(const struct snapshot_warm *c, const void *mem, uint64_t size,
 		    uint8_t *bm, uint64_t *ndirty)
 {
 	if (c->gen != w.gen || w.usable != 1)
 		return false;
-	int pm = pagemap_fd();
-	if (pm < 0)
-		return false;
-	uint64_t buf[4096], base = (uintptr_t)mem / PAGE;
-	*ndirty = 0;
-	for (uint64_t pg = 0; pg < npages;) {
-		uint64_t n = PV_MIN(npages - pg, (uint64_t)PV_ARRAY_SIZE(buf));
-		ssize_t r = pread(pm, buf, n * 8, (off_t)((base + pg) * 8));
-		if (r <= 0) {
-			close(pm);
-			return false;
-		}
-		n = (uint64_t)r / 8;
-		for (uint64_t i = 0; i < n; i++)
-			if (buf[i] & PM_SOFT_DIRTY) {
-				bm[(pg + i) / 8] |= (uint8_t)(1u << ((pg + i) % 8));
-				(*ndirty)++;
-			}
-		pg += n;
-	}
-	close(pm);
-	return true;
+	int64_t n = snapshot_pagemap_scan(mem, size, soft_dirty, bm);
+	*ndirty = n < 0 ? 0 : (uint64_t)n;
+	return n >= 0;
 }
 
 /* Puts the file's bytes back into the marked pages that differ; the count, or -1. */
@@ -261,7 +235,7 @@ bool snapshot_warm_give(const struct snapshot_warm *c, void *mem, uint64_t size)
 	if (!bm)
 		return false;
 	pthread_mutex_lock(&lock);
-	bool ok = harvest(c, mem, npages, bm, &ndirty);
+	bool ok = harvest(c, mem, size, bm, &ndirty);
 	pthread_mutex_unlock(&lock);
 	/* past this, putting the pages back costs about what mapping the file saves */
 	if (ndirty > SNAPSHOT_WARM_MAX_REPAIR)

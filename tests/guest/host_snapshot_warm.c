@@ -73,12 +73,6 @@ static void boot_snapshot_run_on(struct guest *g, const char *name, char *dir, s
 	guest_wait_output(g, "progress 120000", GUEST_TIMEOUT_MS);
 }
 
-static void restore_paused(struct guest *g, const char *dir, const char *name)
-{
-	struct vm_restore_opts o = {.name = name, .paused = true};
-
-	guest_restore(g, dir, &o);
-}
 
 /* RAM of g equals the memory file of dir, byte for byte. */
 static void expect_ram_is_the_file(struct guest *g, const char *dir)
@@ -97,6 +91,20 @@ static void expect_ram_is_the_file(struct guest *g, const char *dir)
 			fail_msg("guest RAM differs from %s at 0x%zx", path, off);
 		}
 	free(d);
+}
+
+/* Restores dir into g, paused: it took the snapshotted VM's RAM, which then holds
+ * the memory file's bytes, or it did not, as `warm` says. */
+static void restore_paused(struct guest *g, const char *dir, const char *name, bool warm)
+{
+	struct vm_restore_opts o = {.name = name, .paused = true};
+
+	guest_restore(g, dir, &o);
+	if (vm_ram_warm(g->vm) != warm)
+		fail_msg("restore %s: %s the snapshotted VM's RAM", name,
+			 warm ? "did not take" : "took");
+	if (warm)
+		expect_ram_is_the_file(g, dir);
 }
 
 static void test_ram_goes_to_the_next_restore(void **state)
@@ -120,14 +128,11 @@ static void test_ram_goes_to_the_next_restore(void **state)
 	       (unsigned long long)(s1.dirty_pages - s0.dirty_pages),
 	       (unsigned long long)(s1.repaired_pages - s0.repaired_pages));
 
-	restore_paused(&ga, dir, "warm");
-	assert_true(vm_ram_warm(ga.vm));
+	restore_paused(&ga, dir, "warm", true);
 	snapshot_warm_stats(&s0);
 	assert_int_equal(s0.taken, s1.taken + 1);
-	expect_ram_is_the_file(&ga, dir);
 	/* taken: a restore while that VM lives maps the file */
-	restore_paused(&g2, dir, "cold");
-	assert_false(vm_ram_warm(g2.vm));
+	restore_paused(&g2, dir, "cold", false);
 	vm_resume(ga.vm);
 	vm_resume(g2.vm);
 	finish_with_salt(&ga, 5);
@@ -136,9 +141,7 @@ static void test_ram_goes_to_the_next_restore(void **state)
 	guest_destroy(&g2);
 	/* the restored VM claimed it in turn: its destroy hands it on, put back again */
 	guest_destroy(&ga);
-	restore_paused(&g1, dir, "again");
-	assert_true(vm_ram_warm(g1.vm));
-	expect_ram_is_the_file(&g1, dir);
+	restore_paused(&g1, dir, "again", true);
 	vm_resume(g1.vm);
 	finish_with_salt(&g1, 4);
 }
@@ -155,16 +158,13 @@ static void test_a_later_snapshot_ends_the_claim(void **state)
 	guest_destroy(&g1);
 	snapshot_warm_stats(&s1);
 	assert_int_equal(s1.given, s0.given);
-	restore_paused(&ga, d1, "first-restored");
-	assert_false(vm_ram_warm(ga.vm));
+	restore_paused(&ga, d1, "first-restored", false);
 	vm_resume(ga.vm);
 	finish_with_salt(&ga, 7);
 	guest_destroy(&ga);
 
 	guest_destroy(&g2); /* the latest claim holds */
-	restore_paused(&ga, d2, "second-restored");
-	assert_true(vm_ram_warm(ga.vm));
-	expect_ram_is_the_file(&ga, d2);
+	restore_paused(&ga, d2, "second-restored", true);
 	vm_resume(ga.vm);
 	finish_with_salt(&ga, 8);
 }
@@ -182,8 +182,7 @@ static void test_a_removed_snapshot_drops_its_ram(void **state)
 	snapshot_warm_forget(mem);
 	snapshot_warm_stats(&s1);
 	assert_int_equal(s1.cached, s0.cached - 1);
-	restore_paused(&ga, dir, "after-forget");
-	assert_false(vm_ram_warm(ga.vm));
+	restore_paused(&ga, dir, "after-forget", false);
 }
 
 int main(void)
